@@ -1,1 +1,6 @@
-//! placeholder
+//! RFC 6120/6121: XMPP core protocol pieces, sans-IO — SASL, XML stream, negotiation, errors.
+//!
+//! No sockets, no async runtime and no clock: callers feed bytes in and drain bytes and events
+//! out.
+
+pub mod sasl;
