@@ -89,7 +89,7 @@ fn datagram_framing() {
             Some(ParseError::BadContentLength)
         );
     }
-    let nolf = b"OPTIONS sip:a@b SIP/2.0\r\nVia: x\r\n";
+    let nolf = b"OPTIONS sip:a@b SIP/2.0\r\nVia: x";
     assert_eq!(
         parse_datagram(Bytes::from_static(nolf), &lim).err(),
         Some(ParseError::Unterminated)

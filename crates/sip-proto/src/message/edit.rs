@@ -132,9 +132,8 @@ impl<'m> Edits<'m> {
                 let n = parse_max_forwards(h.value).ok_or(EditError::BadMaxForwards)?;
                 let n = n.checked_sub(1).ok_or(EditError::TooManyHops)?;
                 let v = self.msg.entries[h.index].value.range();
-                let mut digits = itoa3(n);
-                let len = digits.len;
-                self.push(v.start, v.end, &[&digits.buf_mut()[..len]], 2);
+                let (digits, len) = itoa3(n);
+                self.push(v.start, v.end, &[&digits[..len]], 2);
                 Ok(n)
             }
             None => {
@@ -204,18 +203,8 @@ impl<'m> Edits<'m> {
     }
 }
 
-struct Digits {
-    buf: [u8; 3],
-    len: usize,
-}
-
-impl Digits {
-    fn buf_mut(&mut self) -> &mut [u8; 3] {
-        &mut self.buf
-    }
-}
-
-fn itoa3(n: u8) -> Digits {
+/// Formats `n` in decimal without allocating; returns the digits and their count.
+fn itoa3(n: u8) -> ([u8; 3], usize) {
     let mut buf = [0u8; 3];
     let s = [n / 100, n / 10 % 10, n % 10];
     let skip = if n >= 100 {
@@ -228,5 +217,5 @@ fn itoa3(n: u8) -> Digits {
     for (d, v) in buf.iter_mut().zip(&s[skip..]) {
         *d = b'0' + v;
     }
-    Digits { buf, len: 3 - skip }
+    (buf, 3 - skip)
 }

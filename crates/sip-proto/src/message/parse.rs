@@ -74,7 +74,7 @@ pub fn frame_stream(buf: &[u8], limits: &Limits) -> Result<StreamFrame, ParseErr
             Ok(StreamFrame::Incomplete)
         };
     };
-    let head = scan(&buf[..end + 4], limits)?;
+    let head = scan(&buf[..end + 4], limits, false)?;
     let cl = head
         .content_length
         .ok_or(ParseError::MissingContentLength)?;
@@ -131,7 +131,17 @@ pub fn parse_datagram(buf: Bytes, limits: &Limits) -> Result<SipMessage, ParseEr
 }
 
 fn parse_framed(buf: Bytes, limits: &Limits, stream: bool) -> Result<SipMessage, ParseError> {
-    let head = scan(&buf, limits)?;
+    let mut head = scan(&buf, limits, !stream)?;
+    let buf = if head.missing_blank {
+        // Rare lenient path: materialise the empty line so offsets and edits stay uniform.
+        let mut v = Vec::with_capacity(buf.len() + 2);
+        v.extend_from_slice(&buf);
+        v.extend_from_slice(b"\r\n");
+        head.body_start += 2;
+        Bytes::from(v)
+    } else {
+        buf
+    };
     let avail = buf.len() - head.body_start;
     let body_len = match head.content_length {
         Some(cl) if cl > avail => return Err(ParseError::BodyTruncated),
@@ -182,6 +192,7 @@ struct Head {
     entries: SmallVec<[Entry; 16]>,
     body_start: usize,
     content_length: Option<usize>,
+    missing_blank: bool,
 }
 
 fn line_end(buf: &[u8], from: usize, limit: usize) -> Result<usize, ParseError> {
@@ -199,7 +210,7 @@ fn line_end(buf: &[u8], from: usize, limit: usize) -> Result<usize, ParseError> 
     }
 }
 
-fn scan(buf: &[u8], limits: &Limits) -> Result<Head, ParseError> {
+fn scan(buf: &[u8], limits: &Limits, lenient_end: bool) -> Result<Head, ParseError> {
     let nl = line_end(buf, 0, limits.max_header_line)?;
     let start = start_line(&buf[..nl - 1])?;
     let mut entries: SmallVec<[Entry; 16]> = SmallVec::new();
@@ -210,6 +221,17 @@ fn scan(buf: &[u8], limits: &Limits) -> Result<Head, ParseError> {
             Some(b"\r\n") => break,
             Some([b'\n', _]) => return Err(ParseError::BareLineFeed),
             None if buf.get(pos) == Some(&b'\n') => return Err(ParseError::BareLineFeed),
+            // A datagram that ends right after a header line's CRLF: tolerate the missing
+            // empty line (seen in the wild and in the RFC 4475 archive); the body is empty.
+            None if lenient_end && pos == buf.len() => {
+                return Ok(Head {
+                    start,
+                    entries,
+                    body_start: pos,
+                    content_length,
+                    missing_blank: true,
+                });
+            }
             None => return Err(ParseError::Unterminated),
             Some(_) => {}
         }
@@ -249,6 +271,7 @@ fn scan(buf: &[u8], limits: &Limits) -> Result<Head, ParseError> {
         entries,
         body_start: pos + 2,
         content_length,
+        missing_blank: false,
     })
 }
 

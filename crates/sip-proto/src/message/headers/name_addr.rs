@@ -56,7 +56,7 @@ impl<'a> NameAddr<'a> {
             return None; // a quoted display name needs <uri>
         }
         let semi = memchr::memchr(b';', raw).unwrap_or(raw.len());
-        let uri_s = &raw[..semi];
+        let uri_s = trim(&raw[..semi]);
         if uri_s
             .iter()
             .any(|&b| b == b'?' || b == b',' || b == b'>' || is_lws(b))
