@@ -1,1 +1,23 @@
-//! placeholder
+//! RFC 7081 §3.2 ("a common authentication back-end"): the one account store behind SIP and XMPP.
+//!
+//! Narrow traits, one per concern, with identical backends: [`sqlite::SqliteStore`] (the
+//! embedded default) and [`memory::MemoryStore`] (tests, ephemeral demos). One conformance
+//! battery (`tests/conformance/`) runs against every backend. A PostgreSQL backend will sit
+//! beside `sqlite/` with the same file names and the same battery.
+
+mod error;
+pub mod memory;
+pub mod sqlite;
+mod traits;
+
+pub use error::StoreError;
+pub use traits::{
+    AccountRecord, AccountStore, AliasStore, Change, ChangeKind, ChangeLog, DomainStore, Store,
+};
+
+/// Seconds since the Unix epoch, as stored in every `*_at` column.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
