@@ -3,4 +3,8 @@
 //! No sockets, no async runtime and no clock: callers feed bytes in and drain bytes and events
 //! out.
 
+pub mod ns;
 pub mod sasl;
+pub mod stanza;
+pub mod stream;
+pub mod xml;
