@@ -7,7 +7,7 @@ mod header_name;
 pub mod headers;
 mod params;
 mod parse;
-mod text;
+pub(crate) mod text;
 pub mod uri;
 mod uri_cmp;
 mod validate;
