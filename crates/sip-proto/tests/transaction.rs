@@ -266,9 +266,6 @@ fn keys_match_ack_cancel_and_responses() {
     let ack = request(
         &INVITE
             .to_vec()
-            .iter()
-            .copied()
-            .collect::<Vec<_>>()
             .replace_all(b"INVITE sip", b"ACK sip")
             .replace_all(b"314159 INVITE", b"314159 ACK"),
     );
