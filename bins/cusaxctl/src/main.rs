@@ -1,1 +1,45 @@
-fn main() {}
+//! `cusaxctl`: administration of cusax accounts, domains and aliases, directly on the store.
+//!
+//! Works whether or not `cusaxd` runs; a running server sees each change within a fraction of
+//! a second through the store's change log.
+
+mod cli;
+mod commands;
+mod import;
+mod secret;
+
+use clap::Parser;
+use cusax_store::sqlite::SqliteStore;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let cli = cli::Cli::parse();
+    if let Err(e) = run(cli).await {
+        eprintln!("cusaxctl: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: cli::Cli) -> anyhow::Result<()> {
+    let dir = cusax_server::datadir::DataDir::new(&cli.data_dir);
+    if !dir.root().is_dir() {
+        anyhow::bail!(
+            "data directory {} does not exist (start cusaxd once, or pass --data-dir)",
+            dir.root().display()
+        );
+    }
+    let config = cusax_server::config::load_for(None, dir.root())?;
+    let db = dir.db_path();
+    let store = if db.exists() {
+        SqliteStore::open_existing(&db).await?
+    } else {
+        SqliteStore::open(&db).await?
+    };
+    let ctx = commands::Ctx {
+        store,
+        iterations: config.accounts.scram_iterations,
+    };
+    let result = commands::dispatch(&ctx, cli.cmd).await;
+    ctx.store.close().await;
+    result
+}

@@ -1,1 +1,14 @@
-//! placeholder
+//! RFC 7081 §3.2 (service management): `cusaxd`'s configuration, data directory, TLS material,
+//! listeners and lifecycle, composed from the protocol crates.
+//!
+//! Libraries take bound listeners and a shutdown signal; the binary parses flags, calls
+//! [`Server::start`] and waits for a signal.
+
+pub mod config;
+pub mod datadir;
+pub mod logging;
+mod server;
+pub mod tls;
+
+pub use config::Config;
+pub use server::{Listening, RunningServer, Server};

@@ -1,0 +1,91 @@
+//! Command-line grammar of `cusaxctl`.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(version, about = "Administer cusax accounts, domains and aliases")]
+pub struct Cli {
+    /// The server's data directory.
+    #[arg(
+        long,
+        global = true,
+        env = "CUSAXD_DATA_DIR",
+        default_value = "cusax-data"
+    )]
+    pub data_dir: PathBuf,
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+pub enum Cmd {
+    /// Accounts (one account = one SIP AOR + one XMPP JID).
+    #[command(subcommand)]
+    User(UserCmd),
+    /// Served domains.
+    #[command(subcommand)]
+    Domain(DomainCmd),
+    /// Extra SIP URIs and phone numbers that route to an account.
+    #[command(subcommand)]
+    Alias(AliasCmd),
+}
+
+/// Where a new password comes from; the default is an interactive prompt.
+#[derive(Args, Clone, Default)]
+pub struct PasswordSource {
+    /// Read the password from the first line of standard input.
+    #[arg(long, conflicts_with = "password_file")]
+    pub password_stdin: bool,
+    /// Read the password from the first line of a file.
+    #[arg(long)]
+    pub password_file: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+pub enum UserCmd {
+    /// Create an account: user@domain.
+    Add {
+        user: String,
+        #[command(flatten)]
+        password: PasswordSource,
+    },
+    /// Delete an account and everything attached to it.
+    Del { user: String },
+    /// Set a new password (takes effect on SIP and XMPP at once).
+    Passwd {
+        user: String,
+        #[command(flatten)]
+        password: PasswordSource,
+    },
+    /// List accounts, optionally of one domain.
+    List { domain: Option<String> },
+    /// Show one account: addresses, aliases, lock state, stored verifiers.
+    Show { user: String },
+    /// Refuse logins on both protocols.
+    Lock { user: String },
+    /// Allow logins again.
+    Unlock { user: String },
+    /// Create accounts in bulk from CSV lines `user@domain,password[,alias…]`.
+    Import { file: PathBuf },
+}
+
+#[derive(Subcommand)]
+pub enum DomainCmd {
+    /// Serve a new domain.
+    Add { domain: String },
+    /// List served domains.
+    List,
+    /// Stop serving an empty domain.
+    Del { domain: String },
+}
+
+#[derive(Subcommand)]
+pub enum AliasCmd {
+    /// Give an account an alias (sip:URI, tel:URI or a number).
+    Add { user: String, alias: String },
+    /// Remove an alias.
+    Del { alias: String },
+    /// List an account's aliases.
+    List { user: String },
+}

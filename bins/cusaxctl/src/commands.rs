@@ -1,0 +1,170 @@
+//! The `user`, `domain` and `alias` verbs.
+
+use crate::cli::{AliasCmd, Cmd, DomainCmd, UserCmd};
+use crate::{import, secret};
+use anyhow::{Context, bail};
+use cusax_account::{AccountId, Alias, Credentials, Domain, Password};
+use cusax_store::sqlite::SqliteStore;
+use cusax_store::{AccountStore, AliasStore, DomainStore, StoreError};
+
+/// What every command needs.
+pub struct Ctx {
+    pub store: SqliteStore,
+    pub iterations: u32,
+}
+
+impl Ctx {
+    pub fn derive(&self, id: &AccountId, pw: &Password) -> Credentials {
+        Credentials::derive(id, pw, &[], self.iterations)
+    }
+}
+
+fn account(s: &str) -> anyhow::Result<AccountId> {
+    AccountId::parse(s).context("invalid address")
+}
+
+pub async fn dispatch(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<()> {
+    match cmd {
+        Cmd::User(u) => user(ctx, u).await,
+        Cmd::Domain(d) => domain(ctx, d).await,
+        Cmd::Alias(a) => alias(ctx, a).await,
+    }
+}
+
+async fn user(ctx: &Ctx, cmd: UserCmd) -> anyhow::Result<()> {
+    let s = &ctx.store;
+    match cmd {
+        UserCmd::Add { user, password } => {
+            let id = account(&user)?;
+            if !s.has_domain(id.domain()).await? {
+                return Err(StoreError::UnknownDomain(id.domain().clone()).into());
+            }
+            if s.account(&id).await?.is_some() {
+                return Err(StoreError::AccountExists(id).into());
+            }
+            let pw = secret::read(&password)?;
+            s.create_account(&id, &ctx.derive(&id, &pw)).await?;
+            println!("created {id} (SIP {}, XMPP {})", id.aor(), id.bare_jid());
+        }
+        UserCmd::Del { user } => {
+            let id = account(&user)?;
+            s.delete_account(&id).await?;
+            println!("deleted {id}");
+        }
+        UserCmd::Passwd { user, password } => {
+            let id = account(&user)?;
+            if s.account(&id).await?.is_none() {
+                return Err(StoreError::UnknownAccount(id).into());
+            }
+            let pw = secret::read(&password)?;
+            s.set_credentials(&id, &ctx.derive(&id, &pw)).await?;
+            println!("password changed for {id}");
+        }
+        UserCmd::List { domain } => {
+            let d = domain
+                .map(|d| Domain::parse(&d))
+                .transpose()
+                .context("invalid domain")?;
+            if let Some(d) = &d
+                && !s.has_domain(d).await?
+            {
+                return Err(StoreError::UnknownDomain(d.clone()).into());
+            }
+            for (id, locked) in s.list_accounts(d.as_ref()).await? {
+                println!("{id}{}", if locked { "\tlocked" } else { "" });
+            }
+        }
+        UserCmd::Show { user } => {
+            let id = account(&user)?;
+            let Some(rec) = s.account(&id).await? else {
+                return Err(StoreError::UnknownAccount(id).into());
+            };
+            println!("account:  {id}");
+            println!("sip aor:  {}", id.aor());
+            println!("xmpp jid: {}", id.bare_jid());
+            println!("locked:   {}", if rec.locked { "yes" } else { "no" });
+            println!("created:  {} (unix time)", rec.created_at);
+            for a in s.aliases(&id).await? {
+                println!("alias:    {a}");
+            }
+            for v in &rec.credentials.scram {
+                println!(
+                    "scram:    SCRAM-{} ({} iterations)",
+                    v.hash.name(),
+                    v.iterations
+                );
+            }
+            for h in &rec.credentials.ha1 {
+                println!("digest:   {} realm \"{}\"", h.algorithm.name(), h.realm);
+            }
+        }
+        UserCmd::Lock { user } => {
+            let id = account(&user)?;
+            s.set_locked(&id, true).await?;
+            println!("locked {id}");
+        }
+        UserCmd::Unlock { user } => {
+            let id = account(&user)?;
+            s.set_locked(&id, false).await?;
+            println!("unlocked {id}");
+        }
+        UserCmd::Import { file } => import::run(ctx, &file).await?,
+    }
+    Ok(())
+}
+
+async fn domain(ctx: &Ctx, cmd: DomainCmd) -> anyhow::Result<()> {
+    let s = &ctx.store;
+    match cmd {
+        DomainCmd::Add { domain } => {
+            let d = Domain::parse(&domain).context("invalid domain")?;
+            s.add_domain(&d).await?;
+            println!("added domain {d}");
+        }
+        DomainCmd::List => {
+            for d in s.list_domains().await? {
+                println!("{d}");
+            }
+        }
+        DomainCmd::Del { domain } => {
+            let d = Domain::parse(&domain).context("invalid domain")?;
+            s.delete_domain(&d).await?;
+            println!("deleted domain {d}");
+        }
+    }
+    Ok(())
+}
+
+async fn alias(ctx: &Ctx, cmd: AliasCmd) -> anyhow::Result<()> {
+    let s = &ctx.store;
+    match cmd {
+        AliasCmd::Add { user, alias } => {
+            let id = account(&user)?;
+            let a = Alias::parse(&alias).context("invalid alias")?;
+            if let Alias::Sip(aor) = &a
+                && let Some(owner) = aor.account_id()
+                && owner != id
+                && s.account(&owner).await?.is_some()
+            {
+                bail!("{aor} is the address of account {owner}");
+            }
+            s.add_alias(&id, &a).await?;
+            println!("{id}: added alias {a}");
+        }
+        AliasCmd::Del { alias } => {
+            let a = Alias::parse(&alias).context("invalid alias")?;
+            s.remove_alias(&a).await?;
+            println!("removed alias {a}");
+        }
+        AliasCmd::List { user } => {
+            let id = account(&user)?;
+            if s.account(&id).await?.is_none() {
+                return Err(StoreError::UnknownAccount(id).into());
+            }
+            for a in s.aliases(&id).await? {
+                println!("{a}");
+            }
+        }
+    }
+    Ok(())
+}

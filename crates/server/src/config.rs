@@ -1,0 +1,339 @@
+//! Typed configuration of `cusaxd` (`cusaxd.toml`), with documented defaults.
+//!
+//! Accounts and domains are data in the store (managed with `cusaxctl`), not configuration;
+//! the `domains` listed here are created in the store at start if missing.
+
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+/// The whole configuration file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Process-wide settings.
+    pub server: ServerSection,
+    /// SIP listener settings.
+    pub sip: SipSection,
+    /// XMPP listener settings.
+    pub xmpp: XmppSection,
+    /// HTTPS (provisioning, admin API, metrics) listener settings.
+    pub http: HttpSection,
+    /// Certificate and key; generated (self-signed) on first start when absent.
+    pub tls: TlsSection,
+    /// Credential derivation policy.
+    pub accounts: AccountsSection,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSection {
+    /// Domains served; the first is the primary one (certificate subject, banner).
+    pub domains: Vec<String>,
+    /// Address every listener binds to.
+    pub bind: IpAddr,
+    /// `human` or `json` log lines.
+    pub log_format: LogFormat,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[sip]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SipSection {
+    /// UDP and TCP port (0 = any free port).
+    pub port: u16,
+}
+
+/// `[xmpp]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct XmppSection {
+    /// Client-to-server port with STARTTLS (0 = any free port).
+    pub port: u16,
+}
+
+/// `[http]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSection {
+    /// HTTPS port (0 = any free port).
+    pub port: u16,
+}
+
+/// `[tls]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsSection {
+    /// PEM certificate chain; relative paths are under the data directory.
+    pub cert: Option<PathBuf>,
+    /// PEM private key; relative paths are under the data directory.
+    pub key: Option<PathBuf>,
+}
+
+/// `[accounts]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccountsSection {
+    /// PBKDF2 iterations for new SCRAM verifiers (RFC 7677 asks for at least 4096).
+    pub scram_iterations: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            server: ServerSection::default(),
+            sip: SipSection { port: 5060 },
+            xmpp: XmppSection { port: 5222 },
+            http: HttpSection { port: 5280 },
+            tls: TlsSection::default(),
+            accounts: AccountsSection::default(),
+        }
+    }
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        Self {
+            domains: vec!["localhost".to_owned()],
+            bind: IpAddr::from([0, 0, 0, 0]),
+            log_format: LogFormat::Human,
+        }
+    }
+}
+
+impl Default for SipSection {
+    fn default() -> Self {
+        Self { port: 5060 }
+    }
+}
+
+impl Default for XmppSection {
+    fn default() -> Self {
+        Self { port: 5222 }
+    }
+}
+
+impl Default for HttpSection {
+    fn default() -> Self {
+        Self { port: 5280 }
+    }
+}
+
+impl Default for AccountsSection {
+    fn default() -> Self {
+        Self {
+            scram_iterations: cusax_account::DEFAULT_SCRAM_ITERATIONS,
+        }
+    }
+}
+
+/// A configuration problem, reported as one line by `cusaxd check-config`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What the TOML parser said, with line and column.
+        message: String,
+    },
+    /// A value is out of range or inconsistent.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Reads and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and validates configuration text (`path` is for messages only).
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks values that the type system does not.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.server.domains.is_empty() {
+            return Err(ConfigError::Invalid(
+                "server.domains must name at least one domain".into(),
+            ));
+        }
+        for d in &self.server.domains {
+            cusax_account::Domain::parse(d)
+                .map_err(|e| ConfigError::Invalid(format!("server.domains: {e}")))?;
+        }
+        if self.accounts.scram_iterations < 4096 {
+            return Err(ConfigError::Invalid(
+                "accounts.scram_iterations must be at least 4096 (RFC 7677 §4)".into(),
+            ));
+        }
+        if self.tls.cert.is_some() != self.tls.key.is_some() {
+            return Err(ConfigError::Invalid(
+                "tls.cert and tls.key go together".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The served domains, parsed (validated by [`Config::validate`]).
+    pub fn domains(&self) -> Result<Vec<cusax_account::Domain>, ConfigError> {
+        self.server
+            .domains
+            .iter()
+            .map(|d| {
+                cusax_account::Domain::parse(d)
+                    .map_err(|e| ConfigError::Invalid(format!("server.domains: {e}")))
+            })
+            .collect()
+    }
+}
+
+/// The commented configuration written into a fresh data directory.
+pub fn commented_default(domain: &str) -> String {
+    format!(
+        r#"# cusaxd configuration. Every setting is optional; the values shown are the defaults.
+# Command-line flags (--domain, --bind, --sip-port, --xmpp-port, --http-port, --log-format)
+# override what is written here. Users and aliases live in the store: use `cusaxctl`.
+
+[server]
+# Domains served (SIP realm and XMPP domain); created in the store at start if missing.
+domains = ["{domain}"]
+# Address all listeners bind to.
+bind = "0.0.0.0"
+# "human" or "json".
+log_format = "human"
+
+[sip]
+# SIP over UDP and TCP (RFC 3261).
+port = 5060
+
+[xmpp]
+# XMPP client connections with STARTTLS (RFC 6120).
+port = 5222
+
+[http]
+# HTTPS: provisioning, admin API, metrics.
+port = 5280
+
+[tls]
+# PEM files, relative to the data directory. When unset, a self-signed certificate for the
+# first domain is generated at first start under tls/.
+# cert = "tls/{domain}.crt"
+# key = "tls/{domain}.key"
+
+[accounts]
+# PBKDF2 iterations for SCRAM verifiers derived when a password is set.
+scram_iterations = 4096
+"#
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commented_default_parses_to_defaults() {
+        let cfg = Config::parse(&commented_default("localhost"), Path::new("x")).expect("valid");
+        assert_eq!(cfg, Config::default());
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused() {
+        let e = Config::parse("[sip]\nprot = 1\n", Path::new("c.toml")).expect_err("typo");
+        assert!(e.to_string().contains("prot"), "{e}");
+        assert!(Config::parse("[accounts]\nscram_iterations = 10\n", Path::new("c")).is_err());
+        assert!(Config::parse("[server]\ndomains = [\"bad domain\"]\n", Path::new("c")).is_err());
+        assert!(Config::parse("[server]\ndomains = []\n", Path::new("c")).is_err());
+        assert!(Config::parse("[tls]\ncert = \"a\"\n", Path::new("c")).is_err());
+    }
+}
+
+/// Command-line values that override the file (each `None`/empty leaves the file's value).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--domain` (repeatable): served domains, the first is primary.
+    pub domains: Vec<String>,
+    /// `--bind`.
+    pub bind: Option<IpAddr>,
+    /// `--sip-port`.
+    pub sip_port: Option<u16>,
+    /// `--xmpp-port`.
+    pub xmpp_port: Option<u16>,
+    /// `--http-port`.
+    pub http_port: Option<u16>,
+    /// `--log-format`.
+    pub log_format: Option<LogFormat>,
+}
+
+impl Overrides {
+    /// Applies the flags on top of a loaded configuration.
+    pub fn apply(&self, cfg: &mut Config) {
+        if !self.domains.is_empty() {
+            cfg.server.domains.clone_from(&self.domains);
+        }
+        if let Some(b) = self.bind {
+            cfg.server.bind = b;
+        }
+        if let Some(p) = self.sip_port {
+            cfg.sip.port = p;
+        }
+        if let Some(p) = self.xmpp_port {
+            cfg.xmpp.port = p;
+        }
+        if let Some(p) = self.http_port {
+            cfg.http.port = p;
+        }
+        if let Some(f) = self.log_format {
+            cfg.server.log_format = f;
+        }
+    }
+}
+
+/// Loads `--config FILE` if given, else `DATA_DIR/cusaxd.toml` if it exists, else defaults.
+pub fn load_for(config_file: Option<&Path>, data_dir: &Path) -> Result<Config, ConfigError> {
+    match config_file {
+        Some(f) => Config::load(f),
+        None => {
+            let in_dir = data_dir.join(crate::datadir::CONFIG_FILE);
+            if in_dir.exists() {
+                Config::load(&in_dir)
+            } else {
+                Ok(Config::default())
+            }
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! Test helpers: start a real `cusaxd` on loopback with ephemeral ports and a temporary data
+//! directory, run `cusaxctl` against it, and stop it the way an operator would (SIGTERM).
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a server may take to come up before a test fails.
+pub const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Path of a workspace binary, building it first when a test of another package needs it.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("invariant: a test knows its own path");
+    // target/<profile>/deps/<test> → target/<profile>/<name>
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("invariant: tests live in target/<profile>/deps");
+    let path = dir.join(name);
+    if !path.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let release = dir.file_name().is_some_and(|n| n == "release");
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--bin", name]);
+        if release {
+            cmd.arg("--release");
+        }
+        let st = cmd.status().expect("cargo runs");
+        assert!(st.success(), "building {name} failed");
+    }
+    path
+}
+
+/// A `cusaxd serve` child process with its own data directory.
+#[derive(Debug)]
+pub struct Cusaxd {
+    child: Option<Child>,
+    /// The data directory (kept until drop, or the one passed in).
+    pub data_dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+    /// The bound addresses, as the server wrote them to its ready file.
+    pub listening: serde_json::Value,
+    stderr_path: PathBuf,
+}
+
+impl Cusaxd {
+    /// Starts a server on 127.0.0.1 with ports 0, serving `domain`, in a fresh temp dir.
+    pub fn start(domain: &str) -> Self {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("data");
+        let mut s = Self::start_in(&dir, &["--domain", domain]);
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// Starts a server on an existing or new data directory with extra flags.
+    pub fn start_in(data_dir: &Path, extra: &[&str]) -> Self {
+        std::fs::create_dir_all(data_dir.parent().unwrap_or(data_dir)).expect("parent dir");
+        let ready = data_dir.with_extension(format!("ready-{}", std::process::id()));
+        let _ = std::fs::remove_file(&ready);
+        let stderr_path = data_dir.with_extension("stderr");
+        let stderr = std::fs::File::create(&stderr_path).expect("stderr file");
+        let mut cmd = Command::new(bin("cusaxd"));
+        cmd.arg("serve")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--sip-port",
+                "0",
+                "--xmpp-port",
+                "0",
+                "--http-port",
+                "0",
+            ])
+            .arg("--ready-file")
+            .arg(&ready)
+            .args(extra)
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info,cusax_server=debug".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr);
+        let mut child = cmd.spawn().expect("cusaxd starts");
+        let deadline = Instant::now() + START_TIMEOUT;
+        let listening = loop {
+            if let Some(v) = std::fs::read_to_string(&ready)
+                .ok()
+                .and_then(|t| serde_json::from_str(&t).ok())
+            {
+                break v;
+            }
+            if let Ok(Some(st)) = child.try_wait() {
+                panic!(
+                    "cusaxd exited early with {st}: {}",
+                    std::fs::read_to_string(&stderr_path).unwrap_or_default()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "cusaxd did not become ready in {START_TIMEOUT:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        Self {
+            child: Some(child),
+            data_dir: data_dir.to_owned(),
+            _tmp: None,
+            listening,
+            stderr_path,
+        }
+    }
+
+    /// A bound address from the ready file (`sip_udp`, `sip_tcp`, `xmpp`, `http`).
+    pub fn addr(&self, which: &str) -> Option<SocketAddr> {
+        self.listening.get(which)?.as_str()?.parse().ok()
+    }
+
+    /// Everything the server logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// Waits (bounded) until the log contains `needle`; returns whether it did.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.log().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// Runs `cusaxctl --data-dir DIR args…`, feeding `stdin`.
+    pub fn ctl(&self, args: &[&str], stdin: &str) -> Output {
+        cusaxctl(&self.data_dir, args, stdin)
+    }
+
+    /// Sends SIGTERM and waits; returns the exit status and how long the stop took.
+    pub fn stop(&mut self) -> (ExitStatus, Duration) {
+        let mut child = self.child.take().expect("invariant: stop is called once");
+        let t0 = Instant::now();
+        let st = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(st.success(), "kill -TERM failed");
+        let deadline = t0 + Duration::from_secs(10);
+        loop {
+            if let Some(st) = child.try_wait().expect("wait") {
+                return (st, t0.elapsed());
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("cusaxd did not stop within 10 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for Cusaxd {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Runs `cusaxctl --data-dir DIR args…` with `stdin` as input.
+pub fn cusaxctl(data_dir: &Path, args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(bin("cusaxctl"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cusaxctl starts");
+    if let Some(mut i) = child.stdin.take() {
+        let _ = i.write_all(stdin.as_bytes());
+    }
+    child.wait_with_output().expect("cusaxctl runs")
+}
