@@ -8,7 +8,9 @@ pub mod config;
 pub mod datadir;
 pub mod logging;
 mod server;
+mod sip_listener;
 pub mod tls;
+mod xmpp_listener;
 
 pub use config::Config;
-pub use server::{Listening, RunningServer, Server};
+pub use server::{Listening, RunningServer, Server, Services, StartError};

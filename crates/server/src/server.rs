@@ -75,6 +75,32 @@ pub enum StartError {
     /// TLS material could not be prepared.
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    /// A listener could not be bound or started.
+    #[error("{what} on {addr}: {source}")]
+    Listen {
+        /// Which listener (`sip/udp`, `xmpp/c2s`, …).
+        what: &'static str,
+        /// The address it tried.
+        addr: SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// What every protocol listener gets from the server: configuration, the store, TLS, the
+/// account change feed and the shutdown signal. Listeners spawn their tasks into `tasks`.
+#[derive(Debug, Clone)]
+pub struct Services {
+    /// The effective configuration.
+    pub config: Config,
+    /// The shared account store.
+    pub store: Arc<SqliteStore>,
+    /// The one TLS configuration for SIP and XMPP (RFC 7081 §7 parity).
+    pub tls: Arc<rustls::ServerConfig>,
+    /// Account changes (lock, delete, password) as they happen.
+    pub changes: broadcast::Sender<Change>,
+    /// Cancelled when the server stops.
+    pub shutdown: CancellationToken,
 }
 
 impl Server {
@@ -107,7 +133,7 @@ impl Server {
             .clone()
             .zip(self.config.tls.key.clone());
         let tls_files = tls::ensure_cert(&dir, configured, &self.config.server.domains)?;
-        tls::server_config(&tls_files)?;
+        let tls_config = tls::server_config(&tls_files)?;
 
         let shutdown = CancellationToken::new();
         let mut tasks = JoinSet::new();
@@ -120,7 +146,17 @@ impl Server {
             shutdown.clone(),
         ));
 
-        let listening = Listening::default();
+        let services = Services {
+            config: self.config.clone(),
+            store: store.clone(),
+            tls: tls_config,
+            changes: changes.clone(),
+            shutdown: shutdown.clone(),
+        };
+        let mut listening = Listening::default();
+        (listening.sip_udp, listening.sip_tcp) =
+            crate::sip_listener::start(&services, &mut tasks).await?;
+        listening.xmpp = crate::xmpp_listener::start(&services, &mut tasks).await?;
         tracing::info!(
             version = env!("CARGO_PKG_VERSION"),
             data_dir = %self.data_dir.display(),
