@@ -23,16 +23,13 @@ macro_rules! header_kinds {
 
             /// Looks up a header name, case-insensitively, including compact forms.
             pub fn from_name(name: &[u8]) -> Self {
-                let mut buf = [0u8; MAX_KNOWN_NAME];
-                let Some(dst) = buf.get_mut(..name.len()) else { return Self::Other };
-                for (d, s) in dst.iter_mut().zip(name) {
-                    *d = s.to_ascii_lowercase();
+                // Switch on length first: most lengths have one or two candidates, so this is
+                // usually a single case-insensitive compare.
+                if name.len() > MAX_KNOWN_NAME {
+                    return Self::Other;
                 }
-                // `match` on byte-string literals compiles to a switch on length, then a compare.
-                match &*dst {
-                    $( $($alias)|* => Self::$kind, )*
-                    _ => Self::Other,
-                }
+                $( $( if $alias.len() == name.len() && name.eq_ignore_ascii_case($alias) { return Self::$kind; } )* )*
+                Self::Other
             }
         }
     };

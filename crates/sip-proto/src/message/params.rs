@@ -25,6 +25,15 @@ impl<'a> Params<'a> {
 
     /// Validates a header-parameter list: each element is `token [= token / host / quoted-string]`.
     pub fn parse(raw: &'a [u8]) -> Option<Self> {
+        Self::parse_each(raw, |_| Some(()))
+    }
+
+    /// Validates like [`Params::parse`], calling `each` on every parameter in the same pass
+    /// (`each` returning `None` rejects the list).
+    pub(crate) fn parse_each(
+        raw: &'a [u8],
+        mut each: impl FnMut(Param<'a>) -> Option<()>,
+    ) -> Option<Self> {
         let p = Self { raw };
         let mut rest = raw;
         loop {
@@ -46,6 +55,7 @@ impl<'a> Params<'a> {
                     return None;
                 }
             }
+            each(Param { name: n, value: v })?;
             if end == rest.len() {
                 return Some(p);
             }

@@ -74,12 +74,13 @@ impl<'a> Via<'a> {
             rport: None,
         };
         if semi < rest.len() {
-            via.params = Params::parse(&rest[semi + 1..])?;
-            for p in via.params.iter() {
+            let (mut branch, mut received, mut rport) = (None, None, None);
+            via.params = Params::parse_each(&rest[semi + 1..], |p| {
                 let v = p.value;
-                if p.name.eq_ignore_ascii_case(b"branch") {
-                    via.branch = Some(v.filter(|v| v.iter().all(|&b| is_token(b)))?);
-                } else if p.name.eq_ignore_ascii_case(b"received") {
+                let n = p.name;
+                if n.eq_ignore_ascii_case(b"branch") {
+                    branch = Some(v.filter(|v| v.iter().all(|&b| is_token(b)))?);
+                } else if n.eq_ignore_ascii_case(b"received") {
                     let v = v?;
                     let inner = v
                         .strip_prefix(b"[")
@@ -88,16 +89,20 @@ impl<'a> Via<'a> {
                     if !is_ipv4(inner) && !is_ipv6(inner) {
                         return None;
                     }
-                    via.received = Some(v);
-                } else if p.name.eq_ignore_ascii_case(b"rport") {
-                    via.rport = Some(match v {
+                    received = Some(v);
+                } else if n.eq_ignore_ascii_case(b"rport") {
+                    rport = Some(match v {
                         None => Rport::Requested,
                         Some(v) => Rport::Port(u16::try_from(parse_u64(v, 65535)?).ok()?),
                     });
-                } else if p.name.eq_ignore_ascii_case(b"ttl") {
+                } else if n.eq_ignore_ascii_case(b"ttl") {
                     parse_u64(v?, 255)?;
                 }
-            }
+                Some(())
+            })?;
+            via.branch = branch;
+            via.received = received;
+            via.rport = rport;
         }
         Some(via)
     }
