@@ -5,7 +5,8 @@
 #                         [--rates "2000 4000 ..."] [--step-seconds S]
 #                         [--refine K] [--transport u1|t1] [--out FILE]
 #                         [--port P] [--kamailio-children N] [--no-build]
-#                         [--build-timeout SEC] [--idle-wait SEC] [--keep]
+#                         [--build-timeout SEC] [--idle-wait SEC] [--nice N] [--keep]
+#                         [--cusaxd-bin PATH --cusaxctl-bin PATH]  (implies --no-build)
 #
 # For every server: start it fresh, pinned to CPU 0 (taskset -c 0), load N
 # users (default 10000), then run sipp (pinned to CPU 1) with
@@ -21,7 +22,8 @@
 #
 # Before each server's steps the script waits (at most --idle-wait s, default
 # 300) for both cores to be idle; load from other processes during a step is
-# measured and reported ("contended").
+# measured and reported ("contended"). --nice -10 (root) runs server and sipp
+# at a higher scheduling priority, so that a busy machine disturbs less.
 #
 # A server that cannot be built or started, or does not answer OPTIONS within
 # 10 s, is reported and skipped; the script never waits unboundedly.
@@ -33,6 +35,7 @@ scenario="$root/tests/sipp/register_digest.xml"
 options_sc="$root/tests/sipp/options.xml"
 
 servers="kamailio,cusaxd"
+cusaxd_bin="" cusaxctl_bin=""
 users=10000
 rates="2000 4000 8000 10000 12000 16000 20000 25000 30000 40000 50000"
 step_s=10
@@ -44,12 +47,13 @@ kam_children=4
 build=1
 build_timeout=3600
 idle_wait=300
+nice_level=0
 keep=0
 fail_limit_ppm=1000   # 0.1 %
 ref_rate=10000        # rate for the latency / CPU comparison
 realm=bench.local
 
-usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; }
 while (($#)); do
   case $1 in
     --servers) servers=$2; shift 2 ;;
@@ -65,6 +69,9 @@ while (($#)); do
     --build-timeout) build_timeout=$2; shift 2 ;;
     --keep) keep=1; shift ;;
     --idle-wait) idle_wait=$2; shift 2 ;;
+    --nice) nice_level=$2; shift 2 ;;
+    --cusaxd-bin) cusaxd_bin=$2; build=0; shift 2 ;;
+    --cusaxctl-bin) cusaxctl_bin=$2; build=0; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "unknown argument: $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -101,7 +108,7 @@ log() { printf '%s %s\n' "$(date +%T)" "$*" >&2; }
 # (cat, not awk, opens the files: a process may vanish while we read)
 proc_ticks() {
   local top=$1
-  cat /proc/[0-9]*/stat 2>/dev/null | awk -v top="$top" '
+  { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v top="$top" '
     {
       pid = $1; line = $0
       sub(/^[0-9]+ \(.*\) /, "", line)   # drop "pid (comm) "
@@ -163,7 +170,7 @@ run_step() {
   (
     cd "$dir"
     ulimit -n 65536 2>/dev/null || true
-    exec timeout -k 5 $((step_s + 40)) taskset -c 1 sipp "127.0.0.1:$sport" -sf "$scenario" \
+    exec nice -n "$nice_level" timeout -k 5 $((step_s + 40)) taskset -c 1 sipp "127.0.0.1:$sport" -sf "$scenario" \
       -inf "$tmp/users.sipp.csv" -au '[field0]' -ap '[field1]' -auth_uri "$realm" \
       -t "$transport" -r "$rate" -m "$calls" -l $((rate * 6 + 1000)) \
       -nd -nostdin -recv_timeout 5000 -timeout $((step_s + 30))s \
@@ -177,16 +184,22 @@ run_step() {
   # sample every 0.5 s, take the server/CPU counters once step_s has passed
   # (or when sipp exits, whichever comes first)
   sipp_ticks=0 t1=0
+  local last_sipp=0 last_s1=$s0 last_c01=$c00 last_c11=$c10 last_t1=$t0 st
   while kill -0 "$sipp_pid" 2>/dev/null; do
-    sleep 0.5
-    if ((t1 == 0 && $(now_ms) - t0 >= step_s * 1000)); then
-      sipp_ticks=$(proc_ticks "$sipp_pid")
-      s1=$(proc_ticks "$spid"); c01=$(cpu_busy 0); c11=$(cpu_busy 1); t1=$(now_ms)
+    sleep 0.25
+    st=$(proc_ticks "$sipp_pid")
+    if ((st > 0)); then
+      last_sipp=$st last_s1=$(proc_ticks "$spid") last_c01=$(cpu_busy 0) last_c11=$(cpu_busy 1) last_t1=$(now_ms)
+    fi
+    if ((t1 == 0 && last_t1 - t0 >= step_s * 1000)); then
+      sipp_ticks=$last_sipp s1=$last_s1 c01=$last_c01 c11=$last_c11 t1=$last_t1
     fi
   done
   wait "$sipp_pid" || rc=$?
   if ((t1 == 0)); then
-    s1=$(proc_ticks "$spid"); c01=$(cpu_busy 0); c11=$(cpu_busy 1); t1=$(now_ms)
+    # sipp finished before step_s: use the last sample taken while it ran
+    sipp_ticks=$last_sipp s1=$last_s1 c01=$last_c01 c11=$last_c11 t1=$last_t1
+    ((t1 > t0)) || t1=$((t0 + 1))
   fi
 
   local wall_ms=$((t1 - t0))
@@ -204,14 +217,15 @@ run_step() {
   rtt=$(ls "$dir"/*_rtt.csv 2>/dev/null | head -1 || true)
   local p50=-1 p99=-1 achieved=0
   if [[ -n $rtt && -s $rtt ]]; then
-    read -r p50 p99 achieved < <(awk -F';' 'NR > 1 && $3 == 1 { n++; v[n] = $2 + 0; if ($1 + 0 > last) last = $1 + 0 }
+    # p50/p99 of the pair's response time (integer ms) and the rate at which
+    # sipp actually started pairs (start = response date - response time)
+    read -r p50 p99 achieved < <(awk -F';' 'NR > 1 && $3 == 1 {
+        n++; v = int($2 + 0.5); h[v]++; if (v > m) m = v
+        st = $1 - $2; if (n == 1 || st < first) first = st; if (st > last) last = st }
       END { if (n == 0) { print -1, -1, 0; exit }
-            # insertion into a sorted histogram (integer ms)
-            for (i = 1; i <= n; i++) h[v[i]]++
-            m = 0; for (k in h) if (k + 0 > m) m = k + 0
             c = 0; p50 = -1; p99 = -1
             for (k = 0; k <= m; k++) { c += h[k]; if (p50 < 0 && c >= n * 0.50) p50 = k; if (p99 < 0 && c >= n * 0.99) p99 = k }
-            printf "%d %d %d\n", p50, p99, (last > 0 ? n * 1000 / last : 0) }' "$rtt")
+            span = last - first; printf "%d %d %d\n", p50, p99, (span > 0 ? (n - 1) * 1000 / span : 0) }' "$rtt" || echo "-1 -1 0")
   fi
   local srv_cpu sipp_cpu fg0 fg1
   srv_cpu=$(awk -v a="$s0" -v b="$s1" -v w="$wall_ms" -v hz="$hz" 'BEGIN { printf "%.1f", (b - a) * 100000 / hz / w }')
@@ -269,15 +283,15 @@ start_kamailio() {
     sysctl -q -w net.core.rmem_max=4194304 2>/dev/null \
       || log "warning: net.core.rmem_max=$rmax (< 4 MB); Kamailio will drop UDP bursts"
   fi
-  taskset -c 0 kamailio -DD -E -m 1024 -M 16 -Y "$d" -f "$here/kamailio/kamailio-registrar.cfg" \
+  nice -n "$nice_level" taskset -c 0 kamailio -DD -E -m 1024 -M 16 -Y "$d" -f "$here/kamailio/kamailio-registrar.cfg" \
     -A SIP_PORT="$sport" -A "DBURL=\"sqlite://$tmp/kamailio.sqlite\"" -A CHILDREN="$kam_children" \
     >"$d/server.log" 2>&1 &
   srv_pid=$!
   started_pids+=("$srv_pid")
 }
 
-cusaxd_bin="$root/target/release/cusaxd"
-cusaxctl_bin="$root/target/release/cusaxctl"
+cusaxd_bin=${cusaxd_bin:-$root/target/release/cusaxd}
+cusaxctl_bin=${cusaxctl_bin:-$root/target/release/cusaxctl}
 cusaxd_built=""
 build_cusaxd() {
   [[ -n $cusaxd_built ]] && { [[ $cusaxd_built == ok ]]; return; }
@@ -301,7 +315,7 @@ start_cusaxd() {
     srv_error="cusaxctl user import failed: $(tail -1 "$d/import.log" | tr -d '"\\' | cut -c1-120)"
     return 1
   fi
-  taskset -c 0 "$cusaxd_bin" serve --data-dir "$d/data" --domain "$realm" --bind 127.0.0.1 \
+  nice -n "$nice_level" taskset -c 0 "$cusaxd_bin" serve --data-dir "$d/data" --domain "$realm" --bind 127.0.0.1 \
     --sip-port "$sport" --xmpp-port 0 --http-port 0 >"$d/server.log" 2>&1 &
   srv_pid=$!
   started_pids+=("$srv_pid")
@@ -400,8 +414,8 @@ fi
 
 if [[ -n $out ]]; then
   {
-    printf '{"benchmark":"sip-register","users":%d,"transport":"%s","step_seconds":%d,"fail_limit_pct":0.1,"reference_rate":%d,' \
-      "$users" "$transport" "$step_s" "$ref_rate"
+    printf '{"benchmark":"sip-register","users":%d,"transport":"%s","step_seconds":%d,"fail_limit_pct":0.1,"reference_rate":%d,"nice":%d,' \
+      "$users" "$transport" "$step_s" "$ref_rate" "$nice_level"
     printf '"host":{"cpus":%d,"kernel":"%s","sipp":"%s","kamailio":"%s"},"servers":{' \
       "$ncpu" "$(uname -r)" "$(sipp -v 2>/dev/null | awk '/SIPp v/ { print $2; exit }' | tr -d '\r')" \
       "$(kamailio -v 2>/dev/null | awk 'NR == 1 { print $3 }')"
