@@ -14,7 +14,9 @@
 # (REGISTER -> 401 -> REGISTER with Authorization -> 200 is one pair, one
 # sipp "call"). Every step is bounded: rate * S calls, sipp -timeout, and an
 # outer timeout. Stepping stops at the first step whose failed pairs exceed
-# 0.1 % (or that the loader could not offer), then K bisection steps narrow
+# 0.1 %, whose retransmitted requests exceed 0.1 % (answers slower than
+# T1 = 500 ms: the server is queueing), or whose rate the loader could not
+# offer (below 90 % of the target), then K bisection steps narrow
 # the maximum. Reported per server: maximum sustained rate with <0.1 %
 # failures, p50/p99 response time of the pair at 10,000 pairs/s, server CPU %
 # at that rate and at the maximum, and the ratios cusaxd/kamailio.
@@ -235,8 +237,13 @@ run_step() {
   fg1=$(awk -v a="$c10" -v b="$c11" -v s="$sipp_ticks" -v w="$wall_ms" -v hz="$hz" 'BEGIN { x = (b - a - s) * 100000 / hz / w; if (x < 0) x = 0; printf "%.1f", x }')
   local fail_ppm=$((lost * 1000000 / calls))
   local verdict=pass
+  # a retransmitted request means a response took longer than T1 (500 ms):
+  # queueing, not sustained service; more than 0.1 % of the requests fails it
+  local retrans_ppm=$((retrans * 1000000 / (2 * calls)))
   if ((fail_ppm > fail_limit_ppm)); then
     verdict=fail
+  elif ((retrans_ppm > fail_limit_ppm)); then
+    verdict=retrans
   elif ((achieved * 100 < rate * 90)); then
     # server answered everything but the offered rate was not reached
     if awk -v c="$sipp_cpu" 'BEGIN { exit !(c >= 90) }'; then verdict=loader-bound; else verdict=slow; fi
