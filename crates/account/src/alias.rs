@@ -16,8 +16,8 @@ impl Alias {
     /// Reads `sip:…`/`sips:…`, `tel:+49-30-123` or a bare number such as `+49 30 123`.
     pub fn parse(text: &str) -> Result<Self, AddressError> {
         let t = text.trim();
-        if t.len() > 4 && t[..4].eq_ignore_ascii_case("tel:") {
-            let num = t[4..].split(';').next().unwrap_or_default();
+        if let Some(rest) = crate::id::strip_prefix_ci(t, "tel:") {
+            let num = rest.split(';').next().unwrap_or_default();
             return Self::number(num, text);
         }
         if t.contains(':') || t.contains('@') {
@@ -85,7 +85,7 @@ mod tests {
             Alias::parse("sip:Sales@Example.org").map(|a| a.to_string()),
             Ok("sip:Sales@example.org".into())
         );
-        for bad in ["", "+", "12a", "1+2", "xmpp:a@b"] {
+        for bad in ["", "+", "12a", "1+2", "xmpp:a@b", "tþl:1", "siþ:a@b"] {
             assert!(Alias::parse(bad).is_err(), "{bad}");
         }
         assert_eq!(

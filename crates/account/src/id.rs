@@ -28,11 +28,21 @@ impl Domain {
             let ok_chars = label
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-');
-            if label.is_empty() || label.len() > 63 || !ok_chars || label.starts_with('-') {
+            if label.is_empty()
+                || label.len() > 63
+                || !ok_chars
+                || label.starts_with('-')
+                || label.ends_with('-')
+            {
                 return Err(bad());
             }
         }
-        Ok(Self(lower))
+        // The JID domain rules (IDNA: no `--` in positions 3–4 except `xn--`) must agree, or
+        // the domain could not be an XMPP domain.
+        match jid::BareJid::new(&lower) {
+            Ok(j) if j.as_str() == lower => Ok(Self(lower)),
+            _ => Err(bad()),
+        }
     }
 
     /// The domain as text.
@@ -62,7 +72,11 @@ impl AccountId {
             return Err(bad());
         }
         let prepped = stringprep::nodeprep(user).map_err(|_| bad())?;
-        if prepped.is_empty() || prepped.chars().any(char::is_control) {
+        if prepped.is_empty() || prepped.len() > MAX_USER || prepped.chars().any(char::is_control) {
+            return Err(bad());
+        }
+        // Stringprep is not idempotent for some exotic combining sequences; an identity must be.
+        if stringprep::nodeprep(&prepped).map_err(|_| bad())? != prepped {
             return Err(bad());
         }
         Ok(Self {
@@ -125,9 +139,16 @@ impl std::str::FromStr for AccountId {
 }
 
 fn strip_scheme(t: &str) -> Option<&str> {
-    ["sip:", "sips:", "xmpp:"].iter().find_map(|p| {
-        (t.len() >= p.len() && t[..p.len()].eq_ignore_ascii_case(p)).then(|| &t[p.len()..])
-    })
+    ["sip:", "sips:", "xmpp:"]
+        .iter()
+        .find_map(|p| strip_prefix_ci(t, p))
+}
+
+/// `t` without an ASCII-case-insensitive prefix `p` (never slices inside a UTF-8 character).
+pub(crate) fn strip_prefix_ci<'a>(t: &'a str, p: &str) -> Option<&'a str> {
+    t.get(..p.len())
+        .filter(|head| head.eq_ignore_ascii_case(p))
+        .and_then(|_| t.get(p.len()..))
 }
 
 /// A SIP address of record in canonical form: `sip:user@host[:port]`, user part %-escaped only
@@ -154,13 +175,9 @@ impl Aor {
             .strip_prefix('<')
             .and_then(|r| r.strip_suffix('>'))
             .unwrap_or(t);
-        let rest = if t.len() > 4 && t[..4].eq_ignore_ascii_case("sip:") {
-            &t[4..]
-        } else if t.len() > 5 && t[..5].eq_ignore_ascii_case("sips:") {
-            &t[5..]
-        } else {
-            return Err(bad());
-        };
+        let rest = strip_prefix_ci(t, "sip:")
+            .or_else(|| strip_prefix_ci(t, "sips:"))
+            .ok_or_else(bad)?;
         let rest = rest.split(['?']).next().unwrap_or_default();
         let (user, hostport) = match rest.rsplit_once('@') {
             Some((u, h)) => (Some(u.split(':').next().unwrap_or_default()), h),
@@ -278,7 +295,16 @@ mod tests {
             Ok("example.org".into())
         );
         assert!(Domain::parse("localhost").is_ok());
-        for bad in ["", "a..b", "-a.b", "a b", "a@b", &"x".repeat(64)] {
+        for bad in [
+            "",
+            "a..b",
+            "-a.b",
+            "a-.b",
+            "a b",
+            "a@b",
+            "xample.or--1al",
+            &"x".repeat(64),
+        ] {
             assert!(Domain::parse(bad).is_err(), "{bad}");
         }
     }
@@ -321,6 +347,11 @@ mod tests {
         assert!(Aor::parse("xmpp:alice@example.org").is_err());
         assert!(Aor::parse("sip:alice@bad host").is_err());
         assert!(Aor::parse("sip:%zz@example.org").is_err());
+        assert!(
+            Aor::parse("sipjþns:a@b").is_err(),
+            "no slicing inside a UTF-8 character"
+        );
+        assert!(AccountId::parse("siþ:a@example.org").is_err());
     }
 
     #[test]
