@@ -6,11 +6,13 @@
 //! beside `sqlite/` with the same file names and the same battery.
 
 mod error;
+pub mod location;
 pub mod memory;
 pub mod sqlite;
 mod traits;
 
 pub use error::StoreError;
+pub use location::{Binding, LocationStore};
 pub use traits::{
     AccountRecord, AccountStore, AliasStore, Change, ChangeKind, ChangeLog, DomainStore, Store,
 };

@@ -6,6 +6,9 @@ use cusax_account::{AccountId, Alias, Credentials, Domain};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
+mod location;
+pub use location::MemoryLocationStore;
+
 #[derive(Debug, Default)]
 struct Inner {
     domains: BTreeSet<Domain>,

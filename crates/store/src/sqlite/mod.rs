@@ -4,6 +4,7 @@
 //! and the change log tells the server what changed.
 
 mod accounts;
+mod location;
 
 use crate::{Change, ChangeKind, StoreError, unix_now};
 use async_trait::async_trait;

@@ -4,6 +4,8 @@ use cusax_account::{AccountId, Alias, Credentials, DigestAlgorithm, Domain, Pass
 use cusax_store::memory::MemoryStore;
 use cusax_store::sqlite::SqliteStore;
 use cusax_store::{AccountStore, ChangeKind, ChangeLog, Store, StoreError};
+// The location battery runs its own backends (including a reopened file).
+mod location;
 
 fn id(s: &str) -> AccountId {
     AccountId::parse(s).expect("test address is valid")
