@@ -10,11 +10,15 @@ pub mod location;
 pub mod memory;
 pub mod sqlite;
 mod traits;
+mod xmpp_data;
 
 pub use error::StoreError;
 pub use location::{Binding, LocationStore};
 pub use traits::{
     AccountRecord, AccountStore, AliasStore, Change, ChangeKind, ChangeLog, DomainStore, Store,
+};
+pub use xmpp_data::{
+    BlockStore, OfflineStore, RosterItem, RosterStore, Subscription, VcardStore, XmppDataStore,
 };
 
 /// Seconds since the Unix epoch, as stored in every `*_at` column.

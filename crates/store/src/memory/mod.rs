@@ -9,12 +9,15 @@ use std::sync::Mutex;
 mod location;
 pub use location::MemoryLocationStore;
 
+mod xmpp_data;
+
 #[derive(Debug, Default)]
 struct Inner {
     domains: BTreeSet<Domain>,
     accounts: BTreeMap<AccountId, AccountRecord>,
     aliases: BTreeMap<Alias, AccountId>,
     changes: Vec<Change>,
+    xmpp: xmpp_data::XmppData,
 }
 
 impl Inner {
@@ -153,6 +156,7 @@ impl crate::AccountStore for MemoryStore {
             return Err(StoreError::UnknownAccount(id.clone()));
         }
         inner.aliases.retain(|_, owner| owner != id);
+        inner.xmpp.forget(id);
         inner.log(id, ChangeKind::Deleted);
         Ok(())
     }

@@ -5,6 +5,7 @@
 
 mod accounts;
 mod location;
+mod xmpp_data;
 
 use crate::{Change, ChangeKind, StoreError, unix_now};
 use async_trait::async_trait;

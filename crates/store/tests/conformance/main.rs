@@ -4,6 +4,8 @@ use cusax_account::{AccountId, Alias, Credentials, DigestAlgorithm, Domain, Pass
 use cusax_store::memory::MemoryStore;
 use cusax_store::sqlite::SqliteStore;
 use cusax_store::{AccountStore, ChangeKind, ChangeLog, Store, StoreError};
+
+mod xmpp;
 // The location battery runs its own backends (including a reopened file).
 mod location;
 
@@ -237,11 +239,13 @@ async fn change_log(s: &dyn Store) {
 #[tokio::test]
 async fn memory_backend() {
     battery(&MemoryStore::new()).await;
+    xmpp::battery(&MemoryStore::new()).await;
 }
 
 #[tokio::test]
 async fn sqlite_backend_in_memory() {
     battery(&SqliteStore::in_memory().await.expect("open")).await;
+    xmpp::battery(&SqliteStore::in_memory().await.expect("open")).await;
 }
 
 #[tokio::test]
