@@ -1,8 +1,13 @@
 //! RFC 7616 §3.3 and §5.4: stateless nonces (timestamp + HMAC-SHA-256 under a server secret).
 //!
-//! Format: 16 hex digits of the issue time (Unix seconds, big-endian) then 32 hex digits of the
-//! first 16 bytes of `HMAC-SHA-256(secret, time ‖ realm ‖ 0x00 ‖ peer)`. Any node holding the
-//! secret validates any nonce, so nothing is stored per challenge.
+//! Format: 16 hex digits of the issue time (Unix seconds, big-endian), 16 hex digits of a
+//! per-key issue counter, then 32 hex digits of the first 16 bytes of
+//! `HMAC-SHA-256(secret, time ‖ counter ‖ realm ‖ 0x00 ‖ peer)`. Any node holding the secret
+//! validates any nonce, so nothing is stored per challenge. The counter makes every issued
+//! nonce distinct: without it, two challenges to the same peer in the same second were equal,
+//! and the second client's `nc=00000001` was reported as a replay of the first.
+
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
@@ -11,16 +16,26 @@ use subtle::ConstantTimeEq;
 use crate::message::text::hex_val;
 
 const TS_HEX: usize = 16;
+const CTR_HEX: usize = 16;
 const MAC_BYTES: usize = 16;
 /// Length of an issued nonce in characters.
-pub const NONCE_LEN: usize = TS_HEX + 2 * MAC_BYTES;
+pub const NONCE_LEN: usize = TS_HEX + CTR_HEX + 2 * MAC_BYTES;
 /// Clock skew tolerated for nonces issued "in the future" by another node, in seconds.
 const MAX_SKEW_SECS: u64 = 30;
 
-/// The server secret nonces are authenticated with.
-#[derive(Clone)]
+/// The server secret nonces are authenticated with, and the counter that keeps them unique.
 pub struct NonceKey {
     secret: [u8; 32],
+    counter: AtomicU64,
+}
+
+impl Clone for NonceKey {
+    fn clone(&self) -> Self {
+        Self {
+            secret: self.secret,
+            counter: AtomicU64::new(self.counter.load(Ordering::Relaxed)),
+        }
+    }
 }
 
 impl std::fmt::Debug for NonceKey {
@@ -56,13 +71,17 @@ pub struct CheckedNonce {
 impl NonceKey {
     /// Creates a key from a 32-byte secret (share it across cluster nodes).
     pub fn new(secret: [u8; 32]) -> Self {
-        Self { secret }
+        Self {
+            secret,
+            counter: AtomicU64::new(0),
+        }
     }
 
-    fn mac(&self, ts: u64, realm: &[u8], peer: &[u8]) -> [u8; MAC_BYTES] {
+    fn mac(&self, ts: u64, ctr: u64, realm: &[u8], peer: &[u8]) -> [u8; MAC_BYTES] {
         let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.secret)
             .expect("HMAC accepts any key length");
         m.update(&ts.to_be_bytes());
+        m.update(&ctr.to_be_bytes());
         m.update(realm);
         m.update(&[0]);
         m.update(peer);
@@ -75,10 +94,13 @@ impl NonceKey {
     /// Issues a nonce at `now_secs` bound to `realm` and `peer`.
     pub fn issue(&self, now_secs: u64, realm: &[u8], peer: &[u8]) -> Nonce {
         let mut buf = [0u8; NONCE_LEN];
-        let mac = self.mac(now_secs, realm, peer);
-        let (ts_hex, mac_hex) = buf.split_at_mut(TS_HEX);
-        // Both destinations are exactly twice the source length.
+        let ctr = self.counter.fetch_add(1, Ordering::Relaxed);
+        let mac = self.mac(now_secs, ctr, realm, peer);
+        let (ts_hex, rest) = buf.split_at_mut(TS_HEX);
+        let (ctr_hex, mac_hex) = rest.split_at_mut(CTR_HEX);
+        // All destinations are exactly twice the source length.
         let _ = base16ct::lower::encode(&now_secs.to_be_bytes(), ts_hex);
+        let _ = base16ct::lower::encode(&ctr.to_be_bytes(), ctr_hex);
         let _ = base16ct::lower::encode(&mac, mac_hex);
         Nonce { buf }
     }
@@ -97,10 +119,12 @@ impl NonceKey {
         }
         let mut ts_bytes = [0u8; 8];
         decode_hex(&nonce[..TS_HEX], &mut ts_bytes)?;
+        let mut ctr_bytes = [0u8; 8];
+        decode_hex(&nonce[TS_HEX..TS_HEX + CTR_HEX], &mut ctr_bytes)?;
         let mut mac = [0u8; MAC_BYTES];
-        decode_hex(&nonce[TS_HEX..], &mut mac)?;
+        decode_hex(&nonce[TS_HEX + CTR_HEX..], &mut mac)?;
         let issued = u64::from_be_bytes(ts_bytes);
-        let expect = self.mac(issued, realm, peer);
+        let expect = self.mac(issued, u64::from_be_bytes(ctr_bytes), realm, peer);
         if !bool::from(expect.ct_eq(&mac)) || issued > now_secs.saturating_add(MAX_SKEW_SECS) {
             return None;
         }

@@ -209,6 +209,21 @@ fn rfc2069_md5_without_qop() {
 }
 
 #[test]
+fn nonces_issued_in_the_same_second_differ() {
+    let f = fixture();
+    let a = f.key.issue(50, b"example.com", b"192.0.2.1");
+    let b = f.key.issue(50, b"example.com", b"192.0.2.1");
+    assert_ne!(a, b, "else the second client's nc=1 looks like a replay");
+    for n in [a, b] {
+        assert!(
+            f.key
+                .check(n.as_bytes(), b"example.com", b"192.0.2.1", 60, 300)
+                .is_some()
+        );
+    }
+}
+
+#[test]
 fn replay_tracker_is_bounded() {
     let mut c = NonceCounts::new(2);
     assert_eq!(c.check([1; 16], 1, 0), ReplayCheck::Fresh);
