@@ -1,1 +1,20 @@
-//! placeholder
+//! RFC 6120/6121: the XMPP service of `cusaxd` — c2s sessions, the router and the feature
+//! modules (roster, presence, messages, offline storage, vCards with the pinned SIP address,
+//! disco, ping, version, blocking, password change).
+//!
+//! Sockets and TLS belong to `cusax-server`: it accepts connections, performs TLS and hands
+//! each stream to [`XmppService::serve`]. Negotiation and stanza parsing are the sans-IO
+//! machines of `cusax-xmpp-proto`; this crate drives them with tokio and the account store.
+
+mod c2s;
+mod config;
+pub mod modules;
+mod router;
+mod service;
+mod stanza;
+mod throttle;
+
+pub use c2s::{Connection, Io, TlsUpgrade};
+pub use config::XmppConfig;
+pub use router::{Router, SessionHandle};
+pub use service::{XmppService, XmppStore};

@@ -74,6 +74,14 @@ pub enum ServerEvent {
     },
     /// PLAIN: verify the password and call [`ServerNegotiation::plain_result`].
     VerifyPlain(PlainAuth),
+    /// A SASL exchange failed (wrong credentials, bad mechanism, abort…), so the server can
+    /// slow down repeated failures per account and per address.
+    AuthFailed {
+        /// The username of the failed attempt, when the exchange got that far.
+        username: Option<String>,
+        /// The condition sent to the client.
+        condition: SaslCondition,
+    },
     /// SASL succeeded for this username.
     Authenticated {
         /// The authenticated username.
@@ -182,6 +190,16 @@ impl ServerNegotiation {
     /// Whether the stream is closed.
     pub fn is_closed(&self) -> bool {
         matches!(self.phase, Phase::Closed)
+    }
+
+    /// The served domain the client addressed in its stream header, once known.
+    pub fn domain(&self) -> Option<&str> {
+        self.domain.as_ref().map(|d| d.as_str())
+    }
+
+    /// Whether the stream is protected by TLS (STARTTLS done, or direct TLS).
+    pub fn is_tls(&self) -> bool {
+        self.tls
     }
 
     /// Feeds bytes received from the client.
@@ -547,7 +565,11 @@ impl ServerNegotiation {
     }
 
     fn sasl_failure(&mut self, condition: SaslCondition) {
-        self.username = None;
+        let username = self.username.take().map(|n| n.as_str().to_owned());
+        self.events.push_back(ServerEvent::AuthFailed {
+            username,
+            condition,
+        });
         let mut f = Element::bare("failure", ns::SASL);
         f.append_child(Element::bare(condition.as_str(), ns::SASL));
         self.send(&f);

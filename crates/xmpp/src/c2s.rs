@@ -1,0 +1,385 @@
+//! RFC 6120 §4–§7 and XEP-0368: one client-to-server connection, from the first byte to the
+//! end of the bound session. Drives the sans-IO negotiation and bound stream of
+//! `cusax-xmpp-proto` over any byte stream.
+
+use crate::modules::{self, Session};
+use crate::service::XmppService;
+use async_trait::async_trait;
+use cusax_account::{AccountId, Domain, Password, ScramHash as AccountHash};
+use cusax_xmpp_proto::sasl::{
+    ChannelBinding, Mechanism, SaslCondition, SaslServerConfig, ScramCredentials,
+};
+use cusax_xmpp_proto::stream::{
+    BoundEvent, BoundStream, ServerConfig, ServerEvent, ServerNegotiation, StreamError,
+    StreamErrorCondition as C,
+};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+
+/// A byte stream a session runs over (TCP, or TLS over TCP).
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
+
+/// Performs the server side of a TLS handshake (STARTTLS) and extracts channel bindings.
+#[async_trait]
+pub trait TlsUpgrade: Send + Sync {
+    /// Runs the handshake on `tcp`; returns the encrypted stream and its binding data.
+    async fn upgrade(&self, tcp: TcpStream) -> std::io::Result<(Box<dyn Io>, Vec<ChannelBinding>)>;
+}
+
+/// A freshly accepted connection.
+#[non_exhaustive]
+pub enum Connection {
+    /// Plain TCP; STARTTLS is offered when an upgrader is given.
+    Plain(TcpStream, Option<Arc<dyn TlsUpgrade>>),
+    /// XEP-0368 direct TLS, handshake already done.
+    DirectTls(Box<dyn Io>, Vec<ChannelBinding>),
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Connection::Plain(..) => "Connection::Plain",
+            Connection::DirectTls(..) => "Connection::DirectTls",
+        })
+    }
+}
+
+const READ_BUF: usize = 16 * 1024;
+
+impl XmppService {
+    /// Serves one connection until it ends; never panics on client input.
+    pub async fn serve(self, conn: Connection, peer: SocketAddr) {
+        let started = Instant::now();
+        match self.negotiate(conn, peer).await {
+            Ok(Some((io, bound, account))) => self.run_session(io, bound, account).await,
+            Ok(None) => {}
+            Err(e) => tracing::debug!(%peer, error = %e, "c2s connection ended during negotiation"),
+        }
+        tracing::debug!(%peer, secs = started.elapsed().as_secs_f32(), "c2s connection closed");
+    }
+
+    fn negotiation_config(&self, tls_upgrade: bool) -> ServerConfig {
+        let cfg = &self.inner.config;
+        let domains = cfg.domains.clone();
+        ServerConfig {
+            tls: if tls_upgrade {
+                cfg.tls
+            } else {
+                cusax_xmpp_proto::stream::TlsPolicy::Disabled
+            },
+            mechanisms: Mechanism::ALL.to_vec(),
+            sasl: SaslServerConfig {
+                fake_salt_key: self.inner.fake_salt.clone(),
+                fake_iterations: cfg.scram_iterations,
+            },
+            max_auth_attempts: cfg.max_auth_attempts,
+            advertise_session: true,
+            limits: cfg.limits.clone(),
+            is_served: Arc::new(move |d: &str| domains.iter().any(|x| x == d)),
+        }
+    }
+
+    async fn negotiate(
+        &self,
+        conn: Connection,
+        peer: SocketAddr,
+    ) -> std::io::Result<Option<(Box<dyn Io>, BoundStream, AccountId)>> {
+        let (mut plain, mut io, upgrader, mut neg): (Option<TcpStream>, Option<Box<dyn Io>>, _, _) =
+            match conn {
+                Connection::Plain(tcp, up) => {
+                    let n = ServerNegotiation::new(self.negotiation_config(up.is_some()));
+                    (Some(tcp), None, up, n)
+                }
+                Connection::DirectTls(s, cb) => {
+                    let n = ServerNegotiation::new_direct_tls(self.negotiation_config(false), cb);
+                    (None, Some(s), None, n)
+                }
+            };
+        let deadline = tokio::time::Instant::now() + self.inner.config.negotiation_timeout;
+        let mut buf = vec![0u8; READ_BUF];
+        let mut account: Option<AccountId> = None;
+        loop {
+            let mut need_tls = false;
+            let mut bound = false;
+            while let Some(ev) = neg.poll_event() {
+                match ev {
+                    ServerEvent::NeedTls => need_tls = true,
+                    ServerEvent::NeedCredentials {
+                        username,
+                        mechanism,
+                    } => {
+                        self.provide_credentials(&mut neg, &username, mechanism, peer)
+                            .await;
+                    }
+                    ServerEvent::VerifyPlain(auth) => {
+                        let ok = self
+                            .verify_plain(&neg, &auth.authcid, auth.password.expose(), peer)
+                            .await;
+                        match ok {
+                            Err(c) => neg.reject_auth(c),
+                            Ok(ok) => neg.plain_result(ok),
+                        }
+                    }
+                    ServerEvent::AuthFailed {
+                        username,
+                        condition,
+                    } => {
+                        tracing::info!(%peer, user = ?username, condition = condition.as_str(), "c2s authentication failed");
+                        let acct = username.as_deref().and_then(|u| self.account_for(&neg, u));
+                        let key = acct.as_ref().map(ToString::to_string);
+                        self.inner
+                            .throttle
+                            .failed(key.as_deref(), peer.ip(), Instant::now());
+                    }
+                    ServerEvent::Authenticated { username } => {
+                        account = self.account_for(&neg, &username);
+                        tracing::info!(%peer, user = %username, "c2s authenticated");
+                    }
+                    ServerEvent::BindRequest { resource, .. } => neg.complete_bind(Ok(resource)),
+                    ServerEvent::Bound(_) => bound = true,
+                    ServerEvent::Closed(e) => {
+                        tracing::debug!(%peer, error = ?e, "c2s negotiation closed");
+                    }
+                    _ => {}
+                }
+            }
+            let out = neg.take_output();
+            if !out.is_empty() {
+                write_all(&mut plain, &mut io, &out).await?;
+            }
+            if neg.is_closed() {
+                shutdown(&mut plain, &mut io).await;
+                return Ok(None);
+            }
+            if bound {
+                let stream = match neg.into_bound() {
+                    Ok(s) => s,
+                    Err(_) => return Ok(None),
+                };
+                let io = match (io, plain) {
+                    (Some(io), _) => io,
+                    (None, Some(tcp)) => Box::new(tcp) as Box<dyn Io>,
+                    (None, None) => return Ok(None),
+                };
+                return Ok(account.map(|a| (io, stream, a)));
+            }
+            if need_tls {
+                let (Some(tcp), Some(up)) = (plain.take(), upgrader.as_ref()) else {
+                    return Ok(None);
+                };
+                let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+                let (s, cb) = timeout(remaining, up.upgrade(tcp)).await.map_err(|_| {
+                    std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake")
+                })??;
+                io = Some(s);
+                neg.tls_established(cb);
+                continue;
+            }
+            let n = tokio::select! {
+                () = self.inner.shutdown.cancelled() => return Ok(None),
+                r = tokio::time::timeout_at(deadline, read(&mut plain, &mut io, &mut buf)) => match r {
+                    Ok(r) => r?,
+                    Err(_) => {
+                        let e = StreamError::from(C::ConnectionTimeout);
+                        write_all(&mut plain, &mut io, &e.to_closing_bytes()).await?;
+                        return Ok(None);
+                    }
+                },
+            };
+            if n == 0 {
+                return Ok(None);
+            }
+            neg.feed(&buf[..n]);
+        }
+    }
+
+    fn account_for(&self, neg: &ServerNegotiation, username: &str) -> Option<AccountId> {
+        let domain = Domain::parse(neg.domain()?).ok()?;
+        AccountId::new(username, domain).ok()
+    }
+
+    async fn provide_credentials(
+        &self,
+        neg: &mut ServerNegotiation,
+        username: &str,
+        mechanism: Mechanism,
+        peer: SocketAddr,
+    ) {
+        let id = self.account_for(neg, username);
+        let key = id.as_ref().map(ToString::to_string);
+        let delay = self
+            .inner
+            .throttle
+            .delay(key.as_deref(), peer.ip(), Instant::now());
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        let Some(id) = id else {
+            return neg.provide_credentials(None);
+        };
+        let rec = match self.inner.store.account(&id).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading an account failed");
+                return neg.reject_auth(SaslCondition::TemporaryAuthFailure);
+            }
+        };
+        let Some(rec) = rec else {
+            return neg.provide_credentials(None);
+        };
+        if rec.locked {
+            return neg.reject_auth(SaslCondition::AccountDisabled);
+        }
+        let hash = match mechanism.scram_hash() {
+            Some(cusax_xmpp_proto::sasl::ScramHash::Sha1) => AccountHash::Sha1,
+            _ => AccountHash::Sha256,
+        };
+        let creds = rec.credentials.scram(hash).map(|v| ScramCredentials {
+            salt: v.salt.clone(),
+            iterations: v.iterations,
+            stored_key: v.stored_key.clone(),
+            server_key: v.server_key.clone(),
+        });
+        neg.provide_credentials(creds);
+    }
+
+    /// PLAIN (over TLS only): checks the password against the stored SCRAM-SHA-256 verifier.
+    async fn verify_plain(
+        &self,
+        neg: &ServerNegotiation,
+        username: &str,
+        password: &str,
+        peer: SocketAddr,
+    ) -> Result<bool, SaslCondition> {
+        let Some(id) = self.account_for(neg, username) else {
+            return Ok(false);
+        };
+        let delay = self
+            .inner
+            .throttle
+            .delay(Some(&id.to_string()), peer.ip(), Instant::now());
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        let rec = self
+            .inner
+            .store
+            .account(&id)
+            .await
+            .map_err(|_| SaslCondition::TemporaryAuthFailure)?;
+        let Some(rec) = rec else { return Ok(false) };
+        let Some(v) = rec.credentials.scram(AccountHash::Sha256) else {
+            return Ok(false);
+        };
+        let derived = cusax_account::ScramVerifier::derive(
+            AccountHash::Sha256,
+            &Password::new(password),
+            &v.salt,
+            v.iterations,
+        );
+        let ok = derived.stored_key == v.stored_key;
+        if ok && rec.locked {
+            return Err(SaslCondition::AccountDisabled);
+        }
+        Ok(ok)
+    }
+
+    async fn run_session(&self, mut io: Box<dyn Io>, mut stream: BoundStream, account: AccountId) {
+        let full = stream.jid().clone();
+        let bare = account.to_string();
+        let resource = full.resource().as_str().to_owned();
+        let cfg = &self.inner.config;
+        let (id, mut rx, kill) = self
+            .inner
+            .router
+            .register(&bare, &resource, cfg.session_queue);
+        let session = Session {
+            account,
+            bare: bare.clone(),
+            full: full.to_string(),
+            id,
+        };
+        tracing::info!(jid = %session.full, "c2s session bound");
+        modules::blocking::load(self, &session).await;
+        let mut buf = vec![0u8; READ_BUF];
+        loop {
+            while let Some(ev) = stream.poll_event() {
+                match ev {
+                    BoundEvent::Stanza(el) => modules::handle(self, &session, el).await,
+                    BoundEvent::Closed(_) => {}
+                    _ => {}
+                }
+            }
+            let out = stream.take_output();
+            if !out.is_empty() {
+                match timeout(cfg.write_timeout, io.write_all(&out)).await {
+                    Ok(Ok(())) => {}
+                    _ => break,
+                }
+            }
+            if stream.is_closed() {
+                let _ = timeout(cfg.write_timeout, io.shutdown()).await;
+                break;
+            }
+            tokio::select! {
+                biased;
+                reason = kill.killed() => {
+                    stream.fail(reason.unwrap_or_else(|| C::PolicyViolation.into()));
+                }
+                () = self.inner.shutdown.cancelled() => stream.fail(C::SystemShutdown.into()),
+                el = rx.recv() => match el {
+                    Some(el) => {
+                        if stream.send_stanza(&el).is_err() {
+                            tracing::debug!("dropping a stanza that cannot be serialized");
+                        }
+                    }
+                    None => stream.fail(C::InternalServerError.into()),
+                },
+                r = timeout(cfg.idle_timeout, io.read(&mut buf)) => match r {
+                    Ok(Ok(0)) | Ok(Err(_)) => break,
+                    Ok(Ok(n)) => stream.feed(&buf[..n]),
+                    Err(_) => stream.fail(C::ConnectionTimeout.into()),
+                },
+            }
+        }
+        modules::presence::on_disconnect(self, &session).await;
+        tracing::info!(jid = %session.full, "c2s session ended");
+    }
+}
+
+async fn read(
+    plain: &mut Option<TcpStream>,
+    io: &mut Option<Box<dyn Io>>,
+    buf: &mut [u8],
+) -> std::io::Result<usize> {
+    match (io, plain) {
+        (Some(s), _) => s.read(buf).await,
+        (None, Some(t)) => t.read(buf).await,
+        (None, None) => Ok(0),
+    }
+}
+
+async fn write_all(
+    plain: &mut Option<TcpStream>,
+    io: &mut Option<Box<dyn Io>>,
+    data: &[u8],
+) -> std::io::Result<()> {
+    match (io, plain) {
+        (Some(s), _) => s.write_all(data).await,
+        (None, Some(t)) => t.write_all(data).await,
+        (None, None) => Ok(()),
+    }
+}
+
+async fn shutdown(plain: &mut Option<TcpStream>, io: &mut Option<Box<dyn Io>>) {
+    let _ = match (io, plain) {
+        (Some(s), _) => s.shutdown().await,
+        (None, Some(t)) => t.shutdown().await,
+        (None, None) => Ok(()),
+    };
+}

@@ -1,0 +1,109 @@
+//! XEP-0191: Blocking Command — block lists kept in the store and cached per online user.
+
+use super::{IqReply, Session};
+use crate::service::XmppService;
+use crate::stanza::{error_reply, set_attr, stanza};
+use cusax_xmpp_proto::stanza::StanzaErrorCondition as E;
+use minidom::Element;
+use std::collections::HashSet;
+
+/// The blocking namespace.
+pub const NS: &str = "urn:xmpp:blocking";
+/// Application error namespace for stanzas sent to a blocked JID.
+pub const NS_ERRORS: &str = "urn:xmpp:blocking:errors";
+/// Most entries per block list.
+const MAX_ITEMS: usize = 1000;
+
+/// Loads the user's block list into the router cache when a session binds.
+pub async fn load(svc: &XmppService, session: &Session) {
+    if svc.inner.router.blocklist(&session.bare).is_some() {
+        return;
+    }
+    let list = svc
+        .inner
+        .store
+        .blocklist(&session.account)
+        .await
+        .unwrap_or_default();
+    svc.inner
+        .router
+        .set_blocklist(&session.bare, list.into_iter().collect());
+}
+
+/// §3.3: the error for a stanza the user sent to a JID they block.
+pub fn blocked_error(el: &Element) -> Element {
+    let mut e = error_reply(el, E::NotAcceptable);
+    if let Some(err) = e.get_child_mut("error", cusax_xmpp_proto::ns::JABBER_CLIENT) {
+        err.append_child(Element::bare("blocked", NS_ERRORS));
+    }
+    e
+}
+
+fn items(el: &Element) -> Option<Vec<String>> {
+    el.children()
+        .filter(|c| c.is("item", NS))
+        .map(|c| {
+            c.attr("jid")
+                .and_then(|j| jid::Jid::new(j).ok())
+                .map(|j| j.to_string())
+        })
+        .collect()
+}
+
+/// Handles blocklist get, block and unblock, pushing changes to all the user's sessions.
+pub async fn handle(svc: &XmppService, session: &Session, iq: &Element, q: &Element) -> IqReply {
+    let store = &svc.inner.store;
+    match (iq.attr("type"), q.name()) {
+        (Some("get"), "blocklist") => {
+            let Ok(list) = store.blocklist(&session.account).await else {
+                return IqReply::Error(E::InternalServerError);
+            };
+            let mut out = Element::bare("blocklist", NS);
+            for j in list {
+                let mut i = Element::bare("item", NS);
+                set_attr(&mut i, "jid", j);
+                out.append_child(i);
+            }
+            IqReply::Result(Some(out))
+        }
+        (Some("set"), kind @ ("block" | "unblock")) => {
+            let Some(jids) = items(q) else {
+                return IqReply::Error(E::JidMalformed);
+            };
+            if kind == "block" && jids.is_empty() {
+                return IqReply::Error(E::BadRequest);
+            }
+            let result = if kind == "block" {
+                let have = store
+                    .blocklist(&session.account)
+                    .await
+                    .map(|l| l.len())
+                    .unwrap_or(0);
+                if have + jids.len() > MAX_ITEMS {
+                    return IqReply::Error(E::ResourceConstraint);
+                }
+                store.block(&session.account, &jids).await
+            } else {
+                store.unblock(&session.account, &jids).await
+            };
+            if result.is_err() {
+                return IqReply::Error(E::InternalServerError);
+            }
+            let list: HashSet<String> = store
+                .blocklist(&session.account)
+                .await
+                .unwrap_or_default()
+                .into_iter()
+                .collect();
+            svc.inner.router.set_blocklist(&session.bare, list);
+            for s in svc.inner.router.sessions(&session.bare) {
+                let to = format!("{}/{}", session.bare, s.resource);
+                let mut push = stanza("iq", &[("type", "set"), ("id", "block-push"), ("to", &to)]);
+                push.append_child(q.clone());
+                s.send(push);
+            }
+            IqReply::Result(None)
+        }
+        _ => IqReply::Error(E::BadRequest),
+    }
+}

@@ -1,0 +1,96 @@
+//! RFC 6121 §8.5: delivery rules for messages to local bare and full JIDs.
+
+use super::{Session, Target};
+use crate::service::XmppService;
+use crate::stanza::{error_reply, is_error};
+use cusax_account::AccountId;
+use cusax_xmpp_proto::stanza::StanzaErrorCondition as E;
+use minidom::Element;
+
+/// Handles a message from a bound session.
+pub async fn outbound(svc: &XmppService, session: &Session, el: Element, target: Target) {
+    let to_blocked = el
+        .attr("to")
+        .is_some_and(|to| svc.inner.router.is_blocked(&session.bare, to));
+    if to_blocked {
+        if !is_error(&el) {
+            svc.reply(session, super::blocking::blocked_error(&el));
+        }
+        return;
+    }
+    match target {
+        Target::OwnAccount => {
+            let own = session.account.clone();
+            to_bare(svc, session, &own, el).await;
+        }
+        Target::LocalBare(id) => to_bare(svc, session, &id, el).await,
+        Target::LocalFull(id, res) => to_full(svc, session, &id, &res, el).await,
+        Target::Server => {
+            if !is_error(&el) {
+                svc.reply(session, error_reply(&el, E::ServiceUnavailable));
+            }
+        }
+        Target::Remote(_) => {
+            if !is_error(&el) {
+                svc.reply(session, error_reply(&el, E::RemoteServerNotFound));
+            }
+        }
+    }
+}
+
+/// §8.5.3.2: a full JID with no such session is treated like the bare JID for chat and
+/// normal messages; other types are dropped (errors) or bounced (groupchat).
+async fn to_full(svc: &XmppService, session: &Session, id: &AccountId, res: &str, el: Element) {
+    let bare = id.to_string();
+    if svc.deliver_full(&bare, res, el.clone()) {
+        return;
+    }
+    match el.attr("type").unwrap_or("normal") {
+        "chat" | "normal" => to_bare(svc, session, id, el).await,
+        "groupchat" => svc.reply(session, error_reply(&el, E::ServiceUnavailable)),
+        _ => {}
+    }
+}
+
+/// §8.5.2: a bare JID — to the available resources with non-negative priority, else to
+/// offline storage (chat, normal), else dropped (headline, error).
+async fn to_bare(svc: &XmppService, session: &Session, id: &AccountId, el: Element) {
+    let bare = id.to_string();
+    let kind = el.attr("type").unwrap_or("normal").to_owned();
+    if !svc.account_exists(id).await {
+        if !is_error(&el) {
+            svc.reply(session, error_reply(&el, E::ServiceUnavailable));
+        }
+        return;
+    }
+    if kind == "groupchat" {
+        return svc.reply(session, error_reply(&el, E::ServiceUnavailable));
+    }
+    let from = el.attr("from").unwrap_or_default().to_owned();
+    if svc.inner.router.is_blocked(&bare, &from) {
+        if !is_error(&el) {
+            svc.reply(session, error_reply(&el, E::ServiceUnavailable));
+        }
+        return;
+    }
+    let targets: Vec<_> = svc
+        .inner
+        .router
+        .sessions(&bare)
+        .into_iter()
+        .filter(|s| s.presence.is_some() && s.priority >= 0)
+        .collect();
+    if targets.is_empty() {
+        if matches!(kind.as_str(), "chat" | "normal") {
+            super::offline::store(svc, session, id, el).await;
+        }
+        return;
+    }
+    let top = targets.iter().map(|s| s.priority).max().unwrap_or(0);
+    for s in targets {
+        // chat goes to every non-negative resource (carbons-like); others to the highest only
+        if kind == "chat" || s.priority == top {
+            s.send(el.clone());
+        }
+    }
+}

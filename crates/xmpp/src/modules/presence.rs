@@ -1,0 +1,406 @@
+//! RFC 6121 §3–§4: presence subscriptions (the state machine of both sides, for local
+//! contacts), initial presence with probes, broadcast, directed presence, and the
+//! `unavailable` sent for a session that ends without one.
+
+use super::{Session, Target};
+use crate::service::XmppService;
+use crate::stanza::{self, set_attr};
+use cusax_account::AccountId;
+use cusax_store::RosterItem;
+use minidom::Element;
+use std::collections::HashSet;
+
+/// Handles a presence stanza from a bound session.
+pub async fn outbound(svc: &XmppService, session: &Session, el: Element, target: Target) {
+    let kind = el.attr("type").map(str::to_owned);
+    match (kind.as_deref(), el.attr("to").is_some()) {
+        (None | Some("unavailable"), false) => broadcast(svc, session, el).await,
+        (Some(k @ ("subscribe" | "subscribed" | "unsubscribe" | "unsubscribed")), true) => {
+            let contact = match &target {
+                Target::LocalBare(id) | Target::LocalFull(id, _) => id.to_string(),
+                Target::Remote(j) => j.split('/').next().unwrap_or(j).to_owned(),
+                Target::OwnAccount | Target::Server => return,
+            };
+            subscription_from_user(svc, session, &contact, k).await;
+        }
+        (None | Some("unavailable") | Some("error"), true) => directed(svc, session, el, &target),
+        _ => {} // probes from clients and unknown types are ignored
+    }
+}
+
+fn priority(el: &Element) -> i8 {
+    el.get_child("priority", cusax_xmpp_proto::ns::JABBER_CLIENT)
+        .and_then(|p| p.text().trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Sends a presence to every available session of a local user that does not block `from`.
+fn to_available(svc: &XmppService, user: &str, el: &Element) {
+    let from = el.attr("from").unwrap_or_default();
+    if svc.inner.router.is_blocked(user, from) {
+        return;
+    }
+    for s in svc.inner.router.sessions(user) {
+        if s.presence.is_some() {
+            s.send(el.clone());
+        }
+    }
+}
+
+fn local_account(svc: &XmppService, jid: &str) -> Option<AccountId> {
+    let id = AccountId::parse(jid).ok()?;
+    svc.serves(id.domain().as_str()).then_some(id)
+}
+
+/// §4.6: presence addressed to one entity; available presence is remembered so that the
+/// entity gets `unavailable` when the session ends.
+fn directed(svc: &XmppService, session: &Session, el: Element, target: &Target) {
+    if svc
+        .inner
+        .router
+        .is_blocked(&session.bare, el.attr("to").unwrap_or_default())
+    {
+        return;
+    }
+    let available = el.attr("type").is_none();
+    let unavailable = el.attr("type") == Some("unavailable");
+    let to = el.attr("to").unwrap_or_default().to_owned();
+    match target {
+        Target::LocalBare(id) => to_available(svc, &id.to_string(), &el),
+        Target::OwnAccount => to_available(svc, &session.bare, &el),
+        Target::LocalFull(id, res) => {
+            svc.deliver_full(&id.to_string(), res, el);
+        }
+        Target::Server | Target::Remote(_) => {}
+    }
+    if available || unavailable {
+        svc.inner.router.update(&session.bare, session.id, |s| {
+            if available {
+                s.directed.insert(to);
+            } else {
+                s.directed.remove(&to);
+            }
+        });
+    }
+}
+
+/// §4.2–§4.5: broadcast of available or unavailable presence to subscribers and own
+/// resources; the first available presence also probes contacts and releases pending
+/// subscription requests and offline messages.
+async fn broadcast(svc: &XmppService, session: &Session, mut el: Element) {
+    let available = el.attr("type").is_none();
+    let prio = priority(&el);
+    let router = &svc.inner.router;
+    let stored = available.then(|| el.clone());
+    let Some((was_available, directed)) = router.update(&session.bare, session.id, |s| {
+        let was = s.presence.is_some();
+        s.presence = stored;
+        s.priority = prio;
+        let d = if available {
+            HashSet::new()
+        } else {
+            std::mem::take(&mut s.directed)
+        };
+        (was, d)
+    }) else {
+        return;
+    };
+    if !available && !was_available {
+        return;
+    }
+    stanza::remove_attr(&mut el, "to");
+    let roster = svc
+        .inner
+        .store
+        .roster(&session.account)
+        .await
+        .map(|r| r.1)
+        .unwrap_or_default();
+    let sent = send_to_subscribers(svc, session, &roster, &el);
+    if !available {
+        for j in directed.difference(&sent) {
+            send_directed_unavailable(svc, j, &el);
+        }
+        return;
+    }
+    if was_available {
+        return;
+    }
+    probe_contacts(svc, session, &roster);
+    if prio >= 0 {
+        for item in roster.iter().filter(|i| i.pending_in) {
+            let req = stanza::stanza(
+                "presence",
+                &[
+                    ("type", "subscribe"),
+                    ("from", &item.jid),
+                    ("to", &session.bare),
+                ],
+            );
+            svc.reply(session, req);
+        }
+        super::offline::deliver(svc, session).await;
+    }
+}
+
+/// Sends `el` to contacts with a `from` subscription and to the user's other available
+/// resources; returns the bare JIDs reached.
+fn send_to_subscribers(
+    svc: &XmppService,
+    session: &Session,
+    roster: &[RosterItem],
+    el: &Element,
+) -> HashSet<String> {
+    let mut sent = HashSet::new();
+    for item in roster.iter().filter(|i| i.subscription.has_from()) {
+        if svc.inner.router.is_blocked(&session.bare, &item.jid) {
+            continue;
+        }
+        if local_account(svc, &item.jid).is_some() {
+            let mut p = el.clone();
+            set_attr(&mut p, "to", item.jid.clone());
+            to_available(svc, &item.jid, &p);
+        }
+        sent.insert(item.jid.clone());
+    }
+    for s in svc.inner.router.sessions(&session.bare) {
+        if s.id != session.id && s.presence.is_some() {
+            let mut p = el.clone();
+            set_attr(&mut p, "to", format!("{}/{}", session.bare, s.resource));
+            s.send(p);
+        }
+    }
+    sent
+}
+
+fn send_directed_unavailable(svc: &XmppService, to: &str, el: &Element) {
+    let mut p = el.clone();
+    set_attr(&mut p, "to", to);
+    let (bare, res) = match to.split_once('/') {
+        Some((b, r)) => (b, Some(r)),
+        None => (to, None),
+    };
+    match res {
+        Some(r) => {
+            svc.deliver_full(bare, r, p);
+        }
+        None => to_available(svc, bare, &p),
+    }
+}
+
+/// §4.3: answers the probes of an initial presence for local contacts directly.
+fn probe_contacts(svc: &XmppService, session: &Session, roster: &[RosterItem]) {
+    let mut contacts: Vec<&str> = roster
+        .iter()
+        .filter(|i| i.subscription.has_to() && !svc.inner.router.is_blocked(&session.bare, &i.jid))
+        .map(|i| i.jid.as_str())
+        .collect();
+    contacts.push(&session.bare);
+    for c in contacts {
+        if svc.inner.router.is_blocked(c, &session.bare) {
+            continue;
+        }
+        for s in svc.inner.router.sessions(c) {
+            if s.id == session.id {
+                continue;
+            }
+            if let Some(p) = &s.presence {
+                let mut p = p.clone();
+                set_attr(&mut p, "to", session.full.clone());
+                svc.reply(session, p);
+            }
+        }
+    }
+}
+
+/// Sends the presence of every available session of `user` to `to` (after `subscribed`),
+/// or `unavailable` from each (after `unsubscribed`).
+fn presence_of_user_to(svc: &XmppService, user: &str, to: &str, available: bool) {
+    let Some(_) = local_account(svc, to) else {
+        return;
+    };
+    for s in svc.inner.router.sessions(user) {
+        let Some(p) = &s.presence else { continue };
+        let mut p = if available {
+            p.clone()
+        } else {
+            let from = format!("{user}/{}", s.resource);
+            stanza::stanza("presence", &[("type", "unavailable"), ("from", &from)])
+        };
+        set_attr(&mut p, "to", to);
+        to_available(svc, to, &p);
+    }
+}
+
+/// §3 (user's server, outbound): a subscription stanza from the user about `contact`.
+pub async fn subscription_from_user(
+    svc: &XmppService,
+    session: &Session,
+    contact: &str,
+    kind: &str,
+) {
+    let store = &svc.inner.store;
+    let existing = store
+        .roster_item(&session.account, contact)
+        .await
+        .ok()
+        .flatten();
+    let mut item = existing.clone().unwrap_or_else(|| RosterItem {
+        jid: contact.to_owned(),
+        ..RosterItem::default()
+    });
+    let changed = match kind {
+        "subscribe" if !item.subscription.has_to() && !item.ask => {
+            item.ask = true;
+            true
+        }
+        "unsubscribe" if item.subscription.has_to() || item.ask => {
+            item.subscription = item.subscription.with_to(false);
+            item.ask = false;
+            true
+        }
+        "subscribed" if item.pending_in => {
+            item.subscription = item.subscription.with_from(true);
+            item.pending_in = false;
+            true
+        }
+        "subscribed" => return, // no pre-approval (§3.4) offered
+        "unsubscribed" if item.subscription.has_from() || item.pending_in => {
+            item.subscription = item.subscription.with_from(false);
+            item.pending_in = false;
+            true
+        }
+        _ => false,
+    };
+    if changed {
+        super::roster::save(svc, &session.account, &item).await;
+    }
+    if let Some(cid) = local_account(svc, contact) {
+        let p = stanza::stanza(
+            "presence",
+            &[("type", kind), ("from", &session.bare), ("to", contact)],
+        );
+        subscription_to_contact(svc, &cid, &session.bare, kind, p).await;
+    }
+    match kind {
+        "subscribed" => presence_of_user_to(svc, &session.bare, contact, true),
+        "unsubscribed" => presence_of_user_to(svc, &session.bare, contact, false),
+        _ => {}
+    }
+}
+
+/// §3 (contact's server, inbound): a subscription stanza from `from` for local `contact`.
+async fn subscription_to_contact(
+    svc: &XmppService,
+    contact: &AccountId,
+    from: &str,
+    kind: &str,
+    p: Element,
+) {
+    let cbare = contact.to_string();
+    if svc.inner.router.is_blocked(&cbare, from) || !svc.account_exists(contact).await {
+        return;
+    }
+    let store = &svc.inner.store;
+    let existing = store.roster_item(contact, from).await.ok().flatten();
+    let mut item = existing.clone().unwrap_or_else(|| RosterItem {
+        jid: from.to_owned(),
+        ..RosterItem::default()
+    });
+    let deliver = match kind {
+        "subscribe" if item.subscription.has_from() => {
+            // Already approved: answer for the contact (§3.1.3).
+            if let Some(uid) = local_account(svc, from) {
+                let back = stanza::stanza(
+                    "presence",
+                    &[("type", "subscribed"), ("from", &cbare), ("to", from)],
+                );
+                Box::pin(subscription_to_contact(
+                    svc,
+                    &uid,
+                    &cbare,
+                    "subscribed",
+                    back,
+                ))
+                .await;
+                presence_of_user_to(svc, &cbare, from, true);
+            }
+            return;
+        }
+        "subscribe" => {
+            if !item.pending_in {
+                item.pending_in = true;
+                store_quietly(svc, contact, &item, existing.is_none()).await;
+            }
+            true
+        }
+        "unsubscribe" if item.subscription.has_from() || item.pending_in => {
+            item.subscription = item.subscription.with_from(false);
+            item.pending_in = false;
+            store_quietly(svc, contact, &item, false).await;
+            presence_of_user_to(svc, &cbare, from, false);
+            true
+        }
+        "subscribed" if item.ask => {
+            item.subscription = item.subscription.with_to(true);
+            item.ask = false;
+            super::roster::save(svc, contact, &item).await;
+            true
+        }
+        "unsubscribed" if item.subscription.has_to() || item.ask => {
+            item.subscription = item.subscription.with_to(false);
+            item.ask = false;
+            super::roster::save(svc, contact, &item).await;
+            true
+        }
+        _ => false,
+    };
+    if deliver {
+        to_available(svc, &cbare, &p);
+    }
+}
+
+/// Stores an item; pushes it unless it only records a request the user has not seen yet.
+async fn store_quietly(svc: &XmppService, owner: &AccountId, item: &RosterItem, hidden: bool) {
+    if hidden {
+        if let Err(e) = svc.inner.store.put_roster_item(owner, item).await {
+            tracing::warn!(error = %e, "storing a subscription request failed");
+        }
+    } else {
+        super::roster::save(svc, owner, item).await;
+    }
+}
+
+/// Whether an item exists only to remember an unanswered request (§3.1.3: not in the roster).
+pub fn is_hidden(item: &RosterItem) -> bool {
+    item.pending_in
+        && !item.ask
+        && item.subscription == cusax_store::Subscription::None
+        && item.name.is_none()
+        && item.groups.is_empty()
+}
+
+/// §4.5.2: a session that ends while available sends `unavailable` on its behalf.
+pub async fn on_disconnect(svc: &XmppService, session: &Session) {
+    let Some(handle) = svc.inner.router.unregister(&session.bare, session.id) else {
+        return;
+    };
+    if handle.presence.is_none() {
+        return;
+    }
+    let el = stanza::stanza(
+        "presence",
+        &[("type", "unavailable"), ("from", &session.full)],
+    );
+    let roster = svc
+        .inner
+        .store
+        .roster(&session.account)
+        .await
+        .map(|r| r.1)
+        .unwrap_or_default();
+    let sent = send_to_subscribers(svc, session, &roster, &el);
+    for j in handle.directed.difference(&sent) {
+        send_directed_unavailable(svc, j, &el);
+    }
+}

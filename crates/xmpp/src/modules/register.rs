@@ -1,0 +1,76 @@
+//! XEP-0077: In-Band Registration, password change only (RFC 7081 §3.2: one password).
+//!
+//! A new password re-derives every credential of the account — SCRAM verifiers and the SIP
+//! digest HA1s — so it takes effect on both protocols at the next authentication.
+//! Registering new accounts and cancelling one in band are not offered (`not-allowed`).
+
+use super::{IqReply, Session};
+use crate::service::XmppService;
+use crate::stanza::text_el;
+use cusax_account::{Credentials, Password};
+use cusax_xmpp_proto::stanza::StanzaErrorCondition as E;
+use minidom::Element;
+
+/// The registration namespace.
+pub const NS: &str = "jabber:iq:register";
+/// Longest password accepted, in bytes.
+const MAX_PASSWORD: usize = 1024;
+
+/// Handles the registration form request and the password change.
+pub async fn handle(svc: &XmppService, session: &Session, iq: &Element, q: &Element) -> IqReply {
+    if q.name() != "query" {
+        return IqReply::Error(E::BadRequest);
+    }
+    if iq.attr("type") == Some("get") {
+        let mut out = Element::bare("query", NS);
+        out.append_child(Element::bare("registered", NS));
+        out.append_child(text_el("username", NS, session.account.user()));
+        out.append_child(Element::bare("password", NS));
+        return IqReply::Result(Some(out));
+    }
+    if q.get_child("remove", NS).is_some() {
+        return IqReply::Error(E::NotAllowed);
+    }
+    if let Some(u) = q.get_child("username", NS)
+        && u.text().trim() != session.account.user()
+    {
+        return IqReply::Error(E::NotAllowed);
+    }
+    let Some(pw) = q.get_child("password", NS).map(Element::text) else {
+        return IqReply::Error(E::BadRequest);
+    };
+    if pw.is_empty() || pw.len() > MAX_PASSWORD || pw.chars().any(char::is_control) {
+        return IqReply::Error(E::NotAcceptable);
+    }
+    let store = &svc.inner.store;
+    let Ok(Some(rec)) = store.account(&session.account).await else {
+        return IqReply::Error(E::InternalServerError);
+    };
+    let mut realms: Vec<&str> = rec
+        .credentials
+        .ha1
+        .iter()
+        .map(|h| h.realm.as_str())
+        .collect();
+    realms.sort_unstable();
+    realms.dedup();
+    let iterations = svc.inner.config.scram_iterations;
+    let account = session.account.clone();
+    let realms: Vec<String> = realms.into_iter().map(str::to_owned).collect();
+    // PBKDF2 is CPU work: keep it off the async workers.
+    let creds = tokio::task::spawn_blocking(move || {
+        let r: Vec<&str> = realms.iter().map(String::as_str).collect();
+        Credentials::derive(&account, &Password::new(&pw), &r, iterations)
+    })
+    .await;
+    let Ok(creds) = creds else {
+        return IqReply::Error(E::InternalServerError);
+    };
+    match store.set_credentials(&session.account, &creds).await {
+        Ok(()) => {
+            tracing::info!(account = %session.account, "password changed in band");
+            IqReply::Result(None)
+        }
+        Err(_) => IqReply::Error(E::InternalServerError),
+    }
+}

@@ -1,0 +1,183 @@
+//! XEP-0054: vcard-temp, with the SIP addresses pinned by the server (RFC 7081 §3.1,
+//! CUSAX XS-01/XS-03).
+//!
+//! Every vCard served carries, whatever the user stored, one `<TEL>` per SIP address that
+//! routes to the account: the account's own AOR (`<VOICE/><VIDEO/>`, `sip:user@domain`) and
+//! one per operator-assigned alias (`<VOICE/>`; SIP aliases as their URI, numbers as
+//! `sip:+4930…@domain;user=phone`, RFC 3261 §19.1.6). The rest of the vCard is the user's.
+//!
+//! Publishing: the pinned entries are stripped before storing (they are regenerated on
+//! every read, so they survive every set). A TEL naming a SIP address on a served domain
+//! that is not the user's, or a number assigned to another account, makes the whole set
+//! fail with `not-acceptable` (rather than being silently dropped), so the client learns
+//! that its vCard was not taken. Stored TELs that later come to name another account are
+//! left out when the vCard is served. Only the owner can set a vCard (`forbidden`
+//! otherwise). Reads are open to authenticated local users only (there is no server-to-
+//! server link), which is the SEC-08 policy.
+
+use super::{IqReply, Session, Target};
+use crate::service::XmppService;
+use crate::stanza::text_el;
+use cusax_account::{AccountId, Alias, Aor};
+use cusax_xmpp_proto::stanza::StanzaErrorCondition as E;
+use minidom::Element;
+use std::str::FromStr;
+
+/// The vcard-temp namespace.
+pub const NS: &str = "vcard-temp";
+/// Largest stored vCard, in bytes of XML.
+const MAX_VCARD: usize = 64 * 1024;
+
+/// Handles vCard get (own or another local account) and set (own only).
+pub async fn handle(
+    svc: &XmppService,
+    session: &Session,
+    iq: &Element,
+    payload: &Element,
+    target: &Target,
+) -> IqReply {
+    if payload.name() != "vCard" {
+        return IqReply::Error(E::BadRequest);
+    }
+    let owner = match target {
+        Target::OwnAccount => session.account.clone(),
+        Target::LocalBare(id) if svc.account_exists(id).await => id.clone(),
+        Target::LocalBare(_) => return IqReply::Error(E::ServiceUnavailable),
+        _ => return IqReply::Error(E::ItemNotFound),
+    };
+    if iq.attr("type") == Some("set") {
+        if owner != session.account {
+            return IqReply::Error(E::Forbidden);
+        }
+        return set(svc, &owner, payload).await;
+    }
+    match get(svc, &owner).await {
+        Some(v) => IqReply::Result(Some(v)),
+        None => IqReply::Error(E::InternalServerError),
+    }
+}
+
+/// The SIP URIs pinned into an account's vCard: its AOR first, then its aliases.
+async fn pinned(svc: &XmppService, owner: &AccountId) -> Option<Vec<(String, bool)>> {
+    let aliases = svc.inner.store.aliases(owner).await.ok()?;
+    let domain = owner.domain().as_str();
+    let mut out = vec![(owner.aor().to_string(), true)];
+    out.extend(aliases.iter().map(|a| (a.sip_uri(domain), false)));
+    Some(out)
+}
+
+fn pinned_tel(uri: &str, video: bool) -> Element {
+    let mut tel = Element::bare("TEL", NS);
+    tel.append_child(Element::bare("VOICE", NS));
+    if video {
+        tel.append_child(Element::bare("VIDEO", NS));
+    }
+    tel.append_child(text_el("NUMBER", NS, uri));
+    tel
+}
+
+/// What a TEL's NUMBER means for the owner.
+enum Claim {
+    /// Not a SIP address or number we know: the user's own business.
+    Free,
+    /// One of the owner's own pinned addresses (stripped, regenerated on read).
+    Own,
+    /// Another account's address, or an address on a served domain that is not the owner's.
+    Foreign,
+}
+
+async fn classify(svc: &XmppService, owner: &AccountId, number: &str) -> Claim {
+    let Ok(alias) = Alias::parse(number) else {
+        return Claim::Free;
+    };
+    let store = &svc.inner.store;
+    let as_number = match &alias {
+        Alias::Number(_) => Some(alias.clone()),
+        Alias::Sip(aor) => sip_number(svc, aor),
+    };
+    if let Alias::Sip(aor) = &alias
+        && aor.account_id().as_ref() == Some(owner)
+    {
+        return Claim::Own;
+    }
+    for a in [Some(alias.clone()), as_number].into_iter().flatten() {
+        match store.resolve_alias(&a).await {
+            Ok(Some(o)) if &o == owner => return Claim::Own,
+            Ok(Some(_)) => return Claim::Foreign,
+            Ok(None) => {}
+            Err(_) => return Claim::Foreign,
+        }
+    }
+    match &alias {
+        Alias::Sip(aor) if svc.serves(aor.host()) => Claim::Foreign,
+        _ => Claim::Free,
+    }
+}
+
+/// `sip:+4930…@served;user=phone` names the number `+4930…`.
+fn sip_number(svc: &XmppService, aor: &Aor) -> Option<Alias> {
+    if !svc.serves(aor.host()) {
+        return None;
+    }
+    let user = aor.user()?;
+    match Alias::parse(&user) {
+        Ok(n @ Alias::Number(_)) => Some(n),
+        _ => None,
+    }
+}
+
+fn tel_number(tel: &Element) -> Option<String> {
+    tel.get_child("NUMBER", NS)
+        .map(|n| n.text().trim().to_owned())
+}
+
+/// The vCard of `owner` as served: stored fields plus the pinned TELs.
+async fn get(svc: &XmppService, owner: &AccountId) -> Option<Element> {
+    let stored = svc.inner.store.vcard(owner).await.ok()?;
+    let stored = stored.and_then(|x| Element::from_str(&x).ok());
+    let mut out = Element::bare("vCard", NS);
+    if let Some(v) = stored {
+        for c in v.children() {
+            if let Some(n) = tel_number(c).filter(|_| c.is("TEL", NS))
+                && !matches!(classify(svc, owner, &n).await, Claim::Free)
+            {
+                continue;
+            }
+            out.append_child(c.clone());
+        }
+    }
+    for (uri, video) in pinned(svc, owner).await? {
+        out.append_child(pinned_tel(&uri, video));
+    }
+    Some(out)
+}
+
+async fn set(svc: &XmppService, owner: &AccountId, vcard: &Element) -> IqReply {
+    let mut keep = Element::bare("vCard", NS);
+    for c in vcard.children() {
+        if let Some(n) = tel_number(c).filter(|_| c.is("TEL", NS)) {
+            match classify(svc, owner, &n).await {
+                Claim::Own => continue,
+                Claim::Foreign => return IqReply::Error(E::NotAcceptable),
+                Claim::Free => {}
+            }
+        }
+        keep.append_child(c.clone());
+    }
+    let mut xml = Vec::new();
+    if cusax_xmpp_proto::xml::write_element(&keep, "", &mut xml).is_err() {
+        return IqReply::Error(E::BadRequest);
+    }
+    if xml.len() > MAX_VCARD {
+        return IqReply::Error(E::NotAcceptable);
+    }
+    match svc
+        .inner
+        .store
+        .set_vcard(owner, &String::from_utf8_lossy(&xml))
+        .await
+    {
+        Ok(()) => IqReply::Result(None),
+        Err(_) => IqReply::Error(E::InternalServerError),
+    }
+}

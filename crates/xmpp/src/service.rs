@@ -1,0 +1,102 @@
+//! RFC 6120 §2.5 (the server's role): the XMPP service shared by all c2s sessions — store,
+//! router, settings — and its reaction to account changes made while it runs.
+
+use crate::config::XmppConfig;
+use crate::router::Router;
+use crate::throttle::AuthThrottle;
+use cusax_account::AccountId;
+use cusax_store::{Change, ChangeKind, Store, XmppDataStore};
+use cusax_xmpp_proto::sasl::FakeSaltKey;
+use cusax_xmpp_proto::stream::{StreamError, StreamErrorCondition};
+use std::sync::Arc;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+/// Everything the XMPP service needs from the store.
+pub trait XmppStore: Store + XmppDataStore {}
+impl<T: Store + XmppDataStore> XmppStore for T {}
+
+/// The XMPP service: one per server process, shared by every connection.
+#[derive(Clone)]
+pub struct XmppService {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) config: XmppConfig,
+    pub(crate) store: Arc<dyn XmppStore>,
+    pub(crate) router: Router,
+    pub(crate) throttle: AuthThrottle,
+    pub(crate) fake_salt: FakeSaltKey,
+    pub(crate) shutdown: CancellationToken,
+}
+
+impl std::fmt::Debug for XmppService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("XmppService")
+            .field("domains", &self.inner.config.domains)
+            .finish_non_exhaustive()
+    }
+}
+
+impl XmppService {
+    /// A service over `store`; sessions end with `system-shutdown` when `shutdown` fires.
+    pub fn new(config: XmppConfig, store: Arc<dyn XmppStore>, shutdown: CancellationToken) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                config,
+                store,
+                router: Router::default(),
+                throttle: AuthThrottle::default(),
+                fake_salt: FakeSaltKey::random(),
+                shutdown,
+            }),
+        }
+    }
+
+    /// The session registry.
+    pub fn router(&self) -> &Router {
+        &self.inner.router
+    }
+
+    /// Whether `domain` is served here.
+    pub fn serves(&self, domain: &str) -> bool {
+        self.inner.config.domains.iter().any(|d| d == domain)
+    }
+
+    /// Follows account changes: a locked or deleted account loses its sessions at once
+    /// (`not-authorized`); password changes apply at the next login.
+    pub async fn watch_accounts(self, mut changes: broadcast::Receiver<Change>) {
+        loop {
+            let change = tokio::select! {
+                () = self.inner.shutdown.cancelled() => return,
+                c = changes.recv() => c,
+            };
+            match change {
+                Ok(c) => self.on_change(&c),
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!(missed = n, "account change feed lagged");
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    }
+
+    fn on_change(&self, c: &Change) {
+        let text = match c.kind {
+            ChangeKind::Locked => "account locked",
+            ChangeKind::Deleted => "account deleted",
+            _ => return,
+        };
+        let err = StreamError::with_text(StreamErrorCondition::NotAuthorized, text);
+        let n = self.inner.router.kill_user(&c.account.to_string(), &err);
+        if n > 0 {
+            tracing::info!(account = %c.account, sessions = n, reason = text, "closing sessions");
+        }
+    }
+
+    /// Whether a local account exists (for addressing decisions).
+    pub(crate) async fn account_exists(&self, id: &AccountId) -> bool {
+        matches!(self.inner.store.account(id).await, Ok(Some(_)))
+    }
+}
