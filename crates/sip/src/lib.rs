@@ -1,1 +1,17 @@
-//! placeholder
+//! RFC 3261 §10 and §16, RFC 7081: the SIP half of a CUSAX service — registrar, location
+//! service and (later) proxy — over the account store shared with XMPP.
+//!
+//! [`SipCore`] is synchronous and never waits on the store on the hot path: accounts come from
+//! an in-memory cache ([`accounts`]) invalidated by the store's change feed, bindings live in
+//! memory ([`location`]) and are written behind. The socket loops live in `cusax-server`.
+
+pub mod accounts;
+pub mod config;
+mod core;
+pub mod date;
+pub mod location;
+mod registrar;
+
+pub use config::RegistrarConfig;
+pub use core::{ALLOW, Outcome, Peer, SUPPORTED, SipCore, Transport};
+pub use location::Location;

@@ -1,0 +1,282 @@
+//! RFC 3261 §8.2 and §11: what the SIP element does with a request addressed to it: REGISTER
+//! goes to the registrar, OPTIONS is answered locally, and everything else is refused for now
+//! or handed to the proxy seam ([`SipCore::route_to_user`]).
+
+use crate::accounts::{AccountCache, AccountSource};
+use crate::config::RegistrarConfig;
+use crate::location::Location;
+use bytes::BytesMut;
+use cusax_account::{AccountId, Domain};
+use cusax_sip_proto::digest::{DigestConfig, NonceCounts, NonceKey};
+use cusax_sip_proto::error::Invalid;
+use cusax_sip_proto::message::ResponseBuilder;
+use cusax_sip_proto::{Method, Request, SipMessage};
+use cusax_store::{Change, ChangeKind, StoreError};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+
+/// Methods this element implements itself (RFC 3261 §20.5 `Allow`).
+pub const ALLOW: &[u8] = b"REGISTER, OPTIONS, ACK, CANCEL";
+/// Option tags this element supports (`Supported`).
+pub const SUPPORTED: &[u8] = b"path";
+const SERVER: &[u8] = concat!("cusax/", env!("CARGO_PKG_VERSION")).as_bytes();
+
+/// The transport a request arrived on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Transport {
+    /// UDP (RFC 3261 §18).
+    Udp,
+    /// TCP (RFC 3261 §18).
+    Tcp,
+}
+
+impl Transport {
+    /// Lower-case name, as stored with bindings.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+        }
+    }
+}
+
+/// Where a request came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer {
+    /// Source address of the packet or connection.
+    pub addr: SocketAddr,
+    /// The transport.
+    pub transport: Transport,
+}
+
+impl Peer {
+    /// The source IP as the bytes bound into nonces (so a nonce only works from its client;
+    /// the port is left out because a TCP client may reconnect from another one).
+    pub(crate) fn nonce_binding(&self) -> ([u8; 16], usize) {
+        match self.addr.ip() {
+            IpAddr::V4(v4) => {
+                let mut b = [0u8; 16];
+                b[..4].copy_from_slice(&v4.octets());
+                (b, 4)
+            }
+            IpAddr::V6(v6) => (v6.octets(), 16),
+        }
+    }
+}
+
+/// What to do after [`SipCore::handle`].
+#[derive(Debug)]
+pub enum Outcome {
+    /// Send this response back (see RFC 3261 §18.2.2 for where).
+    Respond(BytesMut),
+    /// The account is not in the cache: `load_account(user, realm)`, then handle again. The
+    /// request was not processed in any way.
+    NeedAccount {
+        /// The digest username.
+        user: String,
+        /// The realm (served domain).
+        realm: Domain,
+    },
+    /// Nothing to send (ACK, or a message that needs no answer).
+    Nothing,
+}
+
+/// The SIP service: registrar, location service and (later) proxy, over the account store.
+pub struct SipCore {
+    pub(crate) cfg: RegistrarConfig,
+    pub(crate) digest: DigestConfig,
+    pub(crate) key: NonceKey,
+    pub(crate) counts: Mutex<NonceCounts>,
+    pub(crate) accounts: AccountCache,
+    pub(crate) location: Location,
+    to_tag: [u8; 16],
+    store: Arc<dyn AccountSource>,
+}
+
+impl std::fmt::Debug for SipCore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SipCore")
+            .field("domains", &self.cfg.domains)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SipCore {
+    /// A core with a fresh random nonce secret.
+    pub fn new(cfg: RegistrarConfig, store: Arc<dyn AccountSource>) -> Self {
+        let mut secret = [0u8; 32];
+        rand::fill(&mut secret);
+        let mut tag = [0u8; 8];
+        rand::fill(&mut tag);
+        Self::with_secret(cfg, store, secret, tag)
+    }
+
+    /// A core with a given nonce secret and To-tag seed (tests; clusters sharing nonces).
+    pub fn with_secret(
+        cfg: RegistrarConfig,
+        store: Arc<dyn AccountSource>,
+        secret: [u8; 32],
+        tag_seed: [u8; 8],
+    ) -> Self {
+        let mut to_tag = [0u8; 16];
+        for (i, b) in tag_seed.iter().enumerate() {
+            to_tag[2 * i] = b"0123456789abcdef"[usize::from(b >> 4)];
+            to_tag[2 * i + 1] = b"0123456789abcdef"[usize::from(b & 15)];
+        }
+        let digest = DigestConfig {
+            algorithms: cfg.algorithms.clone(),
+            nonce_ttl_secs: cfg.nonce_ttl_secs,
+            allow_rfc2069: true,
+        };
+        Self {
+            counts: Mutex::new(NonceCounts::new(cfg.nonce_slots)),
+            accounts: AccountCache::new(cfg.cache_capacity),
+            location: Location::new(),
+            key: NonceKey::new(secret),
+            digest,
+            cfg,
+            to_tag,
+            store,
+        }
+    }
+
+    /// The in-memory location service (for loading at start, flushing and sweeping).
+    pub fn location(&self) -> &Location {
+        &self.location
+    }
+
+    /// Handles one request at `now` (Unix seconds). Never blocks and never touches the store.
+    pub fn handle(&self, now: i64, req: &Request, peer: &Peer) -> Outcome {
+        match req.method() {
+            Method::Register => self.register(now, req, peer),
+            Method::Ack => Outcome::Nothing,
+            Method::Options if self.is_local(req) => Outcome::Respond(
+                self.response(req, peer, 200, "OK")
+                    .header("Allow", ALLOW)
+                    .header("Accept", b"application/sdp")
+                    .header("Supported", SUPPORTED)
+                    .build(),
+            ),
+            // No transaction state is kept for anything CANCEL could match (RFC 3261 §9.2).
+            Method::Cancel => self.simple(req, peer, 481, "Call/Transaction Does Not Exist"),
+            Method::Extension => self.simple(req, peer, 501, "Not Implemented"),
+            _ if self.is_local(req) => Outcome::Respond(
+                self.response(req, peer, 405, "Method Not Allowed")
+                    .header("Allow", ALLOW)
+                    .build(),
+            ),
+            _ => self.route_to_user(req, peer),
+        }
+    }
+
+    /// The proxy seam: requests for users (INVITE, MESSAGE, OPTIONS to a user, …) will be
+    /// forwarded to their registered contacts here. Until the proxy exists they are refused.
+    fn route_to_user(&self, req: &Request, peer: &Peer) -> Outcome {
+        self.simple(req, peer, 501, "Proxying Not Implemented")
+    }
+
+    /// A Request-URI without user part names this element itself (RFC 3261 §11).
+    fn is_local(&self, req: &Request) -> bool {
+        req.uri().is_some_and(|u| u.user().is_none())
+    }
+
+    /// Builds the answer to a request that failed validation, if it can be routed back
+    /// (RFC 3261 §8.2.6, §21.4.1): the status and precise reason of the parse error.
+    pub fn answer_invalid(&self, bad: &Invalid, peer: &Peer) -> Option<BytesMut> {
+        if !bad.routable() {
+            return None;
+        }
+        let SipMessage::Request(req) = &*bad.message else {
+            return None;
+        };
+        if req.method() == Method::Ack {
+            return None;
+        }
+        Some(
+            self.response(
+                req,
+                peer,
+                bad.error.status_code(),
+                bad.error.reason_phrase(),
+            )
+            .build(),
+        )
+    }
+
+    /// Loads an account into the cache after [`Outcome::NeedAccount`].
+    pub async fn load_account(&self, user: &str, realm: &Domain) -> Result<(), StoreError> {
+        self.accounts.load(&*self.store, user, realm).await
+    }
+
+    /// Reacts to an account change from the store's change feed: the next request reloads the
+    /// account; a deleted account loses its bindings.
+    pub fn on_change(&self, change: &Change) {
+        self.accounts.invalidate(&change.account);
+        if change.kind == ChangeKind::Deleted {
+            self.location.remove_aor(&change.account.aor());
+        }
+    }
+
+    /// The change feed lost events: forget every cached account.
+    pub fn on_changes_lost(&self) {
+        self.accounts.clear();
+    }
+
+    /// Forgets one cached account (tests, admin tools in the same process).
+    pub fn invalidate(&self, id: &AccountId) {
+        self.accounts.invalidate(id);
+    }
+
+    pub(crate) fn simple(&self, req: &Request, peer: &Peer, code: u16, reason: &str) -> Outcome {
+        Outcome::Respond(self.response(req, peer, code, reason).build())
+    }
+
+    /// A response with To-tag, `received`/`rport` (RFC 3581) and Server already filled in.
+    pub(crate) fn response<'r>(
+        &'r self,
+        req: &'r Request,
+        peer: &Peer,
+        code: u16,
+        reason: &'r str,
+    ) -> Built<'r> {
+        Built {
+            inner: ResponseBuilder::new(req, code, reason).to_tag(&self.to_tag),
+            ip: peer.addr.ip(),
+            port: peer.addr.port(),
+        }
+    }
+}
+
+/// A response under construction; `received` is rendered at [`Built::build`] because the
+/// builder borrows the address text.
+pub(crate) struct Built<'r> {
+    inner: ResponseBuilder<'r>,
+    ip: IpAddr,
+    port: u16,
+}
+
+impl<'r> Built<'r> {
+    pub(crate) fn header(mut self, name: &str, value: &[u8]) -> Self {
+        self.inner = self.inner.header(name, value);
+        self
+    }
+
+    pub(crate) fn build(self) -> BytesMut {
+        let mut ipbuf = [0u8; 48];
+        let ip = ip_text(self.ip, &mut ipbuf);
+        self.inner
+            .header("Server", SERVER)
+            .via_received(ip, self.port)
+            .build()
+    }
+}
+
+/// Formats an IP address into `buf` without allocating.
+fn ip_text(ip: IpAddr, buf: &mut [u8; 48]) -> &str {
+    use std::io::Write as _;
+    let mut cur = std::io::Cursor::new(&mut buf[..]);
+    let _ = write!(cur, "{ip}");
+    let n = usize::try_from(cur.position()).unwrap_or(0);
+    std::str::from_utf8(&buf[..n]).unwrap_or("0.0.0.0")
+}

@@ -1,0 +1,450 @@
+//! RFC 3261 §10.3: processing REGISTER requests, with digest authentication (RFC 3261 §22,
+//! RFC 7616, RFC 8760) against the stored HA1 of the account that owns the To AOR.
+//!
+//! Choices the RFC leaves open, made here:
+//! - The realm is the served domain of the To AOR; the digest username is the account's user.
+//! - A wrong password and an unknown user get the same fresh 401 challenge (no enumeration);
+//!   a locked account or a foreign AOR gets 403, but only after a correct password.
+//! - A non-`sip`/`sips` Contact (e.g. the legacy `<xmpp:…>` of early CUSAX clients) is never
+//!   bound: it is ignored and the 200 carries a `Warning: 399` saying so.
+//! - A retransmission (same Call-ID and CSeq as the stored binding, or a replayed nonce-count
+//!   with a valid response) changes nothing and is answered with the current bindings, which
+//!   is what the original answer said; a *lower* CSeq with the same Call-ID fails with 500
+//!   (§10.3 step 7, "the update MUST be aborted and the request fails").
+
+use crate::accounts::Lookup;
+use crate::core::{Outcome, Peer, SipCore};
+use crate::date::write_http_date;
+use cusax_account::{Aor, Domain};
+use cusax_sip_proto::Request;
+use cusax_sip_proto::digest::{self, Algorithm, DigestError, Verified};
+use cusax_sip_proto::message::HeaderKind;
+use cusax_sip_proto::message::headers::{ContactValue, Credentials};
+use cusax_sip_proto::message::uri::{Scheme, Uri};
+use cusax_store::Binding;
+use std::fmt::Write as _;
+
+/// A contact of the request, ready to be bound.
+struct NewContact {
+    uri: String,
+    expires: u32,
+    q: Option<u16>,
+    instance: Option<String>,
+    reg_id: Option<u32>,
+}
+
+/// Why a binding update was refused (nothing was changed).
+enum Refused {
+    OutOfOrder,
+    TooMany,
+}
+
+fn text(b: &[u8]) -> Option<String> {
+    std::str::from_utf8(b).ok().map(str::to_owned)
+}
+
+impl SipCore {
+    pub(crate) fn register(&self, now: i64, req: &Request, peer: &Peer) -> Outcome {
+        let Ok(to) = req.to_addr() else {
+            return self.simple(req, peer, 400, "Malformed To");
+        };
+        let to_aor = match to.uri().scheme() {
+            Scheme::Sip | Scheme::Sips => std::str::from_utf8(to.uri().as_bytes())
+                .ok()
+                .and_then(|t| Aor::parse(t).ok()),
+            _ => None,
+        };
+        let Some(to_aor) = to_aor else {
+            return self.simple(req, peer, 404, "Not A SIP Address Of Record");
+        };
+        let Some(realm) = self
+            .cfg
+            .domains
+            .iter()
+            .find(|d| d.as_str().eq_ignore_ascii_case(to_aor.host()))
+        else {
+            return self.simple(req, peer, 404, "Domain Not Served");
+        };
+        if let Some(tag) = req
+            .option_tags(HeaderKind::Require)
+            .find(|t| !t.eq_ignore_ascii_case(b"path"))
+        {
+            return Outcome::Respond(
+                self.response(req, peer, 420, "Bad Extension")
+                    .header("Unsupported", tag)
+                    .build(),
+            );
+        }
+        let Some(creds) = req.digest_credentials(realm.as_str().as_bytes(), false) else {
+            return self.challenge(now, req, peer, realm, false);
+        };
+        let user = match creds.username() {
+            Some(u) => match std::str::from_utf8(&u) {
+                Ok(s) => s.to_owned(),
+                Err(_) => return self.challenge(now, req, peer, realm, false),
+            },
+            None => return self.simple(req, peer, 400, "Malformed Authorization"),
+        };
+        let acct = match self.accounts.get(&user, realm.as_str()) {
+            Lookup::Hit(a) => a,
+            Lookup::Miss => {
+                return Outcome::NeedAccount {
+                    user,
+                    realm: realm.clone(),
+                };
+            }
+            Lookup::Unknown => {
+                // Same work and same answer as a wrong password: existence does not show.
+                let _ = self.verify(now, req, peer, &creds, realm, None);
+                return self.challenge(now, req, peer, realm, false);
+            }
+        };
+        if !digest_uri_matches(req, &creds) {
+            return self.simple(req, peer, 400, "Digest URI Does Not Match Request-URI");
+        }
+        let alg = match creds.algorithm {
+            None => Some(Algorithm::Md5),
+            Some(t) => Algorithm::from_token(t),
+        };
+        let ha1 = alg.and_then(|a| acct.ha1(a));
+        let fresh = match self.verify(now, req, peer, &creds, realm, ha1) {
+            Ok(Verified::Ok) => true,
+            Ok(Verified::Stale) => return self.challenge(now, req, peer, realm, true),
+            Err(DigestError::Replay) => false,
+            Err(DigestError::Malformed) => {
+                return self.simple(req, peer, 400, "Malformed Authorization");
+            }
+            Err(_) => return self.challenge(now, req, peer, realm, false),
+        };
+        if acct.locked {
+            return self.simple(req, peer, 403, "Account Locked");
+        }
+        if !acct.owns(&to_aor) {
+            return self.simple(req, peer, 403, "Not Your Address Of Record");
+        }
+        self.bind(now, req, peer, &to_aor, realm, fresh)
+    }
+
+    fn verify(
+        &self,
+        now: i64,
+        req: &Request,
+        peer: &Peer,
+        creds: &Credentials<'_>,
+        realm: &Domain,
+        ha1: Option<&str>,
+    ) -> Result<Verified, DigestError> {
+        const DUMMY: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+        let (pb, n) = peer.nonce_binding();
+        let ha1 = ha1.unwrap_or(DUMMY);
+        let mut counts = self
+            .counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        digest::verify(
+            &self.digest,
+            &self.key,
+            &mut counts,
+            creds,
+            realm.as_str().as_bytes(),
+            req.method_bytes(),
+            ha1.as_bytes(),
+            &pb[..n],
+            u64::try_from(now).unwrap_or(0),
+        )
+    }
+
+    fn challenge(
+        &self,
+        now: i64,
+        req: &Request,
+        peer: &Peer,
+        realm: &Domain,
+        stale: bool,
+    ) -> Outcome {
+        let (pb, n) = peer.nonce_binding();
+        let challenges = digest::challenges(
+            &self.digest,
+            &self.key,
+            realm.as_str().as_bytes(),
+            &pb[..n],
+            u64::try_from(now).unwrap_or(0),
+            stale,
+        );
+        let mut r = self.response(req, peer, 401, "Unauthorized");
+        for c in &challenges {
+            r = r.header("WWW-Authenticate", c);
+        }
+        Outcome::Respond(r.build())
+    }
+
+    /// §10.3 steps 5–8: validate the contacts, update the bindings atomically, answer 200.
+    fn bind(
+        &self,
+        now: i64,
+        req: &Request,
+        peer: &Peer,
+        aor: &Aor,
+        realm: &Domain,
+        fresh: bool,
+    ) -> Outcome {
+        let (Ok(call_id), Ok(cseq)) = (req.call_id(), req.cseq()) else {
+            return self.simple(req, peer, 400, "Malformed Call-ID Or CSeq");
+        };
+        let Ok(header_expires) = req.expires() else {
+            return self.simple(req, peer, 400, "Malformed Expires");
+        };
+        let mut star = false;
+        let mut count = 0usize;
+        let mut ignored = false;
+        let mut contacts: Vec<NewContact> = Vec::new();
+        for c in req.contacts() {
+            count += 1;
+            match c {
+                Err(_) => return self.simple(req, peer, 400, "Malformed Contact"),
+                Ok(ContactValue::Star) => star = true,
+                Ok(ContactValue::Addr(c)) => {
+                    let uri = c.uri();
+                    if !matches!(uri.scheme(), Scheme::Sip | Scheme::Sips) {
+                        ignored = true;
+                        continue;
+                    }
+                    let expires = match c.expires() {
+                        Some(Ok(e)) => e,
+                        Some(Err(())) => return self.simple(req, peer, 400, "Malformed Contact"),
+                        None => header_expires.unwrap_or(self.cfg.default_expires),
+                    };
+                    if expires != 0 && expires < self.cfg.min_expires {
+                        let mut v = String::new();
+                        let _ = write!(v, "{}", self.cfg.min_expires);
+                        return Outcome::Respond(
+                            self.response(req, peer, 423, "Interval Too Brief")
+                                .header("Min-Expires", v.as_bytes())
+                                .build(),
+                        );
+                    }
+                    let Some(uri_text) = text(uri.as_bytes()) else {
+                        return self.simple(req, peer, 400, "Malformed Contact");
+                    };
+                    contacts.push(NewContact {
+                        uri: uri_text,
+                        expires: expires.min(self.cfg.max_expires),
+                        q: c.q().and_then(Result::ok),
+                        instance: c.instance().and_then(text),
+                        reg_id: c.reg_id().and_then(Result::ok),
+                    });
+                }
+            }
+        }
+        if star && (count != 1 || header_expires != Some(0)) {
+            return self.simple(req, peer, 400, "Invalid Wildcard Contact");
+        }
+        if fresh && (star || !contacts.is_empty()) {
+            let update = Update {
+                call_id,
+                cseq: cseq.number,
+                now,
+                peer,
+                req,
+                aor,
+            };
+            let max = self.cfg.max_contacts;
+            let result = self
+                .location
+                .update(aor, |list| update.apply(list, star, &contacts, max));
+            match result {
+                Ok(()) => {}
+                Err(Refused::OutOfOrder) => {
+                    return self.simple(req, peer, 500, "Out Of Order CSeq");
+                }
+                Err(Refused::TooMany) => {
+                    return self.simple(req, peer, 403, "Too Many Contacts");
+                }
+            }
+        }
+        self.ok(now, req, peer, aor, realm, ignored)
+    }
+
+    /// 200 OK listing every current binding with its remaining time, plus Date (§10.3 step 8).
+    fn ok(
+        &self,
+        now: i64,
+        req: &Request,
+        peer: &Peer,
+        aor: &Aor,
+        realm: &Domain,
+        ignored: bool,
+    ) -> Outcome {
+        let mut contacts: Vec<String> = Vec::new();
+        self.location.read(aor, |list| {
+            for b in list.iter().filter(|b| b.expires_at > now) {
+                contacts.push(contact_value(b, now));
+            }
+        });
+        let mut date = String::with_capacity(32);
+        write_http_date(now, &mut date);
+        let mut r = self.response(req, peer, 200, "OK");
+        for c in &contacts {
+            r = r.header("Contact", c.as_bytes());
+        }
+        if req.first(HeaderKind::Path).is_some() {
+            for p in req.values_of(HeaderKind::Path) {
+                r = r.header("Path", p);
+            }
+        }
+        if ignored {
+            let w = format!("399 {realm} \"Non-SIP Contact Not Bound\"");
+            r = r.header("Warning", w.as_bytes());
+        }
+        Outcome::Respond(r.header("Date", date.as_bytes()).build())
+    }
+}
+
+fn contact_value(b: &Binding, now: i64) -> String {
+    let mut v = String::with_capacity(b.contact.len() + 64);
+    let _ = write!(v, "<{}>;expires={}", b.contact, b.expires_at - now);
+    if let Some(q) = b.q {
+        let _ = write!(v, ";q={}.{:03}", q / 1000, q % 1000);
+    }
+    if let Some(i) = &b.instance {
+        let _ = write!(v, ";+sip.instance=\"<{i}>\"");
+    }
+    if let Some(r) = b.reg_id {
+        let _ = write!(v, ";reg-id={r}");
+    }
+    v
+}
+
+/// The digest `uri` must designate the Request-URI (RFC 7616 §3.4.6); equivalent URIs count.
+fn digest_uri_matches(req: &Request, creds: &Credentials<'_>) -> bool {
+    let Some(du) = creds.uri else { return false };
+    if du == req.uri_bytes() {
+        return true;
+    }
+    match (Uri::parse(du), req.uri()) {
+        (Some(a), Some(b)) => a.equivalent(&b),
+        _ => false,
+    }
+}
+
+/// The binding whose contact URI is equivalent to `uri` (RFC 3261 §19.1.4), if any.
+fn find(list: &[Binding], uri: &str) -> Option<usize> {
+    let new_uri = Uri::parse(uri.as_bytes())?;
+    list.iter().position(|b| {
+        b.contact == uri || Uri::parse(b.contact.as_bytes()).is_some_and(|u| u.equivalent(&new_uri))
+    })
+}
+
+/// The request-wide values a binding update needs.
+struct Update<'a> {
+    call_id: &'a [u8],
+    cseq: u32,
+    now: i64,
+    peer: &'a Peer,
+    req: &'a Request,
+    aor: &'a Aor,
+}
+
+impl Update<'_> {
+    /// §10.3 steps 6–7. A first pass checks every contact, so the list is changed only when
+    /// the whole request is acceptable; no copy of the bindings is made. Returns whether
+    /// anything changed (for the write-behind dirty mark).
+    fn apply(
+        &self,
+        list: &mut Vec<Binding>,
+        star: bool,
+        contacts: &[NewContact],
+        max: usize,
+    ) -> (Result<(), Refused>, bool) {
+        let stale = |b: &Binding| b.call_id.as_bytes() == self.call_id && self.cseq < b.cseq;
+        if star {
+            if list.iter().any(stale) {
+                return (Err(Refused::OutOfOrder), false);
+            }
+            // Equal CSeq with the same Call-ID is this request again: nothing is left anyway.
+            let changed = !list.is_empty();
+            list.clear();
+            return (Ok(()), changed);
+        }
+        let mut added = 0usize;
+        let mut removed = 0usize;
+        for c in contacts {
+            match find(list, &c.uri) {
+                Some(i) if stale(&list[i]) => return (Err(Refused::OutOfOrder), false),
+                Some(_) if c.expires == 0 => removed += 1,
+                Some(_) => {}
+                None if c.expires == 0 => {}
+                None => added += 1,
+            }
+        }
+        if added > 0 && list.len() + added - removed.min(list.len()) > max {
+            return (Err(Refused::TooMany), false);
+        }
+        let mut changed = false;
+        for c in contacts {
+            match find(list, &c.uri) {
+                Some(i) => {
+                    let b = &mut list[i];
+                    if b.call_id.as_bytes() == self.call_id && b.cseq == self.cseq {
+                        continue; // a retransmission: already applied
+                    }
+                    changed = true;
+                    if c.expires == 0 {
+                        list.remove(i);
+                    } else {
+                        self.refresh(b, c);
+                    }
+                }
+                None if c.expires == 0 => {}
+                None => {
+                    changed = true;
+                    list.push(self.new_binding(c));
+                }
+            }
+        }
+        (Ok(()), changed)
+    }
+
+    fn refresh(&self, b: &mut Binding, c: &NewContact) {
+        b.expires_at = self.now + i64::from(c.expires);
+        b.q = c.q;
+        if b.call_id.as_bytes() != self.call_id {
+            b.call_id = String::from_utf8_lossy(self.call_id).into_owned();
+        }
+        b.cseq = self.cseq;
+        b.instance.clone_from(&c.instance);
+        b.reg_id = c.reg_id;
+        b.source = Some(self.peer.addr);
+        if b.transport != self.peer.transport.as_str() {
+            b.transport = self.peer.transport.as_str().to_owned();
+        }
+    }
+
+    fn new_binding(&self, c: &NewContact) -> Binding {
+        Binding {
+            aor: self.aor.clone(),
+            contact: c.uri.clone(),
+            expires_at: self.now + i64::from(c.expires),
+            q: c.q,
+            call_id: String::from_utf8_lossy(self.call_id).into_owned(),
+            cseq: self.cseq,
+            instance: c.instance.clone(),
+            reg_id: c.reg_id,
+            path: self
+                .req
+                .values_of(HeaderKind::Path)
+                .map(|p| String::from_utf8_lossy(p).replace(['\r', '\n'], " "))
+                .collect(),
+            source: Some(self.peer.addr),
+            transport: self.peer.transport.as_str().to_owned(),
+            user_agent: self
+                .req
+                .first(HeaderKind::UserAgent)
+                .map(|h| String::from_utf8_lossy(h.value).replace(['\r', '\n'], " ")),
+            registered_at: self.now,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
