@@ -54,6 +54,27 @@ pub enum LogFormat {
 pub struct SipSection {
     /// UDP and TCP port (0 = any free port).
     pub port: u16,
+    /// Shortest registration accepted; shorter ones get 423 (RFC 3261 §10.3 step 7).
+    pub min_expires: u32,
+    /// Longer registrations are shortened to this many seconds.
+    pub max_expires: u32,
+    /// Registration time when the client asks for none.
+    pub default_expires: u32,
+    /// Contacts per address of record.
+    pub max_contacts: usize,
+    /// Write-back interval of the location service: changed bindings reach the database
+    /// within this many seconds, and at shutdown.
+    pub location_flush_secs: u64,
+    /// UDP sockets sharing the port with SO_REUSEPORT, each with its own receive task.
+    pub udp_sockets: usize,
+    /// Kernel receive buffer per UDP socket, in bytes.
+    pub udp_recv_buffer: usize,
+    /// Open TCP connections accepted at once; more are closed at accept.
+    pub tcp_max_connections: usize,
+    /// Seconds without traffic after which a TCP connection is closed.
+    pub tcp_idle_secs: u64,
+    /// Largest SIP message accepted (UDP datagram or TCP message), in bytes.
+    pub max_message_bytes: usize,
 }
 
 /// `[xmpp]`
@@ -62,6 +83,16 @@ pub struct SipSection {
 pub struct XmppSection {
     /// Client-to-server port with STARTTLS (0 = any free port).
     pub port: u16,
+    /// XEP-0368 direct-TLS client port (0 = any free port; when `port` is 0 this one is too,
+    /// so tests never collide on the default).
+    pub tls_port: u16,
+    /// Let clients authenticate without TLS (plain-TCP benchmarks only; RFC 7081 §7 wants TLS
+    /// on both protocols). STARTTLS stays offered.
+    pub dangerous_allow_plain: bool,
+    /// Seconds without traffic after which a stream is closed (clients send whitespace pings).
+    pub idle_timeout_secs: u64,
+    /// Offline messages kept per account (XEP-0160).
+    pub max_offline_messages: u32,
 }
 
 /// `[http]`
@@ -94,8 +125,8 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             server: ServerSection::default(),
-            sip: SipSection { port: 5060 },
-            xmpp: XmppSection { port: 5222 },
+            sip: SipSection::default(),
+            xmpp: XmppSection::default(),
             http: HttpSection { port: 5280 },
             tls: TlsSection::default(),
             accounts: AccountsSection::default(),
@@ -115,13 +146,31 @@ impl Default for ServerSection {
 
 impl Default for SipSection {
     fn default() -> Self {
-        Self { port: 5060 }
+        Self {
+            port: 5060,
+            min_expires: 60,
+            max_expires: 7200,
+            default_expires: 3600,
+            max_contacts: 16,
+            location_flush_secs: 5,
+            udp_sockets: 1,
+            udp_recv_buffer: 4 << 20,
+            tcp_max_connections: 10_000,
+            tcp_idle_secs: 600,
+            max_message_bytes: 65_535,
+        }
     }
 }
 
 impl Default for XmppSection {
     fn default() -> Self {
-        Self { port: 5222 }
+        Self {
+            port: 5222,
+            tls_port: 5223,
+            dangerous_allow_plain: false,
+            idle_timeout_secs: 600,
+            max_offline_messages: 200,
+        }
     }
 }
 
@@ -239,10 +288,36 @@ log_format = "human"
 [sip]
 # SIP over UDP and TCP (RFC 3261).
 port = 5060
+# Registration times in seconds: below min_expires is refused (423), above max_expires is
+# shortened, default_expires applies when the phone asks for none.
+min_expires = 60
+max_expires = 7200
+default_expires = 3600
+# Contacts (devices) per address of record.
+max_contacts = 16
+# Bindings are kept in memory and written to the database every this many seconds and at
+# shutdown (write-back); a crash loses at most this interval, phones re-register anyway.
+location_flush_secs = 5
+# UDP sockets on the port (SO_REUSEPORT) and the kernel receive buffer of each.
+udp_sockets = 1
+udp_recv_buffer = 4194304
+# TCP connection limit and idle timeout (seconds).
+tcp_max_connections = 10000
+tcp_idle_secs = 600
+# Largest message accepted, in bytes.
+max_message_bytes = 65535
 
 [xmpp]
 # XMPP client connections with STARTTLS (RFC 6120).
 port = 5222
+# Direct TLS (XEP-0368, `_xmpps-client._tcp`).
+tls_port = 5223
+# Accept logins without TLS (plain-TCP benchmarks only).
+dangerous_allow_plain = false
+# Close streams silent for this many seconds.
+idle_timeout_secs = 600
+# Offline messages kept per account.
+max_offline_messages = 200
 
 [http]
 # HTTPS: provisioning, admin API, metrics.

@@ -35,6 +35,8 @@ pub struct Listening {
     pub sip_tcp: Option<SocketAddr>,
     /// XMPP client-to-server (STARTTLS).
     pub xmpp: Option<SocketAddr>,
+    /// XMPP client-to-server over direct TLS (XEP-0368).
+    pub xmpp_tls: Option<SocketAddr>,
     /// HTTPS.
     pub http: Option<SocketAddr>,
 }
@@ -156,7 +158,8 @@ impl Server {
         let mut listening = Listening::default();
         (listening.sip_udp, listening.sip_tcp) =
             crate::sip_listener::start(&services, &mut tasks).await?;
-        listening.xmpp = crate::xmpp_listener::start(&services, &mut tasks).await?;
+        (listening.xmpp, listening.xmpp_tls) =
+            crate::xmpp_listener::start(&services, &mut tasks).await?;
         tracing::info!(
             version = env!("CARGO_PKG_VERSION"),
             data_dir = %self.data_dir.display(),
@@ -169,6 +172,7 @@ impl Server {
             ("sip/udp", listening.sip_udp),
             ("sip/tcp", listening.sip_tcp),
             ("xmpp/c2s", listening.xmpp),
+            ("xmpp/c2s-tls", listening.xmpp_tls),
             ("https", listening.http),
         ] {
             match addr {

@@ -1,0 +1,242 @@
+#!/usr/bin/env python3
+"""slixmpp peers driven by the cusaxd integration tests (one scenario per run).
+
+Usage: peer.py SCENARIO --addr HOST:PORT --ca CERT [--user JID PASSWORD]...
+
+Prints one line per checked fact and exits 0 only when the scenario's expectations hold;
+any failure prints "FAIL: ..." and exits 1. Every wait is bounded.
+"""
+import argparse
+import asyncio
+import logging
+import ssl
+import sys
+
+import slixmpp
+from slixmpp.exceptions import IqError
+
+TIMEOUT = 15
+
+
+def fail(msg):
+    print(f"FAIL: {msg}", flush=True)
+    sys.exit(1)
+
+
+class Peer(slixmpp.ClientXMPP):
+    def __init__(self, jid, password, args, mech=None):
+        kw = {"sasl_mech": mech} if mech else {}
+        super().__init__(jid, password, **kw)
+        self.args = args
+        self.ca_certs = args.ca
+        self.enable_direct_tls = False
+        for p in ("xep_0030", "xep_0054", "xep_0077", "xep_0199", "xep_0203"):
+            self.register_plugin(p)
+        self.started = asyncio.Event()
+        self.auth_failed = asyncio.Event()
+        self.disconnected_ev = asyncio.Event()
+        self.stream_errors = []
+        self.messages = asyncio.Queue()
+        self.presences = asyncio.Queue()
+        self.add_event_handler("session_start", self._start)
+        self.add_event_handler("failed_all_auth", lambda _e: self.auth_failed.set())
+        self.add_event_handler("failed_auth", lambda _e: self.auth_failed.set())
+        self.add_event_handler("disconnected", lambda _e: self.disconnected_ev.set())
+        self.add_event_handler("stream_error", lambda e: self.stream_errors.append(e["condition"]))
+        self.add_event_handler("message", lambda m: self.messages.put_nowait(m))
+        self.add_event_handler("presence_available", lambda p: self.presences.put_nowait(p))
+        self.add_event_handler("presence_unavailable", lambda p: self.presences.put_nowait(p))
+
+    async def _start(self, _event):
+        await self.get_roster()
+        self.send_presence()
+        self.started.set()
+
+    async def login(self):
+        host, port = self.args.addr.rsplit(":", 1)
+        self.connect(host, int(port))
+        done, _ = await asyncio.wait(
+            [asyncio.create_task(self.started.wait()), asyncio.create_task(self.auth_failed.wait())],
+            timeout=TIMEOUT,
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+        if not done:
+            fail(f"{self.boundjid.bare}: no login outcome in {TIMEOUT}s")
+        return self.started.is_set()
+
+
+async def wait_for(queue, pred, what):
+    try:
+        async with asyncio.timeout(TIMEOUT):
+            while True:
+                item = await queue.get()
+                if pred(item):
+                    return item
+    except TimeoutError:
+        fail(f"timed out waiting for {what}")
+
+
+def peer(args, i, mech=None):
+    jid, pw = args.user[i]
+    return Peer(jid, pw, args, mech)
+
+
+async def scenario_login(args):
+    """user 0 must log in with each SCRAM mechanism; user 1 (wrong password) must not."""
+    for mech in ("SCRAM-SHA-1", "SCRAM-SHA-256"):
+        c = peer(args, 0, mech)
+        if not await c.login():
+            fail(f"{mech} login refused")
+        print(f"login ok {mech}", flush=True)
+        c.disconnect()
+        await asyncio.wait_for(c.disconnected_ev.wait(), TIMEOUT)
+    bad = peer(args, 1, "SCRAM-SHA-256")
+    if await bad.login():
+        fail("wrong password accepted")
+    print("wrong password refused", flush=True)
+
+
+async def scenario_im(args):
+    """Subscription handshake, presence, chat, and unavailable when a peer's TCP drops."""
+    a, b = peer(args, 0), peer(args, 1)
+    if not (await a.login() and await b.login()):
+        fail("login")
+    bare_a, bare_b = a.boundjid.bare, b.boundjid.bare
+    a.send_presence(pto=bare_b, ptype="subscribe")
+    await wait_for(a.presences, lambda p: p["from"].bare == bare_b and p["type"] == "available", "bob's presence at alice")
+    item = a.client_roster[bare_b]
+    if item["subscription"] not in ("to", "both"):
+        fail(f"alice's roster item for bob has subscription {item['subscription']}")
+    print(f"subscribed: {item['subscription']}", flush=True)
+    a.send_message(mto=b.boundjid.full, mbody="hello bob", mtype="chat")
+    m = await wait_for(b.messages, lambda m: m["body"] == "hello bob", "chat at bob")
+    if m["from"].bare != bare_a:
+        fail(f"message from {m['from']}")
+    b.send_message(mto=bare_a, mbody="hi alice", mtype="chat")
+    await wait_for(a.messages, lambda m: m["body"] == "hi alice", "chat at alice")
+    print("chat ok", flush=True)
+    b.transport.abort()  # the TCP connection drops without a closing tag
+    await wait_for(a.presences, lambda p: p["from"].bare == bare_b and p["type"] == "unavailable", "bob unavailable")
+    print("unavailable on drop ok", flush=True)
+
+
+async def scenario_offline(args):
+    """A message to an offline user arrives at next login with a XEP-0203 delay."""
+    a = peer(args, 0)
+    if not await a.login():
+        fail("login")
+    bare_c = args.user[1][0]
+    a.send_message(mto=bare_c, mbody="while you were away", mtype="chat")
+    # a ping round trip guarantees the server handled the message before carol connects
+    await a.plugin["xep_0199"].ping(jid=a.boundjid.domain, timeout=TIMEOUT)
+    c = peer(args, 1)
+    if not await c.login():
+        fail("login")
+    m = await wait_for(c.messages, lambda m: m["body"] == "while you were away", "offline message")
+    stamp = m["delay"]["stamp"]
+    if stamp is None:
+        fail("no delay stamp")
+    print(f"offline ok, delay stamp {stamp.isoformat()}", flush=True)
+
+
+def tel_numbers(vcard):
+    return [t["NUMBER"] for t in vcard["vcard_temp"]["TEL"]] if "TEL" in vcard["vcard_temp"].plugins or True else []
+
+
+async def get_numbers(client, jid):
+    iq = await client.plugin["xep_0054"].get_vcard(jid=jid, cached=False, timeout=TIMEOUT)
+    v = iq["vcard_temp"]
+    return [t["NUMBER"] for t in v.get_plugin("TEL", check=True) and v["TELs"] or []] if False else [
+        el.findtext("{vcard-temp}NUMBER") for el in v.xml.findall("{vcard-temp}TEL")
+    ], v
+
+
+async def scenario_vcard(args):
+    """Another user's vCard names their SIP AOR; claiming it is refused; own set keeps pins."""
+    a, b = peer(args, 0), peer(args, 1)
+    if not (await a.login() and await b.login()):
+        fail("login")
+    bare_b = b.boundjid.bare
+    nums, _ = await get_numbers(a, bare_b)
+    if f"sip:{bare_b}" not in nums:
+        fail(f"bob's vCard lacks his AOR: {nums}")
+    print(f"bob's vCard numbers: {nums}", flush=True)
+    stolen = a.plugin["xep_0054"].make_vcard()
+    stolen["FN"] = "Not Bob"
+    tel = stolen["TEL"]
+    tel["NUMBER"] = f"sip:{bare_b}"
+    try:
+        await a.plugin["xep_0054"].publish_vcard(stolen, timeout=TIMEOUT)
+        fail("claiming bob's AOR was accepted")
+    except IqError as e:
+        cond = e.iq["error"]["condition"]
+        if cond not in ("not-acceptable", "forbidden"):
+            fail(f"unexpected error {cond}")
+        print(f"claim refused: {cond}", flush=True)
+    mine = a.plugin["xep_0054"].make_vcard()
+    mine["FN"] = "Alice A."
+    await a.plugin["xep_0054"].publish_vcard(mine, timeout=TIMEOUT)
+    nums, v = await get_numbers(b, a.boundjid.bare)
+    if f"sip:{a.boundjid.bare}" not in nums or v["FN"] != "Alice A.":
+        fail(f"alice's vCard after set: FN={v['FN']} numbers={nums}")
+    print(f"own set kept pins: {nums}", flush=True)
+
+
+async def scenario_passwd(args):
+    """XEP-0077 password change: user 0's password becomes user 1's password field."""
+    jid, old = args.user[0]
+    new = args.user[1][1]
+    a = peer(args, 0)
+    if not await a.login():
+        fail("login")
+    await a.plugin["xep_0077"].change_password(new, timeout=TIMEOUT)
+    print("password changed", flush=True)
+    a.disconnect()
+    if await Peer(jid, old, args, "SCRAM-SHA-256").login():
+        fail("old password still works")
+    print("old password refused", flush=True)
+    if not await Peer(jid, new, args, "SCRAM-SHA-1").login():
+        fail("new password refused")
+    print("new password works", flush=True)
+
+
+async def scenario_kicked(args):
+    """Logs in, says READY, and expects the server to end the stream (lock)."""
+    a = peer(args, 0)
+    if not await a.login():
+        fail("login")
+    print("READY", flush=True)
+    try:
+        await asyncio.wait_for(a.disconnected_ev.wait(), 30)
+    except TimeoutError:
+        fail("session was not closed")
+    print(f"closed with {a.stream_errors}", flush=True)
+    if "not-authorized" not in a.stream_errors and "policy-violation" not in a.stream_errors:
+        fail(f"no not-authorized stream error: {a.stream_errors}")
+
+
+async def scenario_refused(args):
+    """Login must fail (e.g. locked account)."""
+    if await peer(args, 0).login():
+        fail("login accepted")
+    print("login refused", flush=True)
+
+
+SCENARIOS = {n[len("scenario_"):]: f for n, f in globals().items() if n.startswith("scenario_")}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("scenario", choices=sorted(SCENARIOS))
+    ap.add_argument("--addr", required=True)
+    ap.add_argument("--ca", required=True)
+    ap.add_argument("--user", nargs=2, action="append", default=[])
+    ap.add_argument("--debug", action="store_true")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.ERROR)
+    asyncio.run(asyncio.wait_for(SCENARIOS[args.scenario](args), 90))
+    print("OK", flush=True)
+
+
+if __name__ == "__main__":
+    main()
