@@ -1,0 +1,235 @@
+//! RFC 6120/6121 and CUSAX XS-01/XS-03 end to end: a real `cusaxd` driven by slixmpp clients
+//! (`tests/slixmpp/peer.py`) and by raw sockets for hostile XML.
+
+use cusax_testkit::Cusaxd;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const DOMAIN: &str = "example.test";
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// `$CUSAX_PYTHON`, else the workspace `.venv`, else `python3`; it must import slixmpp.
+fn python() -> PathBuf {
+    let venv = workspace().join(".venv/bin/python3");
+    let py = std::env::var_os("CUSAX_PYTHON")
+        .map(PathBuf::from)
+        .or_else(|| venv.exists().then_some(venv))
+        .unwrap_or_else(|| PathBuf::from("python3"));
+    let ok = Command::new(&py)
+        .args(["-c", "import slixmpp"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "slixmpp cannot be imported by {} — run scripts/test, or create .venv with \
+         `python3 -m venv .venv && .venv/bin/pip install -r tests/requirements.txt`",
+        py.display()
+    );
+    py
+}
+
+struct Env {
+    server: Cusaxd,
+}
+
+impl Env {
+    fn start(users: &[&str]) -> Self {
+        let server = Cusaxd::start(DOMAIN);
+        for u in users {
+            let out = server.ctl(
+                &["user", "add", &format!("{u}@{DOMAIN}"), "--password-stdin"],
+                &format!("pw-{u}\n"),
+            );
+            assert!(out.status.success(), "user add: {out:?}");
+        }
+        Self { server }
+    }
+
+    fn peer_cmd(&self, scenario: &str, users: &[(&str, &str)]) -> Command {
+        let mut cmd = Command::new(python());
+        cmd.arg(workspace().join("tests/slixmpp/peer.py"))
+            .arg(scenario)
+            .arg("--addr")
+            .arg(self.server.addr("xmpp").expect("xmpp listener").to_string())
+            .arg("--ca")
+            .arg(self.server.data_dir.join(format!("tls/{DOMAIN}.crt")));
+        for (jid, pw) in users {
+            cmd.args(["--user", jid, pw]);
+        }
+        cmd
+    }
+
+    /// Runs a scenario; asserts it succeeded and returns its output.
+    fn peer(&self, scenario: &str, users: &[(&str, &str)]) -> String {
+        let out = self
+            .peer_cmd(scenario, users)
+            .output()
+            .expect("python runs");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success() && text.contains("OK"),
+            "scenario {scenario} failed:\n{text}\n{}\n--- server log ---\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.server.log()
+        );
+        text
+    }
+}
+
+fn jid(u: &str) -> String {
+    format!("{u}@{DOMAIN}")
+}
+
+#[test]
+fn scram_sha1_and_sha256_login_and_wrong_password() {
+    let env = Env::start(&["alice"]);
+    let out = env.peer(
+        "login",
+        &[(&jid("alice"), "pw-alice"), (&jid("alice"), "wrong")],
+    );
+    assert!(out.contains("login ok SCRAM-SHA-1") && out.contains("login ok SCRAM-SHA-256"));
+    assert!(out.contains("wrong password refused"));
+}
+
+#[test]
+fn subscription_presence_chat_and_unavailable_on_drop() {
+    let env = Env::start(&["alice", "bob"]);
+    let out = env.peer(
+        "im",
+        &[(&jid("alice"), "pw-alice"), (&jid("bob"), "pw-bob")],
+    );
+    assert!(
+        out.contains("subscribed: to") || out.contains("subscribed: both"),
+        "{out}"
+    );
+    assert!(out.contains("chat ok") && out.contains("unavailable on drop ok"));
+}
+
+#[test]
+fn offline_message_arrives_with_delay_stamp() {
+    let env = Env::start(&["alice", "carol"]);
+    let out = env.peer(
+        "offline",
+        &[(&jid("alice"), "pw-alice"), (&jid("carol"), "pw-carol")],
+    );
+    assert!(out.contains("offline ok, delay stamp"), "{out}");
+}
+
+#[test]
+fn vcard_carries_sip_aor_and_cannot_claim_anothers() {
+    let env = Env::start(&["alice", "bob"]);
+    let out = env.peer(
+        "vcard",
+        &[(&jid("alice"), "pw-alice"), (&jid("bob"), "pw-bob")],
+    );
+    assert!(out.contains(&format!("sip:{}", jid("bob"))), "{out}");
+    assert!(out.contains("claim refused: not-acceptable"), "{out}");
+    assert!(out.contains("own set kept pins"), "{out}");
+}
+
+#[test]
+fn in_band_password_change_replaces_old_password() {
+    let env = Env::start(&["dave"]);
+    let out = env.peer(
+        "passwd",
+        &[(&jid("dave"), "pw-dave"), ("unused", "fresh-pw")],
+    );
+    assert!(out.contains("old password refused") && out.contains("new password works"));
+}
+
+#[test]
+fn lock_ends_live_session_and_refuses_next_login() {
+    let env = Env::start(&["alice"]);
+    let mut child = env
+        .peer_cmd("kicked", &[(&jid("alice"), "pw-alice")])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python runs");
+    let stdout = child.stdout.take().expect("piped");
+    let mut lines = BufReader::new(stdout).lines();
+    // The script bounds its own waits; this loop ends when it prints READY or exits.
+    let ready = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|l| l.trim() == "READY");
+    assert!(ready, "alice did not log in: {}", env.server.log());
+    let out = env.server.ctl(&["user", "lock", &jid("alice")], "");
+    assert!(out.status.success(), "lock: {out:?}");
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "session not ended by the lock: {rest:?}");
+    assert!(
+        rest.iter().any(|l| l.contains("not-authorized")),
+        "{rest:?}"
+    );
+    env.peer("refused", &[(&jid("alice"), "pw-alice")]);
+}
+
+/// Sends `payload` on a fresh connection and returns what the server wrote until it closed.
+fn raw_exchange(addr: std::net::SocketAddr, payload: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    // The server may close before reading everything (a 2 MB stanza): ignore write errors.
+    let _ = s.write_all(payload);
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut buf = [0u8; 4096];
+    while Instant::now() < deadline {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn hostile_xml_gets_stream_errors_and_service_goes_on() {
+    let env = Env::start(&["alice"]);
+    let addr = env.server.addr("xmpp").expect("xmpp listener");
+    let header = format!(
+        "<?xml version='1.0'?><stream:stream to='{DOMAIN}' version='1.0' \
+         xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>"
+    );
+    let laughs = "<?xml version='1.0'?><!DOCTYPE lolz [<!ENTITY lol 'lol'>\
+        <!ENTITY lol2 '&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;'>]><lolz>&lol2;</lolz>";
+    let big = format!(
+        "{header}<message><body>{}</body></message>",
+        "A".repeat(2 << 20)
+    );
+    let cases: [(&str, Vec<u8>, &str); 3] = [
+        (
+            "billion laughs",
+            laughs.as_bytes().to_vec(),
+            "restricted-xml",
+        ),
+        (
+            "DOCTYPE",
+            format!("<!DOCTYPE stream>{header}").into_bytes(),
+            "restricted-xml",
+        ),
+        ("2 MB stanza", big.into_bytes(), "policy-violation"),
+    ];
+    for (what, payload, condition) in cases {
+        let reply = raw_exchange(addr, &payload);
+        assert!(
+            reply.contains(&format!(
+                "<{condition} xmlns='urn:ietf:params:xml:ns:xmpp-streams'"
+            )) || reply.contains(&format!(
+                "<{condition} xmlns=\"urn:ietf:params:xml:ns:xmpp-streams\""
+            )),
+            "{what}: expected {condition}, got {reply}"
+        );
+    }
+    env.peer(
+        "login",
+        &[(&jid("alice"), "pw-alice"), (&jid("alice"), "wrong")],
+    );
+}
