@@ -75,6 +75,9 @@ pub struct SipSection {
     pub tcp_idle_secs: u64,
     /// Largest SIP message accepted (UDP datagram or TCP message), in bytes.
     pub max_message_bytes: usize,
+    /// Digest algorithms challenged with, most preferred first (RFC 8760 §2.4): `MD5`,
+    /// `SHA-256`, `SHA-512-256`.
+    pub digest_algorithms: Vec<String>,
 }
 
 /// `[xmpp]`
@@ -158,6 +161,7 @@ impl Default for SipSection {
             tcp_max_connections: 10_000,
             tcp_idle_secs: 600,
             max_message_bytes: 65_535,
+            digest_algorithms: vec!["MD5".to_owned(), "SHA-256".to_owned()],
         }
     }
 }
@@ -306,6 +310,9 @@ tcp_max_connections = 10000
 tcp_idle_secs = 600
 # Largest message accepted, in bytes.
 max_message_bytes = 65535
+# Digest challenges, most preferred first. MD5 leads because many phones and test tools
+# answer only the first challenge; RFC 8760 clients pick SHA-256 from the list anyway.
+digest_algorithms = ["MD5", "SHA-256"]
 
 [xmpp]
 # XMPP client connections with STARTTLS (RFC 6120).

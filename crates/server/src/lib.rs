@@ -9,6 +9,8 @@ pub mod datadir;
 pub mod logging;
 mod server;
 mod sip_listener;
+mod sip_tcp;
+mod sip_udp;
 pub mod tls;
 mod xmpp_listener;
 

@@ -1,0 +1,95 @@
+//! RFC 3261 §18.1.1/§18.2 and RFC 3581: SIP over UDP — sized receive buffers, optional
+//! SO_REUSEPORT fan-out, responses sent where §18.2.2 and `rport` say.
+
+use crate::config::SipSection;
+use crate::server::StartError;
+use crate::sip_listener::{Next, SipContext};
+use bytes::Bytes;
+use cusax_sip::{Peer, Transport};
+use socket2::{Domain, Protocol, Socket, Type};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::UdpSocket;
+use tokio::task::JoinSet;
+
+fn socket(addr: SocketAddr, recv_buffer: usize, reuse_port: bool) -> std::io::Result<UdpSocket> {
+    let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if reuse_port {
+        s.set_reuse_port(true)?;
+    }
+    // The kernel may cap the size (net.core.rmem_max); a smaller buffer only drops bursts.
+    if let Err(e) = s.set_recv_buffer_size(recv_buffer) {
+        tracing::warn!(error = %e, "sip/udp: cannot size the receive buffer");
+    }
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    UdpSocket::from_std(s.into())
+}
+
+/// Binds `sip.udp_sockets` sockets on `addr` and spawns one receive loop per socket.
+pub(crate) fn start(
+    ctx: &Arc<SipContext>,
+    cfg: &SipSection,
+    addr: SocketAddr,
+    tasks: &mut JoinSet<()>,
+) -> Result<SocketAddr, StartError> {
+    let n = cfg.udp_sockets.clamp(1, 64);
+    let err = |source| StartError::Listen {
+        what: "sip/udp",
+        addr,
+        source,
+    };
+    let first = socket(addr, cfg.udp_recv_buffer, n > 1).map_err(err)?;
+    let bound = first.local_addr().map_err(err)?;
+    let mut socks = vec![first];
+    for _ in 1..n {
+        socks.push(socket(bound, cfg.udp_recv_buffer, true).map_err(err)?);
+    }
+    for s in socks {
+        tasks.spawn(receive_loop(ctx.clone(), Arc::new(s)));
+    }
+    Ok(bound)
+}
+
+async fn receive_loop(ctx: Arc<SipContext>, sock: Arc<UdpSocket>) {
+    // One buffer per socket, large enough for any datagram; each message gets its own copy,
+    // sized to the datagram, so that memory is proportional to messages in flight.
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        let (n, from) = tokio::select! {
+            () = ctx.shutdown.cancelled() => return,
+            r = sock.recv_from(&mut buf) => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::debug!(error = %e, "sip/udp: receive error");
+                    continue;
+                }
+            },
+        };
+        if n == 0 || buf[..n].iter().all(|b| matches!(b, b'\r' | b'\n' | 0)) {
+            continue; // keep-alive (RFC 5626 §3.5.1 CRLF, or NAT keep-alive bytes)
+        }
+        let peer = Peer {
+            addr: from,
+            transport: Transport::Udp,
+        };
+        match ctx.process(Bytes::copy_from_slice(&buf[..n]), &peer) {
+            Next::Send(resp, to) => send(&sock, &resp, &peer, &to).await,
+            Next::Load(req, user, realm, to) => {
+                let (ctx, sock) = (ctx.clone(), sock.clone());
+                tokio::spawn(async move {
+                    if let Some(resp) = ctx.load_and_handle(&req, &user, &realm, &peer).await {
+                        send(&sock, &resp, &peer, &to).await;
+                    }
+                });
+            }
+            Next::Nothing => {}
+        }
+    }
+}
+
+async fn send(sock: &UdpSocket, resp: &[u8], peer: &Peer, to: &SocketAddr) {
+    if let Err(e) = sock.send_to(resp, to).await {
+        tracing::debug!(error = %e, from = %peer.addr, %to, "sip/udp: send failed");
+    }
+}
