@@ -42,9 +42,7 @@ impl CachedAccount {
             return true;
         }
         aor.host() == self.id.domain().as_str()
-            && aor
-                .user()
-                .is_some_and(|u| self.numbers.contains(&u))
+            && aor.user().is_some_and(|u| self.numbers.contains(&u))
     }
 }
 
