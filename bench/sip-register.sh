@@ -318,7 +318,9 @@ start_cusaxd() {
   local sport=$1 d="$tmp/cusaxd"
   mkdir -p "$d/data"
   if ! build_cusaxd; then srv_error=$cusaxd_built; return 1; fi
-  if ! timeout 300 "$cusaxctl_bin" --data-dir "$d/data" user import "$tmp/users.csv" >"$d/import.log" 2>&1; then
+  # the domain must exist before accounts can be created in it (cusaxd would add it at start)
+  if ! { "$cusaxctl_bin" --data-dir "$d/data" domain add "$realm" \
+         && timeout 300 "$cusaxctl_bin" --data-dir "$d/data" user import "$tmp/users.csv"; } >"$d/import.log" 2>&1; then
     srv_error="cusaxctl user import failed: $(tail -1 "$d/import.log" | tr -d '"\\' | cut -c1-120)"
     return 1
   fi
