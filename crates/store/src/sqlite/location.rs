@@ -5,8 +5,12 @@ use crate::StoreError;
 use crate::location::{Binding, LocationStore};
 use async_trait::async_trait;
 use cusax_account::Aor;
-use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
+use sqlx::{QueryBuilder, Row, Sqlite};
+
+/// Rows (or AORs) per multi-row statement; 13 columns × 200 stays far below SQLite's
+/// limit on bound parameters.
+const ROWS_PER_STATEMENT: usize = 200;
 
 macro_rules! select {
     ($tail:literal) => {
@@ -57,34 +61,40 @@ fn from_row(r: &SqliteRow) -> Result<Binding, StoreError> {
 #[async_trait]
 impl LocationStore for SqliteStore {
     async fn save_bindings(&self, batch: &[(Aor, Vec<Binding>)]) -> Result<(), StoreError> {
+        // Multi-row statements: a write-back of thousands of AORs is a few dozen statements,
+        // not two per AOR (each statement is a round trip to the SQLite worker thread).
         let mut tx = self.pool().begin().await?;
-        for (aor, bindings) in batch {
-            sqlx::query("DELETE FROM location WHERE aor = $1")
-                .bind(aor.as_str())
-                .execute(&mut *tx)
-                .await?;
-            for b in bindings {
-                sqlx::query(
-                    "INSERT INTO location (aor, contact, expires_at, q, call_id, cseq, instance, \
-                     reg_id, path, source, transport, user_agent, registered_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-                )
-                .bind(aor.as_str())
-                .bind(&b.contact)
-                .bind(b.expires_at)
-                .bind(b.q.map(i64::from))
-                .bind(&b.call_id)
-                .bind(i64::from(b.cseq))
-                .bind(&b.instance)
-                .bind(b.reg_id.map(i64::from))
-                .bind(b.path.join("\n"))
-                .bind(b.source.map(|s| s.to_string()))
-                .bind(&b.transport)
-                .bind(&b.user_agent)
-                .bind(b.registered_at)
-                .execute(&mut *tx)
-                .await?;
+        for chunk in batch.chunks(ROWS_PER_STATEMENT) {
+            let mut q = QueryBuilder::<Sqlite>::new("DELETE FROM location WHERE aor IN (");
+            let mut list = q.separated(", ");
+            for (aor, _) in chunk {
+                list.push_bind(aor.as_str());
             }
+            q.push(")");
+            q.build().execute(&mut *tx).await?;
+        }
+        let rows: Vec<&Binding> = batch.iter().flat_map(|(_, b)| b).collect();
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO location (aor, contact, expires_at, q, call_id, cseq, instance, \
+                 reg_id, path, source, transport, user_agent, registered_at) ",
+            );
+            q.push_values(chunk, |mut r, b| {
+                r.push_bind(b.aor.as_str())
+                    .push_bind(b.contact.as_str())
+                    .push_bind(b.expires_at)
+                    .push_bind(b.q.map(i64::from))
+                    .push_bind(b.call_id.as_str())
+                    .push_bind(i64::from(b.cseq))
+                    .push_bind(b.instance.as_deref())
+                    .push_bind(b.reg_id.map(i64::from))
+                    .push_bind(b.path.join("\n"))
+                    .push_bind(b.source.map(|s| s.to_string()))
+                    .push_bind(b.transport.as_str())
+                    .push_bind(b.user_agent.as_deref())
+                    .push_bind(b.registered_at);
+            });
+            q.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())

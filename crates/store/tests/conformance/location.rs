@@ -83,6 +83,20 @@ pub async fn battery(s: &dyn LocationStore) {
     assert!(s.bindings(&alice).await.expect("read").is_empty());
     assert_eq!(s.purge_expired(2_500).await.expect("purge"), 0);
 
+    // Large write-backs (more rows than one statement takes) arrive whole.
+    let many: Vec<(Aor, Vec<Binding>)> = (0..450)
+        .map(|i| {
+            let a = aor(&format!("sip:u{i}@example.org"));
+            let b = binding(&a, &format!("sip:u{i}@192.0.2.1:{}", 1000 + i), 9_000);
+            (a, vec![b])
+        })
+        .collect();
+    s.save_bindings(&many).await.expect("save many");
+    assert_eq!(s.load_bindings(0).await.expect("load").len(), 451);
+    let gone: Vec<(Aor, Vec<Binding>)> = many.into_iter().map(|(a, _)| (a, Vec::new())).collect();
+    s.save_bindings(&gone).await.expect("remove many");
+    assert_eq!(s.load_bindings(0).await.expect("load"), vec![b1.clone()]);
+
     // An empty set removes an AOR's bindings.
     s.save_bindings(&[(bob.clone(), Vec::new())])
         .await
