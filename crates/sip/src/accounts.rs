@@ -67,21 +67,15 @@ pub enum Lookup {
     Miss,
 }
 
-/// Accounts keyed by `username@realm`, bounded, with a generation counter so that a load that
-/// raced with an invalidation does not put stale data back.
+/// Accounts keyed by realm, then digest username (so a lookup borrows both and allocates
+/// nothing), bounded, with a generation counter so that a load that raced with an
+/// invalidation does not put stale data back.
 #[derive(Debug)]
 pub struct AccountCache {
-    map: RwLock<HashMap<String, Slot>>,
+    map: RwLock<HashMap<String, HashMap<String, Slot>>>,
+    entries: std::sync::atomic::AtomicUsize,
     generation: AtomicU64,
     capacity: usize,
-}
-
-fn key(user: &str, realm: &str) -> String {
-    let mut k = String::with_capacity(user.len() + 1 + realm.len());
-    k.push_str(user);
-    k.push('@');
-    k.push_str(realm);
-    k
 }
 
 impl AccountCache {
@@ -89,6 +83,7 @@ impl AccountCache {
     pub fn new(capacity: usize) -> Self {
         Self {
             map: RwLock::new(HashMap::new()),
+            entries: std::sync::atomic::AtomicUsize::new(0),
             generation: AtomicU64::new(0),
             capacity: capacity.max(16),
         }
@@ -100,7 +95,7 @@ impl AccountCache {
             .map
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match map.get(&key(user, realm)) {
+        match map.get(realm).and_then(|m| m.get(user)) {
             Some(Slot::Known(a)) => Lookup::Hit(a.clone()),
             Some(Slot::Unknown) => Lookup::Unknown,
             None => Lookup::Miss,
@@ -139,11 +134,19 @@ impl AccountCache {
         if self.generation.load(Ordering::Acquire) != generation {
             return Ok(()); // invalidated meanwhile: the next request loads again
         }
-        if map.len() >= self.capacity {
+        if self.entries.load(Ordering::Relaxed) >= self.capacity {
             // Bounded memory: start over rather than track recency on the hot path.
             map.clear();
+            self.entries.store(0, Ordering::Relaxed);
         }
-        map.insert(key(user, realm.as_str()), slot);
+        let fresh = map
+            .entry(realm.as_str().to_owned())
+            .or_default()
+            .insert(user.to_owned(), slot)
+            .is_none();
+        if fresh {
+            self.entries.fetch_add(1, Ordering::Relaxed);
+        }
         Ok(())
     }
 
@@ -154,7 +157,11 @@ impl AccountCache {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         self.generation.fetch_add(1, Ordering::AcqRel);
-        map.remove(&key(id.user(), id.domain().as_str()));
+        if let Some(m) = map.get_mut(id.domain().as_str())
+            && m.remove(id.user()).is_some()
+        {
+            self.entries.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 
     /// Forgets everything (the change feed lagged, so any entry may be stale).
@@ -165,6 +172,7 @@ impl AccountCache {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         self.generation.fetch_add(1, Ordering::AcqRel);
         map.clear();
+        self.entries.store(0, Ordering::Relaxed);
     }
 }
 

@@ -78,18 +78,17 @@ impl SipCore {
         let Some(creds) = req.digest_credentials(realm.as_str().as_bytes(), false) else {
             return self.challenge(now, req, peer, realm, false);
         };
-        let user = match creds.username() {
-            Some(u) => match std::str::from_utf8(&u) {
-                Ok(s) => s.to_owned(),
-                Err(_) => return self.challenge(now, req, peer, realm, false),
-            },
-            None => return self.simple(req, peer, 400, "Malformed Authorization"),
+        let Some(user_bytes) = creds.username() else {
+            return self.simple(req, peer, 400, "Malformed Authorization");
         };
-        let acct = match self.accounts.get(&user, realm.as_str()) {
+        let Ok(user) = std::str::from_utf8(&user_bytes) else {
+            return self.challenge(now, req, peer, realm, false);
+        };
+        let acct = match self.accounts.get(user, realm.as_str()) {
             Lookup::Hit(a) => a,
             Lookup::Miss => {
                 return Outcome::NeedAccount {
-                    user,
+                    user: user.to_owned(),
                     realm: realm.clone(),
                 };
             }
