@@ -324,6 +324,13 @@ pub async fn login(
         }
         f = x.starttls(target, cfg.clone()).await?;
     }
+    if target.tls.is_none() && f.starttls == Some(true) {
+        return Err(LoginError::NotOffered(
+            "login without TLS (the server requires STARTTLS: allow plain TCP on the server, \
+             or pass --starttls)"
+                .into(),
+        ));
+    }
     if !f.mechanisms.contains(&target.mechanism) {
         let offered: Vec<&str> = f.mechanisms.iter().map(|m| m.name()).collect();
         return Err(LoginError::NotOffered(format!(
