@@ -20,6 +20,10 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+/// Account loads (store round trips) in flight at once on UDP; beyond that a request is
+/// dropped and the client's retransmission finds the account cached or a free slot.
+const MAX_PENDING_LOADS: usize = 256;
+
 /// Every this many write-back ticks, expired rows are purged from the database too.
 const PURGE_EVERY_TICKS: u32 = 12;
 
@@ -34,6 +38,8 @@ pub(crate) struct Counters {
     pub(crate) dropped_invalid: AtomicU64,
     /// TCP connections refused because of the connection limit.
     pub(crate) refused_connections: AtomicU64,
+    /// UDP requests dropped because too many account loads were already in flight.
+    pub(crate) dropped_busy: AtomicU64,
 }
 
 /// What the transports share: the core, parser limits, counters and the shutdown signal.
@@ -43,6 +49,9 @@ pub(crate) struct SipContext {
     pub(crate) limits: Limits,
     pub(crate) counters: Counters,
     pub(crate) shutdown: CancellationToken,
+    /// Bounds the account loads in flight for UDP, where each one is a task: a flood of
+    /// made-up usernames must not turn into unbounded tasks and store queries.
+    pub(crate) loads: Arc<tokio::sync::Semaphore>,
 }
 
 /// What to do with one received message.
@@ -192,6 +201,7 @@ pub(crate) async fn start(
         limits,
         counters: Counters::default(),
         shutdown: services.shutdown.clone(),
+        loads: Arc::new(tokio::sync::Semaphore::new(MAX_PENDING_LOADS)),
     });
     // Subscribe before anything runs, so no change between here and the first poll is lost.
     let changes = services.changes.subscribe();
@@ -266,6 +276,7 @@ async fn write_back(ctx: Arc<SipContext>, store: Arc<dyn LocationStore>, every: 
         answered_invalid = c.answered_invalid.load(Ordering::Relaxed),
         dropped_invalid = c.dropped_invalid.load(Ordering::Relaxed),
         refused_connections = c.refused_connections.load(Ordering::Relaxed),
+        dropped_busy = c.dropped_busy.load(Ordering::Relaxed),
         "sip: transport counters"
     );
 }

@@ -9,6 +9,7 @@ use cusax_sip::{Peer, Transport};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use tokio::net::UdpSocket;
 use tokio::task::JoinSet;
 
@@ -76,8 +77,13 @@ async fn receive_loop(ctx: Arc<SipContext>, sock: Arc<UdpSocket>) {
         match ctx.process(Bytes::copy_from_slice(&buf[..n]), &peer) {
             Next::Send(resp, to) => send(&sock, &resp, &peer, &to).await,
             Next::Load(req, user, realm, to) => {
+                let Ok(permit) = ctx.loads.clone().try_acquire_owned() else {
+                    ctx.counters.dropped_busy.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                };
                 let (ctx, sock) = (ctx.clone(), sock.clone());
                 tokio::spawn(async move {
+                    let _permit = permit;
                     if let Some(resp) = ctx.load_and_handle(&req, &user, &realm, &peer).await {
                         send(&sock, &resp, &peer, &to).await;
                     }

@@ -417,6 +417,22 @@ impl Update<'_> {
         if b.transport != self.peer.transport.as_str() {
             b.transport = self.peer.transport.as_str().to_owned();
         }
+        // Compare before copying: a refresh normally repeats both, and allocates nothing.
+        let ua = self.req.first(HeaderKind::UserAgent).map(|h| h.value);
+        if ua != b.user_agent.as_deref().map(str::as_bytes) {
+            b.user_agent = ua.map(|v| String::from_utf8_lossy(v).replace(['\r', '\n'], " "));
+        }
+        let has_path = self.req.first(HeaderKind::Path).is_some();
+        if has_path || !b.path.is_empty() {
+            b.path = self.paths();
+        }
+    }
+
+    fn paths(&self) -> Vec<String> {
+        self.req
+            .values_of(HeaderKind::Path)
+            .map(|p| String::from_utf8_lossy(p).replace(['\r', '\n'], " "))
+            .collect()
     }
 
     fn new_binding(&self, c: &NewContact) -> Binding {
@@ -429,11 +445,7 @@ impl Update<'_> {
             cseq: self.cseq,
             instance: c.instance.clone(),
             reg_id: c.reg_id,
-            path: self
-                .req
-                .values_of(HeaderKind::Path)
-                .map(|p| String::from_utf8_lossy(p).replace(['\r', '\n'], " "))
-                .collect(),
+            path: self.paths(),
             source: Some(self.peer.addr),
             transport: self.peer.transport.as_str().to_owned(),
             user_agent: self
