@@ -190,8 +190,7 @@ pub(crate) async fn start(
         .store
         .load_bindings(cusax_store::unix_now())
         .await?;
-    let n = core.location().load(loaded);
-    tracing::info!(bindings = n, "sip: location service loaded");
+    core.location().load(loaded);
     let limits = Limits {
         max_message_bytes: services.config.sip.max_message_bytes.clamp(1024, 1 << 20),
         ..Limits::default()
@@ -213,10 +212,26 @@ pub(crate) async fn start(
     ));
 
     let bind = SocketAddr::new(services.config.server.bind, services.config.sip.port);
-    let udp = crate::sip_udp::start(&ctx, &services.config.sip, bind, tasks)?;
-    let tcp_addr = SocketAddr::new(bind.ip(), udp.port());
-    let tcp = crate::sip_tcp::start(&ctx, &services.config.sip, tcp_addr, tasks)?;
-    Ok((Some(udp), Some(tcp)))
+    let cfg = &services.config.sip;
+    // UDP and TCP share one port. With port 0 the port the kernel picks for UDP may be taken
+    // for TCP by someone else: pick again (a few times) instead of failing the start.
+    let mut attempt = 0;
+    let (udp, tcp) = loop {
+        attempt += 1;
+        let udp = crate::sip_udp::bind(cfg, bind)?;
+        let port = udp[0].local_addr().map_or(bind.port(), |a| a.port());
+        match crate::sip_tcp::bind(SocketAddr::new(bind.ip(), port)) {
+            Ok(tcp) => break (udp, tcp),
+            Err(StartError::Listen { source, .. })
+                if bind.port() == 0
+                    && attempt < 8
+                    && source.kind() == std::io::ErrorKind::AddrInUse => {}
+            Err(e) => return Err(e),
+        }
+    };
+    let udp_addr = crate::sip_udp::spawn(&ctx, udp, tasks);
+    let tcp_addr = crate::sip_tcp::spawn(&ctx, cfg, tcp, tasks)?;
+    Ok((Some(udp_addr), Some(tcp_addr)))
 }
 
 /// Applies account changes (lock, password, aliases, deletion) to the registrar's cache.

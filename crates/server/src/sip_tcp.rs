@@ -17,13 +17,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-/// Binds the TCP listener on `addr` and spawns its accept loop.
-pub(crate) fn start(
-    ctx: &Arc<SipContext>,
-    cfg: &SipSection,
-    addr: SocketAddr,
-    tasks: &mut JoinSet<()>,
-) -> Result<SocketAddr, StartError> {
+/// Binds the TCP listener on `addr`.
+pub(crate) fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, StartError> {
     let err = |source| StartError::Listen {
         what: "sip/tcp",
         addr,
@@ -31,12 +26,29 @@ pub(crate) fn start(
     };
     let std = std::net::TcpListener::bind(addr).map_err(err)?;
     std.set_nonblocking(true).map_err(err)?;
+    Ok(std)
+}
+
+/// Spawns the accept loop of a bound listener; returns its address.
+pub(crate) fn spawn(
+    ctx: &Arc<SipContext>,
+    cfg: &SipSection,
+    std: std::net::TcpListener,
+    tasks: &mut JoinSet<()>,
+) -> Result<SocketAddr, StartError> {
+    let addr = std
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let err = |source| StartError::Listen {
+        what: "sip/tcp",
+        addr,
+        source,
+    };
     let listener = TcpListener::from_std(std).map_err(err)?;
-    let bound = listener.local_addr().map_err(err)?;
     let slots = Arc::new(Semaphore::new(cfg.tcp_max_connections.max(1)));
     let idle = Duration::from_secs(cfg.tcp_idle_secs.max(1));
     tasks.spawn(accept_loop(ctx.clone(), listener, slots, idle));
-    Ok(bound)
+    Ok(addr)
 }
 
 async fn accept_loop(

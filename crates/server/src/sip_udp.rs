@@ -27,13 +27,8 @@ fn socket(addr: SocketAddr, recv_buffer: usize, reuse_port: bool) -> std::io::Re
     UdpSocket::from_std(s.into())
 }
 
-/// Binds `sip.udp_sockets` sockets on `addr` and spawns one receive loop per socket.
-pub(crate) fn start(
-    ctx: &Arc<SipContext>,
-    cfg: &SipSection,
-    addr: SocketAddr,
-    tasks: &mut JoinSet<()>,
-) -> Result<SocketAddr, StartError> {
+/// Binds `sip.udp_sockets` sockets on `addr` (SO_REUSEPORT when more than one).
+pub(crate) fn bind(cfg: &SipSection, addr: SocketAddr) -> Result<Vec<UdpSocket>, StartError> {
     let n = cfg.udp_sockets.clamp(1, 64);
     let err = |source| StartError::Listen {
         what: "sip/udp",
@@ -46,10 +41,21 @@ pub(crate) fn start(
     for _ in 1..n {
         socks.push(socket(bound, cfg.udp_recv_buffer, true).map_err(err)?);
     }
+    Ok(socks)
+}
+
+/// Spawns one receive loop per socket; returns the bound address.
+pub(crate) fn spawn(
+    ctx: &Arc<SipContext>,
+    socks: Vec<UdpSocket>,
+    tasks: &mut JoinSet<()>,
+) -> SocketAddr {
+    let mut bound = None;
     for s in socks {
+        bound = bound.or_else(|| s.local_addr().ok());
         tasks.spawn(receive_loop(ctx.clone(), Arc::new(s)));
     }
-    Ok(bound)
+    bound.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)))
 }
 
 async fn receive_loop(ctx: Arc<SipContext>, sock: Arc<UdpSocket>) {
