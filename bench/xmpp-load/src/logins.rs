@@ -151,7 +151,7 @@ pub async fn run(ctx: Arc<Ctx>, a: Args) -> anyhow::Result<(Value, String)> {
     let warm_s = warm_t.elapsed().as_secs_f64();
     if warm.ok == 0 {
         bail!(
-            "the server refuses logins ({} of {} failed): {}",
+            "no login succeeded ({} of {} failed): {}",
             warm.errors.total(),
             users,
             warm.errors.first_message().unwrap_or("no attempt made")

@@ -245,6 +245,16 @@ pub async fn run(ctx: Arc<Ctx>, a: Args) -> anyhow::Result<(Value, String)> {
             set.spawn(side(me, peer, plan));
         }
     }
+    // The loader's own CPU over the measured window: near 100 % means it, not the server,
+    // limits the message rate.
+    let cpu_probe = tokio::spawn(async move {
+        tokio::time::sleep_until(measure_from.into()).await;
+        let a = crate::stats::self_cpu_seconds();
+        tokio::time::sleep_until(measure_to.into()).await;
+        let b = crate::stats::self_cpu_seconds();
+        a.zip(b)
+            .map(|(a, b)| (b - a) * 100.0 / (measure_to - measure_from).as_secs_f64())
+    });
     let mut all = SideStats {
         lat: Samples::with_cap(usize::MAX),
         ..SideStats::default()
@@ -257,6 +267,7 @@ pub async fn run(ctx: Arc<Ctx>, a: Args) -> anyhow::Result<(Value, String)> {
         all.lat.merge(s.lat);
         all.errors.merge(s.errors);
     }
+    let loader_cpu = cpu_probe.await.ok().flatten().map(crate::round3);
     let rate = all.measured as f64 / a.duration as f64;
     let lat = all.lat.summary();
     let human = format!(
@@ -279,6 +290,7 @@ pub async fn run(ctx: Arc<Ctx>, a: Args) -> anyhow::Result<(Value, String)> {
             "window": a.window.max(1), "warmup_s": a.warmup, "duration_s": a.duration,
             "sent": all.sent, "received": all.received, "measured": all.measured,
             "msgs_per_s": crate::round3(rate), "latency": lat,
+            "loader_cpu_pct_measured": loader_cpu,
             "failed": all.errors.total(), "errors": all.errors.to_json(),
         }),
         human,
