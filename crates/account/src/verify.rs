@@ -26,6 +26,14 @@ pub fn scram_server_signature(v: &ScramVerifier, auth_message: &[u8]) -> Vec<u8>
     v.hash.hmac(&v.server_key, auth_message)
 }
 
+/// Checks a cleartext password (HTTP Basic, SASL PLAIN) against a stored SCRAM verifier:
+/// recomputes `StoredKey` from the password with the stored salt and iteration count.
+pub fn password_matches(v: &ScramVerifier, password: &crate::Password) -> bool {
+    let salted = v.hash.salted_password(password, &v.salt, v.iterations);
+    let client_key = v.hash.hmac(&salted, b"Client Key");
+    bool::from(v.hash.hash(&client_key).ct_eq(&v.stored_key))
+}
+
 /// The inputs of a digest `response` besides HA1 (RFC 7616 §3.4.1, RFC 3261 §22.4).
 #[derive(Debug, Clone, Copy)]
 pub struct DigestInput<'a> {
@@ -127,6 +135,13 @@ mod tests {
             scram_server_signature(&v, auth.as_bytes()),
             b64("6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=")
         );
+    }
+
+    #[test]
+    fn cleartext_password_against_verifier() {
+        let v = ScramVerifier::derive(ScramHash::Sha256, &Password::new("pencil"), b"salt", 64);
+        assert!(password_matches(&v, &Password::new("pencil")));
+        assert!(!password_matches(&v, &Password::new("pencil ")));
     }
 
     const NONCE: &str = "7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v";

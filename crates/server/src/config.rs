@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 /// The whole configuration file.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Process-wide settings.
@@ -104,6 +104,8 @@ pub struct XmppSection {
 pub struct HttpSection {
     /// HTTPS port (0 = any free port).
     pub port: u16,
+    /// Echo the password in provisioning answers (for clients that cannot prompt). Off.
+    pub provisioning_includes_password: bool,
 }
 
 /// `[tls]`
@@ -122,19 +124,6 @@ pub struct TlsSection {
 pub struct AccountsSection {
     /// PBKDF2 iterations for new SCRAM verifiers (RFC 7677 asks for at least 4096).
     pub scram_iterations: u32,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            server: ServerSection::default(),
-            sip: SipSection::default(),
-            xmpp: XmppSection::default(),
-            http: HttpSection { port: 5280 },
-            tls: TlsSection::default(),
-            accounts: AccountsSection::default(),
-        }
-    }
 }
 
 impl Default for ServerSection {
@@ -180,7 +169,10 @@ impl Default for XmppSection {
 
 impl Default for HttpSection {
     fn default() -> Self {
-        Self { port: 5280 }
+        Self {
+            port: 5280,
+            provisioning_includes_password: false,
+        }
     }
 }
 
@@ -327,8 +319,10 @@ idle_timeout_secs = 600
 max_offline_messages = 200
 
 [http]
-# HTTPS: provisioning, admin API, metrics.
+# HTTPS: provisioning (https://HOST:PORT/provisioning), admin API, metrics.
 port = 5280
+# Echo the password in provisioning answers, for clients that cannot ask the user for it.
+provisioning_includes_password = false
 
 [tls]
 # PEM files, relative to the data directory. When unset, a self-signed certificate for the

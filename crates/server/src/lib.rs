@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod datadir;
+mod http_listener;
 pub mod logging;
 mod server;
 mod sip_listener;

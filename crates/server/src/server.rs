@@ -160,6 +160,7 @@ impl Server {
             crate::sip_listener::start(&services, &mut tasks).await?;
         (listening.xmpp, listening.xmpp_tls) =
             crate::xmpp_listener::start(&services, &mut tasks).await?;
+        listening.http = crate::http_listener::start(&services, &listening, &mut tasks).await?;
         tracing::info!(
             version = env!("CARGO_PKG_VERSION"),
             data_dir = %self.data_dir.display(),
