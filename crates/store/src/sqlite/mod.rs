@@ -11,7 +11,7 @@ use crate::{Change, ChangeKind, StoreError, unix_now};
 use async_trait::async_trait;
 use cusax_account::{AccountId, Alias, Domain};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::{Connection, Row, SqliteConnection, SqlitePool};
 use std::path::Path;
 use std::time::Duration;
 
@@ -33,7 +33,7 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        Self::connect(opts, 4).await
+        Self::connect(opts, 4, true).await
     }
 
     /// Opens an existing database only; a missing file is an error (for admin tools).
@@ -44,7 +44,7 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        Self::connect(opts, 2).await
+        Self::connect(opts, 2, true).await
     }
 
     /// A private in-memory database (tests).
@@ -52,10 +52,18 @@ impl SqliteStore {
         let opts = SqliteConnectOptions::new()
             .in_memory(true)
             .foreign_keys(true);
-        Self::connect(opts, 1).await
+        Self::connect(opts, 1, false).await
     }
 
-    async fn connect(opts: SqliteConnectOptions, max: u32) -> Result<Self, StoreError> {
+    async fn connect(opts: SqliteConnectOptions, max: u32, file: bool) -> Result<Self, StoreError> {
+        // Switching a new file to WAL needs an exclusive lock, for which SQLite does not wait on
+        // its busy handler: do it, and the migrations, over one connection before the pool
+        // opens several. WAL is persistent, so pool connections need not set it again.
+        if file {
+            let mut first = SqliteConnection::connect_with(&opts).await?;
+            MIGRATOR.run(&mut first).await?;
+            first.close().await?;
+        }
         let pool = SqlitePoolOptions::new()
             .max_connections(max)
             .min_connections(1)
