@@ -78,6 +78,30 @@ pub struct SipSection {
     /// Digest algorithms challenged with, most preferred first (RFC 8760 §2.4): `MD5`,
     /// `SHA-256`, `SHA-512-256`.
     pub digest_algorithms: Vec<String>,
+    /// SIP over TLS port (RFC 3261 §26; 0 = any free port, and 0 whenever `port` is 0).
+    pub tls_port: u16,
+    /// Host written into Via and Record-Route; default: the bind address, or this host's
+    /// primary address when binding to all interfaces.
+    pub advertise: Option<String>,
+    /// Refuse REGISTER and calls of local users over plain UDP/TCP (TLS only).
+    pub tls_required: bool,
+    /// Stamp `Call-Info: <xmpp:JID>;purpose=impp` on INVITEs of authenticated users and drop
+    /// any other `impp` Call-Info (RFC 7081 §3.5).
+    pub call_info: bool,
+    /// Refuse SIP presence and IM: SUBSCRIBE/PUBLISH presence → 489, MESSAGE → 405.
+    pub refuse_simple: bool,
+    /// Per-domain overrides of `call_info` and `refuse_simple`.
+    pub policy: std::collections::BTreeMap<String, SipDomainPolicy>,
+}
+
+/// `[sip.policy."DOMAIN"]`: the call policies of one served domain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SipDomainPolicy {
+    /// As `sip.call_info`, for this domain's callers.
+    pub call_info: Option<bool>,
+    /// As `sip.refuse_simple`, for requests to or from this domain.
+    pub refuse_simple: Option<bool>,
 }
 
 /// `[xmpp]`
@@ -151,6 +175,12 @@ impl Default for SipSection {
             tcp_idle_secs: 600,
             max_message_bytes: 65_535,
             digest_algorithms: vec!["MD5".to_owned(), "SHA-256".to_owned()],
+            tls_port: 5061,
+            advertise: None,
+            tls_required: false,
+            call_info: true,
+            refuse_simple: true,
+            policy: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -305,6 +335,21 @@ max_message_bytes = 65535
 # Digest challenges, most preferred first. MD5 leads because many phones and test tools
 # answer only the first challenge; RFC 8760 clients pick SHA-256 from the list anyway.
 digest_algorithms = ["MD5", "SHA-256"]
+# SIP over TLS (sips:, transport=tls), with the same certificate and TLS versions as XMPP.
+tls_port = 5061
+# Host put into Via and Record-Route (default: the bind address, or this host's primary
+# address when binding to 0.0.0.0). Set it to the public name or address behind NAT.
+# advertise = "sip.example.org"
+# Accept REGISTER and calls of local users only over TLS.
+tls_required = false
+# CUSAX (RFC 7081): stamp Call-Info <xmpp:JID>;purpose=impp on calls of authenticated users.
+call_info = true
+# CUSAX: presence and IM belong to XMPP; refuse SIMPLE (489 / 405).
+refuse_simple = true
+# Per-domain overrides:
+# [sip.policy."example.org"]
+# call_info = false
+# refuse_simple = false
 
 [xmpp]
 # XMPP client connections with STARTTLS (RFC 6120).

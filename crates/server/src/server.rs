@@ -33,6 +33,8 @@ pub struct Listening {
     pub sip_udp: Option<SocketAddr>,
     /// SIP over TCP.
     pub sip_tcp: Option<SocketAddr>,
+    /// SIP over TLS.
+    pub sip_tls: Option<SocketAddr>,
     /// XMPP client-to-server (STARTTLS).
     pub xmpp: Option<SocketAddr>,
     /// XMPP client-to-server over direct TLS (XEP-0368).
@@ -156,8 +158,8 @@ impl Server {
             shutdown: shutdown.clone(),
         };
         let mut listening = Listening::default();
-        (listening.sip_udp, listening.sip_tcp) =
-            crate::sip_listener::start(&services, &mut tasks).await?;
+        let sip = crate::sip_listener::start(&services, &mut tasks).await?;
+        (listening.sip_udp, listening.sip_tcp, listening.sip_tls) = (sip.udp, sip.tcp, sip.tls);
         (listening.xmpp, listening.xmpp_tls) =
             crate::xmpp_listener::start(&services, &mut tasks).await?;
         listening.http = crate::http_listener::start(&services, &listening, &mut tasks).await?;
@@ -172,6 +174,7 @@ impl Server {
         for (what, addr) in [
             ("sip/udp", listening.sip_udp),
             ("sip/tcp", listening.sip_tcp),
+            ("sip/tls", listening.sip_tls),
             ("xmpp/c2s", listening.xmpp),
             ("xmpp/c2s-tls", listening.xmpp_tls),
             ("https", listening.http),

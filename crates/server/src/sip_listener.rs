@@ -1,22 +1,30 @@
-//! RFC 3261 §18: SIP transports (UDP, TCP) feeding the registrar and proxy of `cusax-sip`.
+//! RFC 3261 §18: SIP transports (UDP, TCP, TLS) feeding the registrar and proxy of `cusax-sip`.
 //!
 //! This module wires the pieces: it builds the [`SipCore`] from the configuration, loads the
-//! stored bindings, binds the sockets (`sip_udp`, `sip_tcp`), follows the account change feed
-//! and runs the location write-back timer, which also flushes once more at shutdown.
+//! stored bindings, binds the sockets (`sip_udp`, `sip_tcp`), follows the account change feed,
+//! runs the transaction timers and the location write-back timer (which also flushes once
+//! more at shutdown), and delivers what the proxy sends ([`SipContext::dispatch`]): UDP
+//! datagrams from the listening socket, and stream messages over the connection to the
+//! destination — the flow a client registered or called on, or a new outgoing connection.
 
 use crate::config::{ConfigError, SipSection};
 use crate::server::{Services, StartError};
 use bytes::{Bytes, BytesMut};
-use cusax_sip::{Outcome, Peer, RegistrarConfig, SipCore};
+use cusax_sip::proxy::{Dest, NextHop, Send};
+use cusax_sip::{
+    Advertised, DomainPolicy, Outcome, Peer, ProxyConfig, RegistrarConfig, SipCore, Transport,
+};
 use cusax_sip_proto::digest::Algorithm;
-use cusax_sip_proto::message::MessageHead;
 use cusax_sip_proto::{Limits, SipMessage, parse_datagram};
 use cusax_store::LocationStore;
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
+use tokio::net::UdpSocket;
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -40,7 +48,15 @@ pub(crate) struct Counters {
     pub(crate) refused_connections: AtomicU64,
     /// UDP requests dropped because too many account loads were already in flight.
     pub(crate) dropped_busy: AtomicU64,
+    /// Messages the proxy could not deliver (no flow, connection failed, queue full).
+    pub(crate) undeliverable: AtomicU64,
 }
+
+/// Messages queued for one connection's writer.
+pub(crate) type ConnTx = mpsc::Sender<Bytes>;
+
+/// Queue length per connection; a peer that does not read loses messages beyond it.
+pub(crate) const CONN_QUEUE: usize = 512;
 
 /// What the transports share: the core, parser limits, counters and the shutdown signal.
 #[derive(Debug)]
@@ -52,20 +68,33 @@ pub(crate) struct SipContext {
     /// Bounds the account loads in flight for UDP, where each one is a task: a flood of
     /// made-up usernames must not turn into unbounded tasks and store queries.
     pub(crate) loads: Arc<tokio::sync::Semaphore>,
+    /// The UDP socket datagrams are sent from (so the source port is the SIP port).
+    pub(crate) udp: OnceLock<Arc<UdpSocket>>,
+    /// Open TCP/TLS connections (incoming and outgoing) by transport and remote address.
+    pub(crate) conns: Mutex<HashMap<(Transport, SocketAddr), ConnTx>>,
+    /// Idle timeout of stream connections.
+    pub(crate) idle: Duration,
+    /// Client TLS settings for outgoing `sips:` connections.
+    pub(crate) tls_client: Arc<rustls::ClientConfig>,
+}
+
+/// What the slow path must load before a request can be handled again.
+pub(crate) enum Need {
+    /// An account by digest username.
+    Account(String, cusax_account::Domain),
+    /// An alias of some account.
+    Alias(cusax_account::Alias, cusax_account::Domain),
 }
 
 /// What to do with one received message.
 pub(crate) enum Next {
     /// Send these bytes back; on UDP to the address given (RFC 3261 §18.2.2).
     Send(BytesMut, SocketAddr),
-    /// The request needs an account loaded first (see [`SipCore::handle`]); the response
-    /// goes to the address given.
-    Load(
-        Box<cusax_sip_proto::Request>,
-        String,
-        cusax_account::Domain,
-        SocketAddr,
-    ),
+    /// Hand these to [`SipContext::dispatch`].
+    Dispatch(Vec<Send>),
+    /// The request needs something loaded first (see [`SipCore::handle`]); a direct
+    /// response goes to the address given.
+    Load(Box<cusax_sip_proto::Request>, Need, SocketAddr),
     /// Nothing to send.
     Nothing,
 }
@@ -85,14 +114,19 @@ impl SipContext {
         };
         let req = match msg.validated() {
             Ok(SipMessage::Request(r)) => r,
-            // Responses belong to client transactions, which the proxy will have.
-            Ok(SipMessage::Response(_)) => return Next::Nothing,
+            Ok(SipMessage::Response(r)) => return Next::Dispatch(self.core.handle_response(&r, peer)),
             Err(bad) => return self.invalid(&bad, peer),
         };
-        let to = reply_to(&req, peer.addr);
+        let to = reply_addr(&req, peer);
         match self.core.handle(cusax_store::unix_now(), &req, peer) {
             Outcome::Respond(b) => Next::Send(b, to),
-            Outcome::NeedAccount { user, realm } => Next::Load(Box::new(req), user, realm, to),
+            Outcome::NeedAccount { user, realm } => {
+                Next::Load(Box::new(req), Need::Account(user, realm), to)
+            }
+            Outcome::NeedAlias { alias, realm } => {
+                Next::Load(Box::new(req), Need::Alias(alias, realm), to)
+            }
+            Outcome::Send(v) => Next::Dispatch(v),
             Outcome::Nothing => Next::Nothing,
         }
     }
@@ -111,7 +145,11 @@ impl SipContext {
                     call_id = %String::from_utf8_lossy(call_id),
                     "sip: answered invalid request"
                 );
-                Next::Send(b, reply_to(bad.message.head(), peer.addr))
+                let to = match &*bad.message {
+                    SipMessage::Request(r) => reply_addr(r, peer),
+                    SipMessage::Response(_) => peer.addr,
+                };
+                Next::Send(b, to)
             }
             None => {
                 self.counters
@@ -123,32 +161,146 @@ impl SipContext {
         }
     }
 
-    /// The slow path after [`Next::Load`]: load the account from the store, handle again.
+    /// The slow path after [`Next::Load`]: load what is missing from the store and handle
+    /// again (a request may need a caller and a callee, so a few rounds).
     pub(crate) async fn load_and_handle(
         &self,
         req: &cusax_sip_proto::Request,
-        user: &str,
-        realm: &cusax_account::Domain,
+        mut need: Need,
         peer: &Peer,
-    ) -> Option<BytesMut> {
-        if let Err(e) = self.core.load_account(user, realm).await {
-            tracing::warn!(error = %e, "sip: loading an account failed");
-            return None;
+    ) -> Outcome {
+        for _ in 0..4 {
+            let loaded = match &need {
+                Need::Account(user, realm) => self.core.load_account(user, realm).await,
+                Need::Alias(alias, realm) => self.core.load_alias(alias, realm).await,
+            };
+            if let Err(e) = loaded {
+                tracing::warn!(error = %e, "sip: loading an account failed");
+                return Outcome::Nothing;
+            }
+            match self.core.handle(cusax_store::unix_now(), req, peer) {
+                Outcome::NeedAccount { user, realm } => need = Need::Account(user, realm),
+                Outcome::NeedAlias { alias, realm } => need = Need::Alias(alias, realm),
+                other => return other,
+            }
         }
-        match self.core.handle(cusax_store::unix_now(), req, peer) {
-            Outcome::Respond(b) => Some(b),
-            // Invalidated again meanwhile; the client retransmits (UDP) or retries.
-            Outcome::NeedAccount { .. } | Outcome::Nothing => None,
+        // Invalidated again and again meanwhile; the client retransmits (UDP) or retries.
+        Outcome::Nothing
+    }
+
+    /// Delivers what the proxy produced.
+    pub(crate) fn dispatch(self: &Arc<Self>, sends: Vec<Send>) {
+        for s in sends {
+            self.send_one(s);
+        }
+    }
+
+    fn undeliverable(self: &Arc<Self>, dest: &Dest, why: &str) {
+        self.counters.undeliverable.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(?dest, why, "sip: message not delivered");
+        let more = self.core.transport_failed(dest);
+        if !more.is_empty() {
+            let ctx = self.clone();
+            tokio::spawn(async move { ctx.dispatch(more) });
+        }
+    }
+
+    fn send_one(self: &Arc<Self>, s: Send) {
+        if tracing::enabled!(tracing::Level::TRACE) {
+            let line = s.bytes.split(|&b| b == b'\r').next().unwrap_or_default();
+            tracing::trace!(dest = ?s.dest, first = %String::from_utf8_lossy(line), "sip: send");
+        }
+        let addr = match &s.dest.hop {
+            NextHop::Addr(a) => *a,
+            NextHop::Name(host, port) => {
+                let (ctx, host, port) = (self.clone(), host.clone(), *port);
+                tokio::spawn(async move {
+                    let found = tokio::time::timeout(
+                        Duration::from_secs(5),
+                        tokio::net::lookup_host((host.as_str(), port)),
+                    )
+                    .await;
+                    match found {
+                        Ok(Ok(mut addrs)) => match addrs.next() {
+                            Some(a) => ctx.send_one(Send {
+                                dest: Dest {
+                                    transport: s.dest.transport,
+                                    hop: NextHop::Addr(a),
+                                },
+                                bytes: s.bytes,
+                            }),
+                            None => ctx.undeliverable(&s.dest, "no address"),
+                        },
+                        _ => ctx.undeliverable(&s.dest, "name lookup failed"),
+                    }
+                });
+                return;
+            }
+        };
+        match s.dest.transport {
+            Transport::Udp => {
+                let Some(sock) = self.udp.get() else {
+                    return self.undeliverable(&s.dest, "no UDP socket");
+                };
+                match sock.try_send_to(&s.bytes, addr) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        let sock = sock.clone();
+                        tokio::spawn(async move {
+                            let _ = sock.send_to(&s.bytes, addr).await;
+                        });
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, %addr, "sip/udp: send failed");
+                    }
+                }
+            }
+            t @ (Transport::Tcp | Transport::Tls) => {
+                let existing = self
+                    .conns
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .get(&(t, addr))
+                    .cloned();
+                match existing {
+                    Some(tx) => {
+                        if tx.try_send(s.bytes).is_err() {
+                            self.undeliverable(&s.dest, "connection queue full or closed");
+                        }
+                    }
+                    None => crate::sip_tcp::connect(self.clone(), t, addr, s.bytes),
+                }
+            }
+            _ => self.undeliverable(&s.dest, "transport not supported"),
         }
     }
 }
 
-/// Where a UDP response goes (RFC 3261 §18.2.2, RFC 3581 §4): the source address when the
-/// top Via asks for `rport`, else the source IP (our `received`) at the Via's sent-by port.
-fn reply_to(head: &MessageHead, from: SocketAddr) -> SocketAddr {
-    match head.top_via() {
-        Ok(v) if v.rport().is_none() => SocketAddr::new(from.ip(), v.port().unwrap_or(5060)),
-        _ => from,
+/// Where a direct response goes (RFC 3261 §18.2.2, RFC 3581 §4).
+fn reply_addr(req: &cusax_sip_proto::Request, peer: &Peer) -> SocketAddr {
+    match Dest::reply_to(req, peer).hop {
+        NextHop::Addr(a) => a,
+        NextHop::Name(..) => peer.addr,
+    }
+}
+
+/// The host written into Via and Record-Route.
+fn advertised_host(services: &Services) -> String {
+    if let Some(h) = &services.config.sip.advertise {
+        return h.clone();
+    }
+    let bind = services.config.server.bind;
+    if !bind.is_unspecified() {
+        return bind.to_string();
+    }
+    // The address the kernel would use towards the outside; no packet is sent.
+    let probe = std::net::UdpSocket::bind("0.0.0.0:0").and_then(|s| {
+        s.connect("192.0.2.1:5060")?;
+        s.local_addr()
+    });
+    match probe {
+        Ok(a) if !a.ip().is_unspecified() => a.ip().to_string(),
+        _ => IpAddr::from([127, 0, 0, 1]).to_string(),
     }
 }
 
@@ -174,16 +326,82 @@ fn registrar_config(services: &Services) -> Result<RegistrarConfig, StartError> 
             .clamp(s.min_expires, s.max_expires.max(s.min_expires)),
         max_contacts: s.max_contacts.max(1),
         flush_interval: Duration::from_secs(s.location_flush_secs.max(1)),
+        proxy: proxy_config(services),
         ..RegistrarConfig::default()
     })
 }
 
-/// Binds the SIP sockets and spawns their loops; returns the bound UDP and TCP addresses.
+fn proxy_config(services: &Services) -> ProxyConfig {
+    let s = &services.config.sip;
+    let default_policy = DomainPolicy {
+        call_info: s.call_info,
+        refuse_simple: s.refuse_simple,
+    };
+    let domains = s
+        .policy
+        .iter()
+        .map(|(d, p)| {
+            (
+                d.to_ascii_lowercase(),
+                DomainPolicy {
+                    call_info: p.call_info.unwrap_or(s.call_info),
+                    refuse_simple: p.refuse_simple.unwrap_or(s.refuse_simple),
+                },
+            )
+        })
+        .collect();
+    ProxyConfig {
+        advertised: Advertised {
+            host: advertised_host(services),
+            port: s.port,
+            tls_port: Some(s.tls_port),
+        },
+        default_policy,
+        domains,
+        tls_required: s.tls_required,
+        ..ProxyConfig::default()
+    }
+}
+
+/// The bound SIP listeners.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct SipAddrs {
+    pub(crate) udp: Option<SocketAddr>,
+    pub(crate) tcp: Option<SocketAddr>,
+    pub(crate) tls: Option<SocketAddr>,
+}
+
+/// Binds the SIP sockets and spawns their loops; returns the bound addresses.
 pub(crate) async fn start(
     services: &Services,
     tasks: &mut JoinSet<()>,
-) -> Result<(Option<SocketAddr>, Option<SocketAddr>), StartError> {
-    let cfg = registrar_config(services)?;
+) -> Result<SipAddrs, StartError> {
+    let bind = SocketAddr::new(services.config.server.bind, services.config.sip.port);
+    let sip_cfg = &services.config.sip;
+    // UDP and TCP share one port. With port 0 the port the kernel picks for UDP may be taken
+    // for TCP by someone else: pick again (a few times) instead of failing the start.
+    let mut attempt = 0;
+    let (udp, tcp) = loop {
+        attempt += 1;
+        let udp = crate::sip_udp::bind(sip_cfg, bind)?;
+        let port = udp[0].local_addr().map_or(bind.port(), |a| a.port());
+        match crate::sip_tcp::bind(SocketAddr::new(bind.ip(), port), "sip/tcp") {
+            Ok(tcp) => break (udp, tcp),
+            Err(StartError::Listen { source, .. })
+                if bind.port() == 0
+                    && attempt < 8
+                    && source.kind() == std::io::ErrorKind::AddrInUse => {}
+            Err(e) => return Err(e),
+        }
+    };
+    let tls_port = if sip_cfg.port == 0 { 0 } else { sip_cfg.tls_port };
+    let tls = crate::sip_tcp::bind(SocketAddr::new(bind.ip(), tls_port), "sip/tls")?;
+    let port = udp[0].local_addr().map_or(bind.port(), |a| a.port());
+    let tls_bound = tls.local_addr().map_or(tls_port, |a| a.port());
+
+    let mut cfg = registrar_config(services)?;
+    cfg.proxy.advertised.port = port;
+    cfg.proxy.advertised.tls_port = Some(tls_bound);
     let flush_interval = cfg.flush_interval;
     let core = SipCore::new(cfg, services.store.clone());
     let loaded = services
@@ -201,6 +419,10 @@ pub(crate) async fn start(
         counters: Counters::default(),
         shutdown: services.shutdown.clone(),
         loads: Arc::new(tokio::sync::Semaphore::new(MAX_PENDING_LOADS)),
+        udp: OnceLock::new(),
+        conns: Mutex::new(HashMap::new()),
+        idle: Duration::from_secs(sip_cfg.tcp_idle_secs.max(1)),
+        tls_client: crate::sip_tcp::client_config(),
     });
     // Subscribe before anything runs, so no change between here and the first poll is lost.
     let changes = services.changes.subscribe();
@@ -210,28 +432,34 @@ pub(crate) async fn start(
         services.store.clone(),
         flush_interval,
     ));
+    tasks.spawn(transaction_timers(ctx.clone()));
 
-    let bind = SocketAddr::new(services.config.server.bind, services.config.sip.port);
-    let cfg = &services.config.sip;
-    // UDP and TCP share one port. With port 0 the port the kernel picks for UDP may be taken
-    // for TCP by someone else: pick again (a few times) instead of failing the start.
-    let mut attempt = 0;
-    let (udp, tcp) = loop {
-        attempt += 1;
-        let udp = crate::sip_udp::bind(cfg, bind)?;
-        let port = udp[0].local_addr().map_or(bind.port(), |a| a.port());
-        match crate::sip_tcp::bind(SocketAddr::new(bind.ip(), port)) {
-            Ok(tcp) => break (udp, tcp),
-            Err(StartError::Listen { source, .. })
-                if bind.port() == 0
-                    && attempt < 8
-                    && source.kind() == std::io::ErrorKind::AddrInUse => {}
-            Err(e) => return Err(e),
-        }
-    };
     let udp_addr = crate::sip_udp::spawn(&ctx, udp, tasks);
-    let tcp_addr = crate::sip_tcp::spawn(&ctx, cfg, tcp, tasks)?;
-    Ok((Some(udp_addr), Some(tcp_addr)))
+    let tcp_addr = crate::sip_tcp::spawn(&ctx, sip_cfg, tcp, None, tasks)?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(services.tls.clone());
+    let tls_addr = crate::sip_tcp::spawn(&ctx, sip_cfg, tls, Some(acceptor), tasks)?;
+    Ok(SipAddrs {
+        udp: Some(udp_addr),
+        tcp: Some(tcp_addr),
+        tls: Some(tls_addr),
+    })
+}
+
+/// Fires the proxy's transaction timers (retransmissions, timeouts) every few milliseconds.
+async fn transaction_timers(ctx: Arc<SipContext>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = ctx.shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let now = std::time::Instant::now();
+        if ctx.core.next_timer().is_some_and(|t| t <= now) {
+            let out = ctx.core.tick(now);
+            ctx.dispatch(out);
+        }
+    }
 }
 
 /// Applies account changes (lock, password, aliases, deletion) to the registrar's cache.
@@ -292,6 +520,7 @@ async fn write_back(ctx: Arc<SipContext>, store: Arc<dyn LocationStore>, every: 
         dropped_invalid = c.dropped_invalid.load(Ordering::Relaxed),
         refused_connections = c.refused_connections.load(Ordering::Relaxed),
         dropped_busy = c.dropped_busy.load(Ordering::Relaxed),
+        undeliverable = c.undeliverable.load(Ordering::Relaxed),
         "sip: transport counters"
     );
 }

@@ -5,7 +5,7 @@ use crate::config::SipSection;
 use crate::server::StartError;
 use crate::sip_listener::{Next, SipContext};
 use bytes::Bytes;
-use cusax_sip::{Peer, Transport};
+use cusax_sip::{Outcome, Peer, Transport};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -53,7 +53,9 @@ pub(crate) fn spawn(
     let mut bound = None;
     for s in socks {
         bound = bound.or_else(|| s.local_addr().ok());
-        tasks.spawn(receive_loop(ctx.clone(), Arc::new(s)));
+        let s = Arc::new(s);
+        let _ = ctx.udp.set(s.clone());
+        tasks.spawn(receive_loop(ctx.clone(), s));
     }
     bound.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)))
 }
@@ -82,7 +84,8 @@ async fn receive_loop(ctx: Arc<SipContext>, sock: Arc<UdpSocket>) {
         };
         match ctx.process(Bytes::copy_from_slice(&buf[..n]), &peer) {
             Next::Send(resp, to) => send(&sock, &resp, &peer, &to).await,
-            Next::Load(req, user, realm, to) => {
+            Next::Dispatch(v) => ctx.dispatch(v),
+            Next::Load(req, need, to) => {
                 let Ok(permit) = ctx.loads.clone().try_acquire_owned() else {
                     ctx.counters.dropped_busy.fetch_add(1, Ordering::Relaxed);
                     continue;
@@ -90,8 +93,10 @@ async fn receive_loop(ctx: Arc<SipContext>, sock: Arc<UdpSocket>) {
                 let (ctx, sock) = (ctx.clone(), sock.clone());
                 tokio::spawn(async move {
                     let _permit = permit;
-                    if let Some(resp) = ctx.load_and_handle(&req, &user, &realm, &peer).await {
-                        send(&sock, &resp, &peer, &to).await;
+                    match ctx.load_and_handle(&req, need, &peer).await {
+                        Outcome::Respond(resp) => send(&sock, &resp, &peer, &to).await,
+                        Outcome::Send(v) => ctx.dispatch(v),
+                        _ => {}
                     }
                 });
             }

@@ -4,9 +4,11 @@
 //! TLS handshakes (with the one rustls configuration shared with SIP) and extracts channel
 //! bindings; sessions live in `cusax-xmpp`.
 //!
-//! Channel binding: `tls-exporter` (RFC 9266) is offered on TLS 1.3 connections.
-//! `tls-server-end-point` is not offered: the certificate in use is chosen inside rustls and
-//! not visible per connection.
+//! Channel binding (SCRAM-*-PLUS, advertised per XEP-0440): `tls-exporter` (RFC 9266) on
+//! TLS 1.3 connections, and `tls-server-end-point` (RFC 5929 §4) on every TLS connection whose
+//! certificate's signature algorithm defines it. For the latter the handshake starts with
+//! rustls' lazy acceptor, so the certificate is asked of the configured resolver with the
+//! connection's own ClientHello, the same question rustls then asks to pick it.
 
 use crate::server::{Services, StartError};
 use async_trait::async_trait;
@@ -19,7 +21,7 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
-use tokio_rustls::TlsAcceptor;
+use tokio_rustls::LazyConfigAcceptor;
 
 /// Connections served at once; further ones wait in the kernel's accept queue.
 const MAX_CONNECTIONS: usize = 50_000;
@@ -69,7 +71,7 @@ pub(crate) async fn start(
     let service = XmppService::new(xcfg, store, services.shutdown.clone());
     tasks.spawn(service.clone().watch_accounts(services.changes.subscribe()));
 
-    let upgrader: Arc<dyn TlsUpgrade> = Arc::new(Upgrader(TlsAcceptor::from(services.tls.clone())));
+    let upgrader: Arc<dyn TlsUpgrade> = Arc::new(Upgrader(services.tls.clone()));
     let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     tasks.spawn(accept_loop(
         starttls,
@@ -137,12 +139,24 @@ async fn accept_loop(
 }
 
 /// The rustls handshake for STARTTLS and direct TLS.
-struct Upgrader(TlsAcceptor);
+struct Upgrader(Arc<rustls::ServerConfig>);
 
 #[async_trait]
 impl TlsUpgrade for Upgrader {
     async fn upgrade(&self, tcp: TcpStream) -> std::io::Result<(Box<dyn Io>, Vec<ChannelBinding>)> {
-        let tls = self.0.accept(tcp).await?;
+        let start = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), tcp).await?;
+        // The resolver is asked with this ClientHello, as rustls asks it inside `into_stream`;
+        // the one certificate per service makes both answers the same key.
+        let end_point = self
+            .0
+            .cert_resolver
+            .resolve(start.client_hello())
+            .and_then(|key| {
+                key.end_entity_cert()
+                    .ok()
+                    .and_then(|cert| ChannelBinding::tls_server_end_point(cert))
+            });
+        let tls = start.into_stream(self.0.clone()).await?;
         let (_, conn) = tls.get_ref();
         let mut bindings = Vec::new();
         if conn.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3)
@@ -154,6 +168,7 @@ impl TlsUpgrade for Upgrader {
                 data: data.to_vec(),
             });
         }
+        bindings.extend(end_point);
         Ok((Box::new(tls), bindings))
     }
 }

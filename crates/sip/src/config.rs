@@ -3,6 +3,8 @@
 
 use cusax_account::Domain;
 use cusax_sip_proto::digest::Algorithm;
+use cusax_sip_proto::transaction::TimerConfig;
+use std::collections::HashMap;
 use std::time::Duration;
 
 /// Registrar settings. `Default` gives the documented defaults.
@@ -28,6 +30,73 @@ pub struct RegistrarConfig {
     pub flush_interval: Duration,
     /// Accounts kept in the credential cache before the least recently loaded are dropped.
     pub cache_capacity: usize,
+    /// Proxy settings (RFC 3261 §16).
+    pub proxy: ProxyConfig,
+}
+
+/// How this element names itself in Via, Record-Route and Path (RFC 3261 §16.6 steps 4, 8).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Advertised {
+    /// Host (IP literal or name) put into Via sent-by and Record-Route.
+    pub host: String,
+    /// Port of the UDP and TCP listeners.
+    pub port: u16,
+    /// Port of the TLS listener, if one runs.
+    pub tls_port: Option<u16>,
+}
+
+impl Default for Advertised {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".to_owned(),
+            port: 5060,
+            tls_port: None,
+        }
+    }
+}
+
+/// The CUSAX call policies of one domain (RFC 7081 §3.5, requirements SS-02/03/09).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DomainPolicy {
+    /// Stamp `Call-Info: <xmpp:JID>;purpose=impp` on INVITEs of authenticated callers and
+    /// strip every other `impp` Call-Info.
+    pub call_info: bool,
+    /// Refuse SIP presence and IM (SUBSCRIBE/PUBLISH presence → 489, MESSAGE → 405).
+    pub refuse_simple: bool,
+}
+
+impl Default for DomainPolicy {
+    fn default() -> Self {
+        Self {
+            call_info: true,
+            refuse_simple: true,
+        }
+    }
+}
+
+/// Proxy settings. `Default` gives the documented defaults.
+#[derive(Debug, Clone, Default)]
+pub struct ProxyConfig {
+    /// How the proxy names itself.
+    pub advertised: Advertised,
+    /// Policy for domains without an entry in `domains`.
+    pub default_policy: DomainPolicy,
+    /// Per-domain overrides, keyed by domain name.
+    pub domains: HashMap<String, DomainPolicy>,
+    /// Refuse authenticated requests (REGISTER, calls) that arrive over plain UDP or TCP.
+    pub tls_required: bool,
+    /// Transaction timers (T1, T2, T4).
+    pub timers: TimerConfig,
+}
+
+impl ProxyConfig {
+    /// The policy of `domain`.
+    pub fn policy(&self, domain: &str) -> DomainPolicy {
+        self.domains
+            .get(domain)
+            .copied()
+            .unwrap_or(self.default_policy)
+    }
 }
 
 impl Default for RegistrarConfig {
@@ -43,6 +112,7 @@ impl Default for RegistrarConfig {
             nonce_slots: 1 << 17,
             flush_interval: Duration::from_secs(5),
             cache_capacity: 1 << 20,
+            proxy: ProxyConfig::default(),
         }
     }
 }

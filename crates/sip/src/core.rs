@@ -1,6 +1,5 @@
-//! RFC 3261 §8.2 and §11: what the SIP element does with a request addressed to it: REGISTER
-//! goes to the registrar, OPTIONS is answered locally, and everything else is refused for now
-//! or handed to the proxy seam ([`SipCore::route_to_user`]).
+//! RFC 3261 §8.2 and §16: what the SIP element does with a request: REGISTER goes to the
+//! registrar, everything else to the proxy (which answers OPTIONS to itself locally).
 
 use crate::accounts::{AccountCache, AccountSource};
 use crate::config::RegistrarConfig;
@@ -15,29 +14,61 @@ use cusax_store::{Change, ChangeKind, StoreError};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
-/// Methods this element implements itself (RFC 3261 §20.5 `Allow`).
-pub const ALLOW: &[u8] = b"REGISTER, OPTIONS, ACK, CANCEL";
+/// Methods this element accepts (RFC 3261 §20.5 `Allow`): calls and their in-dialog
+/// requests. MESSAGE, PUBLISH and presence SUBSCRIBE are left to XMPP (RFC 7081 §3.3).
+pub const ALLOW: &[u8] =
+    b"INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, UPDATE, INFO, PRACK, REFER, NOTIFY, SUBSCRIBE";
 /// Option tags this element supports (`Supported`).
 pub const SUPPORTED: &[u8] = b"path";
 const SERVER: &[u8] = concat!("cusax/", env!("CARGO_PKG_VERSION")).as_bytes();
 
 /// The transport a request arrived on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Transport {
     /// UDP (RFC 3261 §18).
     Udp,
     /// TCP (RFC 3261 §18).
     Tcp,
+    /// TLS over TCP (RFC 3261 §26.3.1).
+    Tls,
 }
 
 impl Transport {
-    /// Lower-case name, as stored with bindings.
+    /// Lower-case name, as stored with bindings and used in `transport=` parameters.
     pub fn as_str(self) -> &'static str {
         match self {
             Transport::Udp => "udp",
             Transport::Tcp => "tcp",
+            Transport::Tls => "tls",
         }
+    }
+
+    /// Upper-case name, as written in Via (`SIP/2.0/UDP`).
+    pub fn via_name(self) -> &'static str {
+        match self {
+            Transport::Udp => "UDP",
+            Transport::Tcp => "TCP",
+            Transport::Tls => "TLS",
+        }
+    }
+
+    /// Reads a `transport=` value or a stored transport name (case-insensitive).
+    pub fn from_name(name: &[u8]) -> Option<Self> {
+        if name.eq_ignore_ascii_case(b"udp") {
+            Some(Self::Udp)
+        } else if name.eq_ignore_ascii_case(b"tcp") {
+            Some(Self::Tcp)
+        } else if name.eq_ignore_ascii_case(b"tls") {
+            Some(Self::Tls)
+        } else {
+            None
+        }
+    }
+
+    /// Connection-oriented transports need no retransmissions (RFC 3261 §17.1.1.2).
+    pub fn is_reliable(self) -> bool {
+        !matches!(self, Self::Udp)
     }
 }
 
@@ -78,6 +109,16 @@ pub enum Outcome {
         /// The realm (served domain).
         realm: Domain,
     },
+    /// An alias (extra AOR or number) is not in the cache: `load_alias(alias, realm)`, then
+    /// handle again. The request was not processed in any way.
+    NeedAlias {
+        /// The alias to resolve.
+        alias: cusax_account::Alias,
+        /// The served domain it was addressed in.
+        realm: Domain,
+    },
+    /// Send these messages (proxied requests, responses, retransmissions).
+    Send(Vec<crate::proxy::Send>),
     /// Nothing to send (ACK, or a message that needs no answer).
     Nothing,
 }
@@ -90,7 +131,9 @@ pub struct SipCore {
     pub(crate) counts: Mutex<NonceCounts>,
     pub(crate) accounts: AccountCache,
     pub(crate) location: Location,
-    to_tag: [u8; 16],
+    pub(crate) to_tag: [u8; 16],
+    pub(crate) aliases: crate::proxy::AliasCache,
+    pub(crate) proxy: Mutex<crate::proxy::ProxyState>,
     store: Arc<dyn AccountSource>,
 }
 
@@ -133,6 +176,8 @@ impl SipCore {
             counts: Mutex::new(NonceCounts::new(cfg.nonce_slots)),
             accounts: AccountCache::new(cfg.cache_capacity),
             location: Location::new(),
+            aliases: crate::proxy::AliasCache::default(),
+            proxy: Mutex::new(crate::proxy::ProxyState::new(secret)),
             key: NonceKey::new(secret),
             digest,
             cfg,
@@ -149,36 +194,19 @@ impl SipCore {
     /// Handles one request at `now` (Unix seconds). Never blocks and never touches the store.
     pub fn handle(&self, now: i64, req: &Request, peer: &Peer) -> Outcome {
         match req.method() {
-            Method::Register => self.register(now, req, peer),
-            Method::Ack => Outcome::Nothing,
-            Method::Options if self.is_local(req) => Outcome::Respond(
-                self.response(req, peer, 200, "OK")
-                    .header("Allow", ALLOW)
-                    .header("Accept", b"application/sdp")
-                    .header("Supported", SUPPORTED)
-                    .build(),
-            ),
-            // No transaction state is kept for anything CANCEL could match (RFC 3261 §9.2).
-            Method::Cancel => self.simple(req, peer, 481, "Call/Transaction Does Not Exist"),
-            Method::Extension => self.simple(req, peer, 501, "Not Implemented"),
-            _ if self.is_local(req) => Outcome::Respond(
-                self.response(req, peer, 405, "Method Not Allowed")
-                    .header("Allow", ALLOW)
-                    .build(),
-            ),
-            _ => self.route_to_user(req, peer),
+            Method::Register
+                if !self.cfg.proxy.tls_required || peer.transport == Transport::Tls =>
+            {
+                self.register(now, req, peer)
+            }
+            Method::Register => self.simple(req, peer, 403, "TLS Required"),
+            _ => self.proxy_request(now, req, peer),
         }
     }
 
-    /// The proxy seam: requests for users (INVITE, MESSAGE, OPTIONS to a user, …) will be
-    /// forwarded to their registered contacts here. Until the proxy exists they are refused.
-    fn route_to_user(&self, req: &Request, peer: &Peer) -> Outcome {
-        self.simple(req, peer, 501, "Proxying Not Implemented")
-    }
-
-    /// A Request-URI without user part names this element itself (RFC 3261 §11).
-    fn is_local(&self, req: &Request) -> bool {
-        req.uri().is_some_and(|u| u.user().is_none())
+    /// Handles one response from a downstream element (RFC 3261 §16.7).
+    pub fn handle_response(&self, resp: &cusax_sip_proto::Response, peer: &Peer) -> Vec<crate::proxy::Send> {
+        self.proxy_response(resp, peer)
     }
 
     /// Builds the answer to a request that failed validation, if it can be routed back
@@ -209,18 +237,36 @@ impl SipCore {
         self.accounts.load(&*self.store, user, realm).await
     }
 
+    /// Resolves an alias into the cache after [`Outcome::NeedAlias`].
+    pub async fn load_alias(
+        &self,
+        alias: &cusax_account::Alias,
+        realm: &Domain,
+    ) -> Result<(), StoreError> {
+        let id = self.store.resolve_alias(alias).await?;
+        let id = id.filter(|id| id.domain() == realm);
+        self.aliases.insert(alias.as_str(), realm, id.map(|i| i.user().to_owned()));
+        Ok(())
+    }
+
     /// Reacts to an account change from the store's change feed: the next request reloads the
-    /// account; a deleted account loses its bindings.
+    /// account; a deleted account loses its bindings, and so does a locked one (RFC 7081
+    /// §3.2: a lock applies to both protocols at once).
     pub fn on_change(&self, change: &Change) {
         self.accounts.invalidate(&change.account);
-        if change.kind == ChangeKind::Deleted {
-            self.location.remove_aor(&change.account.aor());
+        self.aliases.clear();
+        match change.kind {
+            ChangeKind::Deleted | ChangeKind::Locked => {
+                self.location.remove_aor(&change.account.aor());
+            }
+            _ => {}
         }
     }
 
     /// The change feed lost events: forget every cached account.
     pub fn on_changes_lost(&self) {
         self.accounts.clear();
+        self.aliases.clear();
     }
 
     /// Forgets one cached account (tests, admin tools in the same process).
@@ -241,7 +287,8 @@ impl SipCore {
         reason: &'r str,
     ) -> Built<'r> {
         Built {
-            inner: ResponseBuilder::new(req, code, reason).to_tag(&self.to_tag),
+            inner: ResponseBuilder::new(req, code, reason),
+            tag: Some(&self.to_tag),
             ip: peer.addr.ip(),
             port: peer.addr.port(),
         }
@@ -252,6 +299,7 @@ impl SipCore {
 /// builder borrows the address text.
 pub(crate) struct Built<'r> {
     inner: ResponseBuilder<'r>,
+    tag: Option<&'r [u8]>,
     ip: IpAddr,
     port: u16,
 }
@@ -262,10 +310,20 @@ impl<'r> Built<'r> {
         self
     }
 
+    /// Builds without a To tag (a proxy's 100 Trying is hop-by-hop, §16.2).
+    pub(crate) fn build_without_tag(mut self) -> BytesMut {
+        self.tag = None;
+        self.build()
+    }
+
     pub(crate) fn build(self) -> BytesMut {
         let mut ipbuf = [0u8; 48];
         let ip = ip_text(self.ip, &mut ipbuf);
-        self.inner
+        let inner = match self.tag {
+            Some(t) => self.inner.to_tag(t),
+            None => self.inner,
+        };
+        inner
             .header("Server", SERVER)
             .via_received(ip, self.port)
             .build()

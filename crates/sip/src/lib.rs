@@ -10,8 +10,9 @@ pub mod config;
 mod core;
 pub mod date;
 pub mod location;
+pub mod proxy;
 mod registrar;
 
-pub use config::RegistrarConfig;
+pub use config::{Advertised, DomainPolicy, ProxyConfig, RegistrarConfig};
 pub use core::{ALLOW, Outcome, Peer, SUPPORTED, SipCore, Transport};
 pub use location::Location;

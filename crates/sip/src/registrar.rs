@@ -94,7 +94,7 @@ impl SipCore {
             }
             Lookup::Unknown => {
                 // Same work and same answer as a wrong password: existence does not show.
-                let _ = self.verify(now, req, peer, &creds, realm, None);
+                let _ = self.verify_digest(now, req, peer, &creds, realm, None);
                 return self.challenge(now, req, peer, realm, false);
             }
         };
@@ -106,7 +106,7 @@ impl SipCore {
             Some(t) => Algorithm::from_token(t),
         };
         let ha1 = alg.and_then(|a| acct.ha1(a));
-        let fresh = match self.verify(now, req, peer, &creds, realm, ha1) {
+        let fresh = match self.verify_digest(now, req, peer, &creds, realm, ha1) {
             Ok(Verified::Ok) => true,
             Ok(Verified::Stale) => return self.challenge(now, req, peer, realm, true),
             Err(DigestError::Replay) => false,
@@ -124,7 +124,7 @@ impl SipCore {
         self.bind(now, req, peer, &to_aor, realm, fresh)
     }
 
-    fn verify(
+    pub(crate) fn verify_digest(
         &self,
         now: i64,
         req: &Request,
@@ -161,6 +161,19 @@ impl SipCore {
         realm: &Domain,
         stale: bool,
     ) -> Outcome {
+        self.challenge_for(now, req, peer, realm, stale, false)
+    }
+
+    /// A 401 (registrar) or 407 (proxy, §22.3) with one challenge per configured algorithm.
+    pub(crate) fn challenge_for(
+        &self,
+        now: i64,
+        req: &Request,
+        peer: &Peer,
+        realm: &Domain,
+        stale: bool,
+        proxy: bool,
+    ) -> Outcome {
         let (pb, n) = peer.nonce_binding();
         let challenges = digest::challenges(
             &self.digest,
@@ -170,9 +183,14 @@ impl SipCore {
             u64::try_from(now).unwrap_or(0),
             stale,
         );
-        let mut r = self.response(req, peer, 401, "Unauthorized");
+        let (code, reason, header) = if proxy {
+            (407, "Proxy Authentication Required", "Proxy-Authenticate")
+        } else {
+            (401, "Unauthorized", "WWW-Authenticate")
+        };
+        let mut r = self.response(req, peer, code, reason);
         for c in &challenges {
-            r = r.header("WWW-Authenticate", c);
+            r = r.header(header, c);
         }
         Outcome::Respond(r.build())
     }

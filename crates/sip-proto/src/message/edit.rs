@@ -7,7 +7,7 @@ use bytes::{BufMut, BytesMut};
 
 use super::headers::parse_max_forwards;
 use super::text::{is_lws, trim};
-use super::{HeaderKind, Request, Span};
+use super::{HeaderKind, MessageHead, Request, Response, Span};
 
 /// Why an edit could not be applied.
 #[non_exhaustive]
@@ -22,6 +22,9 @@ pub enum EditError {
     /// The header index does not exist.
     #[error("no header at that index")]
     NoSuchHeader,
+    /// The edit needs a header the message does not have (or one that does not parse).
+    #[error("no such header value")]
+    NoSuchValue,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -33,22 +36,93 @@ struct Op {
     seq: u32,
 }
 
-/// Pending edits against one request; [`Edits::render`] produces the forwarded bytes.
+/// Pending edits against one message; [`Edits::render`] produces the forwarded bytes.
 #[derive(Debug)]
 pub struct Edits<'m> {
-    msg: &'m Request,
+    msg: &'m MessageHead,
+    uri: Option<Span>,
     ops: Vec<Op>,
     arena: Vec<u8>,
 }
 
 impl<'m> Edits<'m> {
-    /// Starts an empty edit list.
-    pub fn new(msg: &'m Request) -> Self {
+    /// Starts an empty edit list for a request.
+    pub fn new(req: &'m Request) -> Self {
         Self {
-            msg,
-            ops: Vec::with_capacity(6),
+            msg: &req.head,
+            uri: Some(req.uri),
+            ops: Vec::with_capacity(8),
             arena: Vec::with_capacity(256),
         }
+    }
+
+    /// Starts an empty edit list for a response (§16.7 step 3: the proxy removes its Via).
+    pub fn for_response(resp: &'m Response) -> Self {
+        Self {
+            msg: &resp.head,
+            uri: None,
+            ops: Vec::with_capacity(2),
+            arena: Vec::new(),
+        }
+    }
+
+    /// Byte range of the first value of the first header line of `kind`, and whether the
+    /// line holds more values after it.
+    fn first_value_range(&self, kind: HeaderKind) -> Option<(usize, std::ops::Range<usize>, bool)> {
+        let h = self.msg.first(kind)?;
+        let e = self.msg.entries[h.index];
+        let mut values = h.values();
+        let first = values.next()?;
+        let buf = self.msg.bytes();
+        // `first` borrows the message buffer, so its offset is a pointer difference.
+        let start = (first.as_ptr() as usize).checked_sub(buf.as_ptr() as usize)?;
+        let end = start + first.len();
+        if end > e.value.end as usize {
+            return None;
+        }
+        Some((h.index, start..end, values.next().is_some()))
+    }
+
+    /// Removes the first value of the first header line of `kind` (the whole line when it
+    /// holds only that value); false when there is none. Used for the top Via of a response.
+    pub fn remove_first_value(&mut self, kind: HeaderKind) -> bool {
+        let Some((index, r, more)) = self.first_value_range(kind) else {
+            return false;
+        };
+        if more {
+            let e = self.msg.entries[index];
+            let buf = self.msg.bytes();
+            let mut cut = r.end;
+            while cut < e.value.end as usize && (buf[cut] == b',' || is_lws(buf[cut])) {
+                cut += 1;
+            }
+            self.push(r.start, cut, &[], 2);
+        } else {
+            let e = self.msg.entries[index];
+            let end = self.line_end(index);
+            self.push(e.name.start as usize, end, &[], 2);
+        }
+        true
+    }
+
+    /// Replaces the first value of the first header line of `kind` with `value`.
+    pub fn replace_first_value(&mut self, kind: HeaderKind, value: &[u8]) -> Result<(), EditError> {
+        let (_, r, _) = self.first_value_range(kind).ok_or(EditError::NoSuchValue)?;
+        self.push(r.start, r.end, &[value], 2);
+        Ok(())
+    }
+
+    /// Adds `received` and fills `rport` in the top Via (RFC 3261 §18.2.1, RFC 3581 §4), so
+    /// that the next hop and the client learn the address the request really came from.
+    pub fn set_top_via_received(&mut self, ip: &str, port: u16) -> Result<(), EditError> {
+        let via = self.msg.top_via().map_err(|_| EditError::NoSuchValue)?;
+        let mut out = BytesMut::with_capacity(via.as_bytes().len() + 40);
+        super::build::via_with_received(&mut out, &via, ip, port);
+        let (_, r, _) = self
+            .first_value_range(HeaderKind::Via)
+            .ok_or(EditError::NoSuchValue)?;
+        self.push(r.start, r.end, &[&out], 2);
+        Ok(())
     }
 
     fn first_header_pos(&self) -> usize {
@@ -96,32 +170,72 @@ impl<'m> Edits<'m> {
 
     /// Removes the first Route value (§16.4); returns false when there is no Route.
     pub fn remove_first_route(&mut self) -> bool {
-        let Some(h) = self.msg.first(HeaderKind::Route) else {
-            return false;
-        };
-        let e = self.msg.entries[h.index];
-        let mut values = h.values();
-        let first = values.next().unwrap_or_default();
-        if values.next().is_some() {
-            // Drop the first value, its comma and the whitespace after it.
-            let base = e.value.start as usize;
-            let mut cut = base + first.len();
+        self.remove_first_value(HeaderKind::Route)
+    }
+
+    /// Removes the first `n` Route values, which may span several header lines (a proxy that
+    /// record-routed twice finds itself twice at the top of the route set).
+    pub fn remove_routes(&mut self, n: usize) -> usize {
+        let mut removed = 0;
+        let lines: Vec<(usize, usize)> = self
+            .msg
+            .headers_of(HeaderKind::Route)
+            .map(|h| (h.index, h.values().count()))
+            .collect();
+        for (index, count) in lines {
+            if removed == n {
+                break;
+            }
+            let e = self.msg.entries[index];
+            if count <= n - removed {
+                let end = self.line_end(index);
+                self.push(e.name.start as usize, end, &[], 2);
+                removed += count;
+                continue;
+            }
+            // Part of this line: cut the first values, their commas and following space.
+            let Some(h) = self.msg.header(index) else {
+                break;
+            };
             let buf = self.msg.bytes();
+            let mut cut = e.value.start as usize;
+            for v in h.values().take(n - removed) {
+                let Some(start) = (v.as_ptr() as usize).checked_sub(buf.as_ptr() as usize) else {
+                    break;
+                };
+                cut = start + v.len();
+            }
             while cut < e.value.end as usize && (buf[cut] == b',' || is_lws(buf[cut])) {
                 cut += 1;
             }
-            self.push(base, cut, &[], 2);
-        } else {
-            let end = self.line_end(h.index);
-            self.push(e.name.start as usize, end, &[], 2);
+            self.push(e.value.start as usize, cut, &[], 2);
+            removed = n;
         }
-        true
+        removed
     }
 
-    /// Replaces the Request-URI (§16.6 step 2 / §16.4 strict-route handling).
+    /// Inserts `Route: value` lines above all Route lines, in the order given (§16.6 step 7
+    /// for Path, RFC 3327 §5.3).
+    pub fn insert_routes(&mut self, values: &[&[u8]]) -> &mut Self {
+        let at = self
+            .msg
+            .first(HeaderKind::Route)
+            .map_or(self.msg.body_start() - 2, |h| {
+                self.msg.entries[h.index].name.start as usize
+            });
+        for v in values {
+            self.push(at, at, &[b"Route: ", v, b"\r\n"], 3);
+        }
+        self
+    }
+
+    /// Replaces the Request-URI (§16.6 step 2 / §16.4 strict-route handling); does nothing
+    /// on a response.
     pub fn set_request_uri(&mut self, uri: &[u8]) -> &mut Self {
-        let r = self.msg.uri.range();
-        self.push(r.start, r.end, &[uri], 2);
+        if let Some(span) = self.uri {
+            let r = span.range();
+            self.push(r.start, r.end, &[uri], 2);
+        }
         self
     }
 

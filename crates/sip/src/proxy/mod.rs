@@ -1,0 +1,862 @@
+//! RFC 3261 §16: the transaction-stateful proxy — request validation, route processing,
+//! target determination, forking, response context and CANCEL — with the CUSAX call policies
+//! of RFC 7081 §3.3 and §3.5 (Call-Info `impp` stamping, SIP presence/IM refused).
+//!
+//! The proxy is sans-IO like the layers below it: requests and responses go in with the peer
+//! they came from, and what comes out is a list of [`Send`]s (bytes plus a [`Dest`]) for the
+//! server's transports; [`SipCore::tick`] drives the transaction timers. All transaction
+//! state sits behind one mutex, taken once per message.
+//!
+//! Choices the RFC leaves open, made here:
+//! - Requests whose From names a served domain must authenticate (407, Proxy-Authorization
+//!   against the same stored HA1 as REGISTER), and the From AOR must belong to the account.
+//!   Requests from other domains are accepted only for local users (no open relay, 403).
+//! - In-dialog requests (a To tag) and requests with a Route beyond this proxy are routed
+//!   without authentication, as Record-Route set them up.
+//! - The Record-Route URI carries the From tag of the dialog-creating request (`ftag`) and the
+//!   flows of both legs (`cxc` caller side, `cxe` callee side), so in-dialog requests reach a
+//!   client behind NAT or on a TCP connection without a reverse lookup of its Contact.
+//! - CANCEL is answered 200 and the original INVITE 487 at once; branches are cancelled
+//!   downstream (a branch without a provisional answer is cancelled when one arrives).
+
+mod forward;
+mod target;
+
+use crate::core::{Outcome, Peer, SipCore};
+use bytes::Bytes;
+use cusax_sip_proto::message::{HeaderKind, Limits, build_cancel};
+use cusax_sip_proto::transaction::{
+    ClientInvite, ClientNonInvite, Disposition, Output, ServerInvite, ServerNonInvite,
+    TransactionKey,
+};
+use cusax_sip_proto::{Method, Request, Response, SipMessage, parse_datagram};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::RwLock;
+use std::time::Instant;
+
+pub use target::{Dest, NextHop};
+
+/// One message for the transports to send.
+#[derive(Debug, Clone)]
+pub struct Send {
+    /// Where to.
+    pub dest: Dest,
+    /// The complete message.
+    pub bytes: Bytes,
+}
+
+/// Branch parameter prefix of this proxy: the RFC 3261 magic cookie plus `cx`.
+pub(crate) const BRANCH_PREFIX: &str = "z9hG4bKcx";
+
+/// Alias → account user, filled from the store on demand and cleared on any account change.
+#[derive(Debug, Default)]
+pub struct AliasCache {
+    map: RwLock<HashMap<(String, String), Option<String>>>,
+}
+
+const ALIAS_CACHE_MAX: usize = 100_000;
+
+impl AliasCache {
+    pub(crate) fn get(&self, alias: &str, realm: &str) -> Option<Option<String>> {
+        let map = self
+            .map
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.get(&(alias.to_owned(), realm.to_owned())).cloned()
+    }
+
+    pub(crate) fn insert(&self, alias: &str, realm: &cusax_account::Domain, user: Option<String>) {
+        let mut map = self
+            .map
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() >= ALIAS_CACHE_MAX {
+            map.clear();
+        }
+        map.insert((alias.to_owned(), realm.as_str().to_owned()), user);
+    }
+
+    pub(crate) fn clear(&self) {
+        self.map
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+    }
+}
+
+#[derive(Debug)]
+enum ServerTxn {
+    Invite(ServerInvite),
+    NonInvite(ServerNonInvite),
+}
+
+#[derive(Debug)]
+enum ClientTxn {
+    Invite(ClientInvite),
+    NonInvite(ClientNonInvite),
+}
+
+/// Where a branch stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BranchState {
+    /// Sent, nothing heard yet.
+    Trying,
+    /// A provisional response arrived.
+    Proceeding,
+    /// A final response arrived (or was synthesised on timeout).
+    Done(u16),
+}
+
+#[derive(Debug)]
+struct Branch {
+    key: TransactionKey,
+    dest: Dest,
+    state: BranchState,
+    /// CANCEL asked for before any provisional response (RFC 3261 §9.1: wait for one).
+    cancel_pending: bool,
+    request: Request,
+}
+
+/// The response context of one proxied request (RFC 3261 §16.7).
+#[derive(Debug)]
+struct Forwarding {
+    plan: forward::Plan,
+    branches: Vec<Branch>,
+    /// Serial groups (by q-value) not started yet.
+    groups: VecDeque<Vec<target::Target>>,
+    /// Best final response so far, already without our Via: (code, bytes).
+    best: Option<(u16, Bytes)>,
+    /// A final response went upstream.
+    finished: bool,
+}
+
+#[derive(Debug)]
+struct ServerEntry {
+    txn: ServerTxn,
+    /// The request as received (to build local responses and new branches).
+    request: Request,
+    peer: Peer,
+    reply: Dest,
+    fwd: Forwarding,
+}
+
+#[derive(Debug)]
+struct ClientEntry {
+    txn: ClientTxn,
+    server: TransactionKey,
+    dest: Dest,
+    /// A CANCEL's own transaction: its responses go nowhere.
+    is_cancel: bool,
+}
+
+#[derive(Debug, Clone)]
+enum TimerRef {
+    Server(TransactionKey),
+    Client(TransactionKey),
+}
+
+#[derive(Debug)]
+struct Timer {
+    at: Instant,
+    seq: u64,
+    what: TimerRef,
+}
+
+impl PartialEq for Timer {
+    fn eq(&self, o: &Self) -> bool {
+        (self.at, self.seq) == (o.at, o.seq)
+    }
+}
+impl Eq for Timer {}
+impl PartialOrd for Timer {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Timer {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(o.at, o.seq))
+    }
+}
+
+/// All transaction state of the proxy.
+#[derive(Debug)]
+pub struct ProxyState {
+    servers: HashMap<TransactionKey, ServerEntry>,
+    clients: HashMap<TransactionKey, ClientEntry>,
+    timers: BinaryHeap<Reverse<Timer>>,
+    seq: u64,
+    /// Seeds branch parameters so that they are unique across restarts.
+    branch_seed: u64,
+}
+
+impl ProxyState {
+    pub(crate) fn new(secret: [u8; 32]) -> Self {
+        let mut seed = [0u8; 8];
+        seed.copy_from_slice(&secret[24..32]);
+        Self {
+            servers: HashMap::new(),
+            clients: HashMap::new(),
+            timers: BinaryHeap::new(),
+            seq: 0,
+            branch_seed: u64::from_le_bytes(seed),
+        }
+    }
+
+    fn next_branch(&mut self, loop_hash: u32) -> String {
+        self.seq = self.seq.wrapping_add(1);
+        let unique = self.branch_seed.wrapping_add(self.seq.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        format!("{BRANCH_PREFIX}{loop_hash:08x}.{unique:016x}")
+    }
+
+    fn arm(&mut self, at: Option<Instant>, what: TimerRef) {
+        if let Some(at) = at {
+            self.seq = self.seq.wrapping_add(1);
+            self.timers.push(Reverse(Timer {
+                at,
+                seq: self.seq,
+                what,
+            }));
+        }
+    }
+
+    /// Number of server and client transactions held (for tests and metrics).
+    pub fn transactions(&self) -> (usize, usize) {
+        (self.servers.len(), self.clients.len())
+    }
+}
+
+/// Limits for re-parsing our own forwarded messages: they may be a little larger than what
+/// was received, never larger than this.
+fn own_limits() -> Limits {
+    Limits {
+        max_message_bytes: 1 << 20,
+        ..Limits::default()
+    }
+}
+
+fn parse_own(bytes: Bytes) -> Option<Request> {
+    match parse_datagram(bytes, &own_limits()).ok()? {
+        SipMessage::Request(r) => Some(r),
+        SipMessage::Response(_) => None,
+    }
+}
+
+/// Lower is better (RFC 3261 §16.7 step 6): 6xx, then 3xx, 4xx, 5xx; 408 from a silent
+/// branch loses against any real answer of its class.
+fn rank(code: u16) -> (u8, u8) {
+    let class = match code / 100 {
+        6 => 0,
+        2 => 0,
+        3 => 1,
+        4 => 2,
+        _ => 3,
+    };
+    (class, u8::from(code == 408 || code == 503))
+}
+
+impl SipCore {
+    fn lock_proxy(&self) -> std::sync::MutexGuard<'_, ProxyState> {
+        // Every critical section leaves the tables consistent.
+        self.proxy
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The earliest transaction timer, for the server's timer task.
+    pub fn next_timer(&self) -> Option<Instant> {
+        self.lock_proxy().timers.peek().map(|t| t.0.at)
+    }
+
+    /// Transaction counts (server, client).
+    pub fn transaction_counts(&self) -> (usize, usize) {
+        self.lock_proxy().transactions()
+    }
+
+    /// Fires due transaction timers: retransmissions, timeouts, clean-up.
+    pub fn tick(&self, now: Instant) -> Vec<Send> {
+        let mut out = Vec::new();
+        let mut st = self.lock_proxy();
+        while st.timers.peek().is_some_and(|t| t.0.at <= now) {
+            let Some(Reverse(t)) = st.timers.pop() else {
+                break;
+            };
+            match t.what {
+                TimerRef::Server(key) => {
+                    if let Some(e) = st.servers.get_mut(&key) {
+                        match &mut e.txn {
+                            ServerTxn::Invite(x) => x.handle_timeout(now),
+                            ServerTxn::NonInvite(x) => x.handle_timeout(now),
+                        }
+                        self.drain_server(&mut st, &key, now, &mut out);
+                    }
+                }
+                TimerRef::Client(key) => {
+                    if let Some(e) = st.clients.get_mut(&key) {
+                        match &mut e.txn {
+                            ClientTxn::Invite(x) => x.handle_timeout(now),
+                            ClientTxn::NonInvite(x) => x.handle_timeout(now),
+                        }
+                        self.drain_client(&mut st, &key, now, &mut out);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Sends what a server transaction queued; removes it when terminated.
+    fn drain_server(
+        &self,
+        st: &mut ProxyState,
+        key: &TransactionKey,
+        now: Instant,
+        out: &mut Vec<Send>,
+    ) {
+        let Some(e) = st.servers.get_mut(key) else {
+            return;
+        };
+        let mut terminated = false;
+        loop {
+            let o = match &mut e.txn {
+                ServerTxn::Invite(x) => x.poll_output(),
+                ServerTxn::NonInvite(x) => x.poll_output(),
+            };
+            match o {
+                Some(Output::Transmit(b)) => out.push(Send {
+                    dest: e.reply.clone(),
+                    bytes: b,
+                }),
+                Some(Output::Timeout) => {
+                    tracing::debug!("sip/proxy: no ACK for a final response");
+                }
+                Some(Output::Terminated) => terminated = true,
+                None => break,
+            }
+        }
+        let next = match &e.txn {
+            ServerTxn::Invite(x) => x.poll_timeout(),
+            ServerTxn::NonInvite(x) => x.poll_timeout(),
+        };
+        if terminated {
+            st.servers.remove(key);
+        } else if next.is_some_and(|t| t <= now) {
+            // Zero-length timers (reliable transports) fire at once.
+            match &mut e.txn {
+                ServerTxn::Invite(x) => x.handle_timeout(now),
+                ServerTxn::NonInvite(x) => x.handle_timeout(now),
+            }
+            self.drain_server(st, key, now, out);
+        } else {
+            st.arm(next, TimerRef::Server(key.clone()));
+        }
+    }
+
+    /// Sends what a client transaction queued; a timeout becomes a 408 for its branch.
+    fn drain_client(
+        &self,
+        st: &mut ProxyState,
+        key: &TransactionKey,
+        now: Instant,
+        out: &mut Vec<Send>,
+    ) {
+        let Some(e) = st.clients.get_mut(key) else {
+            return;
+        };
+        let mut terminated = false;
+        let mut timed_out = false;
+        loop {
+            let o = match &mut e.txn {
+                ClientTxn::Invite(x) => x.poll_output(),
+                ClientTxn::NonInvite(x) => x.poll_output(),
+            };
+            match o {
+                Some(Output::Transmit(b)) => out.push(Send {
+                    dest: e.dest.clone(),
+                    bytes: b,
+                }),
+                Some(Output::Timeout) => timed_out = !e.is_cancel,
+                Some(Output::Terminated) => terminated = true,
+                None => break,
+            }
+        }
+        let server = e.server.clone();
+        let next = match &e.txn {
+            ClientTxn::Invite(x) => x.poll_timeout(),
+            ClientTxn::NonInvite(x) => x.poll_timeout(),
+        };
+        if terminated {
+            st.clients.remove(key);
+        } else if next.is_some_and(|t| t <= now) {
+            match &mut e.txn {
+                ClientTxn::Invite(x) => x.handle_timeout(now),
+                ClientTxn::NonInvite(x) => x.handle_timeout(now),
+            }
+            self.drain_client(st, key, now, out);
+        } else {
+            st.arm(next, TimerRef::Client(key.clone()));
+        }
+        if timed_out {
+            self.branch_final(st, &server, key, 408, None, now, out);
+        }
+    }
+
+    /// A transport could not deliver to `dest` (connection refused, flow gone): every client
+    /// transaction towards it fails now instead of at timer B/F (RFC 3261 §16.7 step 9).
+    pub fn transport_failed(&self, dest: &Dest) -> Vec<Send> {
+        let now = Instant::now();
+        let mut out = Vec::new();
+        let mut st = self.lock_proxy();
+        let keys: Vec<TransactionKey> = st
+            .clients
+            .iter()
+            .filter(|(_, e)| &e.dest == dest)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in keys {
+            if let Some(e) = st.clients.get_mut(&k) {
+                match &mut e.txn {
+                    ClientTxn::Invite(x) => x.on_transport_error(),
+                    ClientTxn::NonInvite(x) => x.on_transport_error(),
+                }
+            }
+            self.drain_client(&mut st, &k, now, &mut out);
+        }
+        out
+    }
+
+    /// The request pipeline of §16.3–§16.6 for everything but REGISTER.
+    pub(crate) fn proxy_request(&self, now: i64, req: &Request, peer: &Peer) -> Outcome {
+        let t = Instant::now();
+        // Retransmissions and the ACK of a non-2xx final response belong to a transaction.
+        if let Some(key) = TransactionKey::server(req) {
+            let mut st = self.lock_proxy();
+            if let Some(e) = st.servers.get_mut(&key) {
+                match (&mut e.txn, req.method()) {
+                    (ServerTxn::Invite(x), Method::Ack) => {
+                        let _ = x.on_ack(t);
+                    }
+                    (ServerTxn::Invite(x), _) => x.on_invite_retransmission(),
+                    (ServerTxn::NonInvite(x), _) => x.on_request_retransmission(),
+                }
+                let mut out = Vec::new();
+                self.drain_server(&mut st, &key, t, &mut out);
+                return Outcome::Send(out);
+            }
+        }
+        match req.method() {
+            Method::Ack => return self.forward_ack(req, peer),
+            Method::Cancel => return self.cancel(req, peer, t),
+            _ => {}
+        }
+        if let Some(tag) = req
+            .option_tags(HeaderKind::ProxyRequire)
+            .next()
+        {
+            return Outcome::Respond(
+                self.response(req, peer, 420, "Bad Extension")
+                    .header("Unsupported", tag)
+                    .build(),
+            );
+        }
+        let routing = match self.route_info(req) {
+            Ok(r) => r,
+            Err(o) => return self.simple(req, peer, o.0, o.1),
+        };
+        if routing.in_dialog() {
+            return self.forward_in_dialog(req, peer, &routing, t);
+        }
+        self.forward_initial(now, req, peer, &routing, t)
+    }
+
+    /// Creates the server transaction and the branches for `targets`, and sends.
+    #[allow(clippy::too_many_arguments)]
+    fn start_forwarding(
+        &self,
+        req: &Request,
+        peer: &Peer,
+        plan: forward::Plan,
+        mut groups: VecDeque<Vec<target::Target>>,
+        t: Instant,
+    ) -> Outcome {
+        let Some(key) = TransactionKey::server(req) else {
+            return self.simple(req, peer, 400, "Malformed Via");
+        };
+        let reliable = peer.transport.is_reliable();
+        let timers = self.cfg.proxy.timers;
+        let invite = req.method() == Method::Invite;
+        let mut txn = if invite {
+            ServerTxn::Invite(ServerInvite::new(t, req.clone(), reliable, timers))
+        } else {
+            ServerTxn::NonInvite(ServerNonInvite::new(reliable, timers))
+        };
+        if let ServerTxn::Invite(x) = &mut txn {
+            // §16.2: a stateful proxy answers an INVITE with 100 Trying at once.
+            let trying = self.response(req, peer, 100, "Trying").build_without_tag().freeze();
+            x.send_response(t, 100, trying);
+        }
+        let first = groups.pop_front().unwrap_or_default();
+        let entry = ServerEntry {
+            txn,
+            request: req.clone(),
+            peer: *peer,
+            reply: Dest::reply_to(req, peer),
+            fwd: Forwarding {
+                plan,
+                branches: Vec::new(),
+                groups,
+                best: None,
+                finished: false,
+            },
+        };
+        let mut out = Vec::new();
+        let mut st = self.lock_proxy();
+        st.servers.insert(key.clone(), entry);
+        self.start_branches(&mut st, &key, first, t, &mut out);
+        self.drain_server(&mut st, &key, t, &mut out);
+        Outcome::Send(out)
+    }
+
+    /// Starts one client transaction per target (one serial group, in parallel).
+    fn start_branches(
+        &self,
+        st: &mut ProxyState,
+        key: &TransactionKey,
+        targets: Vec<target::Target>,
+        t: Instant,
+        out: &mut Vec<Send>,
+    ) {
+        let timers = self.cfg.proxy.timers;
+        for target in targets {
+            let Some(e) = st.servers.get(key) else { return };
+            let loop_hash = e.fwd.plan.loop_hash;
+            let branch = st.next_branch(loop_hash);
+            let Some(e) = st.servers.get(key) else { return };
+            let rendered = self.render_branch(&e.request, &e.peer, &e.fwd.plan, &target, &branch);
+            let Some(request) = rendered.and_then(parse_own) else {
+                tracing::warn!("sip/proxy: could not build a branch; skipped");
+                continue;
+            };
+            let Some(ckey) = TransactionKey::client(&request) else {
+                continue;
+            };
+            let reliable = target.dest.transport.is_reliable();
+            let txn = if request.method() == Method::Invite {
+                ClientTxn::Invite(ClientInvite::new(t, request.clone(), reliable, timers))
+            } else {
+                ClientTxn::NonInvite(ClientNonInvite::new(t, request.clone(), reliable, timers))
+            };
+            st.clients.insert(
+                ckey.clone(),
+                ClientEntry {
+                    txn,
+                    server: key.clone(),
+                    dest: target.dest.clone(),
+                    is_cancel: false,
+                },
+            );
+            if let Some(e) = st.servers.get_mut(key) {
+                e.fwd.branches.push(Branch {
+                    key: ckey.clone(),
+                    dest: target.dest,
+                    state: BranchState::Trying,
+                    cancel_pending: false,
+                    request,
+                });
+            }
+            self.drain_client(st, &ckey, t, out);
+        }
+    }
+
+    /// §16.7: a response from downstream.
+    pub(crate) fn proxy_response(&self, resp: &Response, _peer: &Peer) -> Vec<Send> {
+        let t = Instant::now();
+        let mut out = Vec::new();
+        let Some(ckey) = TransactionKey::for_response(resp) else {
+            return out;
+        };
+        let mut st = self.lock_proxy();
+        let Some(e) = st.clients.get_mut(&ckey) else {
+            drop(st);
+            // No transaction (e.g. a 2xx retransmission after timer M): forward statelessly
+            // when the top Via is ours (§16.7 step 2 / §16.11).
+            if let Some(s) = self.forward_response_stateless(resp) {
+                out.push(s);
+            }
+            return out;
+        };
+        let disposition = match &mut e.txn {
+            ClientTxn::Invite(x) => x.on_response(t, resp),
+            ClientTxn::NonInvite(x) => x.on_response(t, resp.code()),
+        };
+        let is_cancel = e.is_cancel;
+        let server = e.server.clone();
+        self.drain_client(&mut st, &ckey, t, &mut out);
+        if disposition == Disposition::Absorb || is_cancel {
+            return out;
+        }
+        let code = resp.code();
+        match code {
+            100 => {}
+            101..=199 => self.branch_provisional(&mut st, &server, &ckey, resp, t, &mut out),
+            _ => {
+                let stripped = forward::strip_top_via(resp);
+                self.branch_final(&mut st, &server, &ckey, code, stripped, t, &mut out);
+            }
+        }
+        out
+    }
+
+    fn branch_provisional(
+        &self,
+        st: &mut ProxyState,
+        server: &TransactionKey,
+        ckey: &TransactionKey,
+        resp: &Response,
+        t: Instant,
+        out: &mut Vec<Send>,
+    ) {
+        let Some(e) = st.servers.get_mut(server) else {
+            return;
+        };
+        let mut cancel = None;
+        if let Some(b) = e.fwd.branches.iter_mut().find(|b| &b.key == ckey) {
+            if b.state == BranchState::Trying {
+                b.state = BranchState::Proceeding;
+            }
+            if b.cancel_pending {
+                b.cancel_pending = false;
+                cancel = Some((b.request.clone(), b.dest.clone()));
+            }
+        }
+        if !e.fwd.finished
+            && let Some(bytes) = forward::strip_top_via(resp)
+        {
+            match &mut e.txn {
+                ServerTxn::Invite(x) => x.send_response(t, resp.code(), bytes),
+                ServerTxn::NonInvite(x) => x.send_response(t, resp.code(), bytes),
+            }
+        }
+        if let Some((req, dest)) = cancel {
+            self.send_cancel(st, server, &req, dest, t, out);
+        }
+        self.drain_server(st, server, t, out);
+    }
+
+    /// A branch ended with `code` (`bytes` is the response without our Via, or `None` for a
+    /// synthesised one). Forwards 2xx at once, cancels the rest on 2xx/6xx, starts the next
+    /// serial group, and sends the best response when every branch is done.
+    #[allow(clippy::too_many_arguments)]
+    fn branch_final(
+        &self,
+        st: &mut ProxyState,
+        server: &TransactionKey,
+        ckey: &TransactionKey,
+        code: u16,
+        bytes: Option<Bytes>,
+        t: Instant,
+        out: &mut Vec<Send>,
+    ) {
+        let Some(e) = st.servers.get_mut(server) else {
+            // The server transaction is gone; a late 2xx still goes upstream (§16.7 step 5
+            // is about the response context, 2xx are always forwarded).
+            return;
+        };
+        let invite = matches!(e.txn, ServerTxn::Invite(_));
+        if let Some(b) = e.fwd.branches.iter_mut().find(|b| &b.key == ckey) {
+            if matches!(b.state, BranchState::Done(_)) && !(200..300).contains(&code) {
+                return;
+            }
+            b.state = BranchState::Done(code);
+        }
+        let mut to_cancel = Vec::new();
+        if (200..300).contains(&code) {
+            if let Some(bytes) = bytes {
+                match &mut e.txn {
+                    ServerTxn::Invite(x) => x.send_response(t, code, bytes),
+                    ServerTxn::NonInvite(x) => x.send_response(t, code, bytes),
+                }
+            }
+            e.fwd.finished = true;
+            e.fwd.groups.clear();
+            if invite {
+                to_cancel = Self::pending_branches(&mut e.fwd);
+            }
+        } else if !e.fwd.finished {
+            let better = e
+                .fwd
+                .best
+                .as_ref()
+                .is_none_or(|(c, _)| rank(code) < rank(*c));
+            if better {
+                let b = bytes.unwrap_or_else(|| {
+                    let reason = if code == 408 { "Request Timeout" } else { "Server Internal Error" };
+                    self.response(&e.request, &e.peer, code, reason).build().freeze()
+                });
+                e.fwd.best = Some((code, b));
+            }
+            if code >= 600 {
+                e.fwd.groups.clear();
+                if invite {
+                    to_cancel = Self::pending_branches(&mut e.fwd);
+                }
+            }
+        }
+        let all_done = e
+            .fwd
+            .branches
+            .iter()
+            .all(|b| matches!(b.state, BranchState::Done(_)));
+        if all_done && !e.fwd.finished {
+            if let Some(next) = e.fwd.groups.pop_front() {
+                self.start_branches(st, server, next, t, out);
+                self.drain_server(st, server, t, out);
+                return;
+            }
+            e.fwd.finished = true;
+            let (code, bytes) = match e.fwd.best.take() {
+                // §16.7 step 6: a 503 is not passed on (it would mean *this* proxy is busy).
+                Some((503, _)) => (
+                    500,
+                    self.response(&e.request, &e.peer, 500, "Server Internal Error")
+                        .build()
+                        .freeze(),
+                ),
+                Some(x) => x,
+                None => (
+                    408,
+                    self.response(&e.request, &e.peer, 408, "Request Timeout")
+                        .build()
+                        .freeze(),
+                ),
+            };
+            match &mut e.txn {
+                ServerTxn::Invite(x) => x.send_response(t, code, bytes),
+                ServerTxn::NonInvite(x) => x.send_response(t, code, bytes),
+            }
+        }
+        for (req, dest) in to_cancel {
+            self.send_cancel(st, server, &req, dest, t, out);
+        }
+        self.drain_server(st, server, t, out);
+    }
+
+    /// Branches still waiting for a final answer, to be cancelled; those without a provisional
+    /// answer are only marked (§9.1).
+    fn pending_branches(fwd: &mut Forwarding) -> Vec<(Request, Dest)> {
+        let mut v = Vec::new();
+        for b in &mut fwd.branches {
+            match b.state {
+                BranchState::Proceeding => v.push((b.request.clone(), b.dest.clone())),
+                BranchState::Trying => b.cancel_pending = true,
+                BranchState::Done(_) => {}
+            }
+        }
+        v
+    }
+
+    fn send_cancel(
+        &self,
+        st: &mut ProxyState,
+        server: &TransactionKey,
+        invite: &Request,
+        dest: Dest,
+        t: Instant,
+        out: &mut Vec<Send>,
+    ) {
+        let Some(req) = build_cancel(invite).map(|b| b.freeze()).and_then(parse_own) else {
+            return;
+        };
+        let Some(ckey) = TransactionKey::client(&req) else {
+            return;
+        };
+        let reliable = dest.transport.is_reliable();
+        let txn = ClientNonInvite::new(t, req, reliable, self.cfg.proxy.timers);
+        st.clients.insert(
+            ckey.clone(),
+            ClientEntry {
+                txn: ClientTxn::NonInvite(txn),
+                server: server.clone(),
+                dest,
+                is_cancel: true,
+            },
+        );
+        self.drain_client(st, &ckey, t, out);
+    }
+
+    /// §16.10: CANCEL for a proxied INVITE.
+    fn cancel(&self, req: &Request, peer: &Peer, t: Instant) -> Outcome {
+        let Some(key) = TransactionKey::cancel_target(req) else {
+            return self.simple(req, peer, 400, "Malformed CANCEL");
+        };
+        let mut st = self.lock_proxy();
+        let Some(e) = st.servers.get_mut(&key) else {
+            drop(st);
+            return self.simple(req, peer, 481, "Call/Transaction Does Not Exist");
+        };
+        let ok = self.response(req, peer, 200, "OK").build().freeze();
+        let mut out = vec![Send {
+            dest: Dest::reply_to(req, peer),
+            bytes: ok,
+        }];
+        let mut to_cancel = Vec::new();
+        if !e.fwd.finished {
+            e.fwd.finished = true;
+            e.fwd.groups.clear();
+            to_cancel = Self::pending_branches(&mut e.fwd);
+            let terminated = self
+                .response(&e.request, &e.peer, 487, "Request Terminated")
+                .build()
+                .freeze();
+            if let ServerTxn::Invite(x) = &mut e.txn {
+                x.send_response(t, 487, terminated);
+            }
+        }
+        for (r, dest) in to_cancel {
+            self.send_cancel(&mut st, &key, &r, dest, t, &mut out);
+        }
+        self.drain_server(&mut st, &key, t, &mut out);
+        Outcome::Send(out)
+    }
+
+    /// Where to send a response that has no transaction: the next Via, if ours is on top.
+    fn forward_response_stateless(&self, resp: &Response) -> Option<Send> {
+        let top = resp.top_via().ok()?;
+        if !top.branch().is_some_and(|b| b.starts_with(BRANCH_PREFIX.as_bytes())) {
+            return None;
+        }
+        let next = resp.vias().nth(1)?.ok()?;
+        let dest = Dest::from_via(&next)?;
+        let bytes = forward::strip_top_via(resp)?;
+        Some(Send { dest, bytes })
+    }
+
+    /// Local answers that need no transaction.
+    pub(crate) fn local_response(
+        &self,
+        req: &Request,
+        peer: &Peer,
+        code: u16,
+        reason: &str,
+        headers: &[(&str, &[u8])],
+    ) -> Outcome {
+        let mut r = self.response(req, peer, code, reason);
+        for (n, v) in headers {
+            r = r.header(n, v);
+        }
+        Outcome::Respond(r.build())
+    }
+
+    /// Whether the server transaction table holds anything (tests).
+    pub fn is_idle(&self) -> bool {
+        let st = self.lock_proxy();
+        st.servers.is_empty() && st.clients.is_empty()
+    }
+}
+
+/// A peer's address as text, without allocation for the common cases.
+pub(crate) fn peer_ip(addr: &SocketAddr) -> String {
+    addr.ip().to_string()
+}

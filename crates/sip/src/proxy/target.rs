@@ -1,0 +1,706 @@
+//! RFC 3261 §16.4–§16.5 and RFC 3263 §4: route information processing and target
+//! determination — our own Route entries, in-dialog flows, the callee's bindings (with its
+//! aliases, q-value groups and Path) and where each target's bytes go.
+
+use super::forward::{self, Plan};
+use super::Send;
+use crate::accounts::{CachedAccount, Lookup};
+use crate::core::{Outcome, Peer, SipCore, Transport};
+use bytes::Bytes;
+use cusax_account::{Alias, Aor, Domain};
+use cusax_sip_proto::message::headers::Via;
+use cusax_sip_proto::message::uri::{Scheme, Uri};
+use cusax_sip_proto::message::Edits;
+use cusax_sip_proto::{Method, Request};
+use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Where a message goes at the IP level.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum NextHop {
+    /// An address: for UDP the datagram's destination; for TCP/TLS the connection to (or
+    /// from) it — an existing flow is reused, otherwise one is opened.
+    Addr(SocketAddr),
+    /// A host name still to resolve (A/AAAA), with the port.
+    Name(String, u16),
+}
+
+/// Transport plus next hop.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Dest {
+    /// The transport.
+    pub transport: Transport,
+    /// The next hop.
+    pub hop: NextHop,
+}
+
+impl Dest {
+    /// Where responses to `req` go (RFC 3261 §18.2.2, RFC 3581 §4): back over the connection
+    /// for TCP/TLS; for UDP to the source address when `rport` was asked for, otherwise the
+    /// source IP at the Via's port.
+    pub fn reply_to(req: &Request, peer: &Peer) -> Dest {
+        let addr = match (peer.transport, req.top_via()) {
+            (Transport::Udp, Ok(v)) if v.rport().is_none() => {
+                SocketAddr::new(peer.addr.ip(), v.port().unwrap_or(5060))
+            }
+            _ => peer.addr,
+        };
+        Dest {
+            transport: peer.transport,
+            hop: NextHop::Addr(addr),
+        }
+    }
+
+    /// The address a Via names (received/rport first), for stateless response forwarding.
+    pub(crate) fn from_via(v: &Via<'_>) -> Option<Dest> {
+        let transport = Transport::from_name(v.transport())?;
+        let default_port = if transport == Transport::Tls { 5061 } else { 5060 };
+        let port = v
+            .param("rport")
+            .and_then(|p| std::str::from_utf8(p).ok()?.parse().ok())
+            .or(v.port())
+            .unwrap_or(default_port);
+        let host = v.received().unwrap_or_else(|| v.host().as_bytes());
+        let host = std::str::from_utf8(host).ok()?;
+        let hop = match host.parse::<IpAddr>() {
+            Ok(ip) => NextHop::Addr(SocketAddr::new(ip, port)),
+            Err(_) => NextHop::Name(host.to_owned(), port),
+        };
+        Some(Dest { transport, hop })
+    }
+
+    /// The next hop a SIP URI names (RFC 3263 §4 without NAPTR/SRV: `maddr`, host, port,
+    /// `transport`, `sips` → TLS).
+    pub(crate) fn from_uri(uri: &Uri<'_>) -> Option<Dest> {
+        let transport = match uri.transport() {
+            Some(t) => Transport::from_name(t)?,
+            None if uri.scheme() == Scheme::Sips => Transport::Tls,
+            None => Transport::Udp,
+        };
+        let default_port = if transport == Transport::Tls { 5061 } else { 5060 };
+        let port = uri.port().unwrap_or(default_port);
+        let host = match uri.maddr() {
+            Some(m) => std::str::from_utf8(m).ok()?.to_owned(),
+            None => std::str::from_utf8(uri.host()?.as_bytes()).ok()?.to_owned(),
+        };
+        let hop = match host.parse::<IpAddr>() {
+            Ok(ip) => NextHop::Addr(SocketAddr::new(ip, port)),
+            Err(_) => NextHop::Name(host, port),
+        };
+        Some(Dest { transport, hop })
+    }
+
+    /// Flow text for Record-Route parameters: transport letter plus address (`u1.2.3.4:5060`).
+    pub(crate) fn flow_token(&self) -> Option<String> {
+        let NextHop::Addr(a) = &self.hop else {
+            return None;
+        };
+        let t = match self.transport {
+            Transport::Udp => 'u',
+            Transport::Tcp => 't',
+            Transport::Tls => 's',
+        };
+        Some(format!("{t}{a}"))
+    }
+
+    /// Reads [`Dest::flow_token`] back.
+    pub(crate) fn from_flow_token(v: &[u8]) -> Option<Dest> {
+        let (&t, rest) = v.split_first()?;
+        let transport = match t {
+            b'u' => Transport::Udp,
+            b't' => Transport::Tcp,
+            b's' => Transport::Tls,
+            _ => return None,
+        };
+        let addr = std::str::from_utf8(rest).ok()?.parse().ok()?;
+        Some(Dest {
+            transport,
+            hop: NextHop::Addr(addr),
+        })
+    }
+}
+
+/// One target of a request: the Request-URI to use, where to send, and Path routes.
+#[derive(Debug, Clone)]
+pub(crate) struct Target {
+    pub(crate) ruri: String,
+    pub(crate) dest: Dest,
+    pub(crate) routes: Vec<String>,
+}
+
+/// What route processing found.
+#[derive(Debug, Default)]
+pub(crate) struct Routing {
+    /// Leading Route values that name this proxy (removed when forwarding).
+    pub(crate) ours: usize,
+    /// Route values after ours.
+    pub(crate) remaining: usize,
+    /// The request has a To tag.
+    pub(crate) to_tag: bool,
+    /// `ftag`, `cxc`, `cxe` of our first Route entry.
+    pub(crate) ftag: Option<Vec<u8>>,
+    pub(crate) caller_flow: Option<Dest>,
+    pub(crate) callee_flow: Option<Dest>,
+}
+
+impl Routing {
+    pub(crate) fn in_dialog(&self) -> bool {
+        self.to_tag || self.remaining > 0
+    }
+}
+
+fn is_phone_number(user: &str) -> bool {
+    let digits = user.strip_prefix('+').unwrap_or(user);
+    !digits.is_empty()
+        && digits
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'-' | b'.' | b'(' | b')'))
+}
+
+impl SipCore {
+    /// The served domain named by `host`, if any.
+    pub(crate) fn served(&self, host: &[u8]) -> Option<&Domain> {
+        self.cfg
+            .domains
+            .iter()
+            .find(|d| d.as_str().as_bytes().eq_ignore_ascii_case(host))
+    }
+
+    /// True when `uri` designates this proxy: our advertised host (or a served domain) and
+    /// one of our ports (RFC 3261 §16.4).
+    pub(crate) fn is_us(&self, uri: &Uri<'_>) -> bool {
+        let Some(host) = uri.host() else {
+            return false;
+        };
+        let adv = &self.cfg.proxy.advertised;
+        let h = host.as_bytes();
+        let ours_host = h.eq_ignore_ascii_case(adv.host.as_bytes()) || self.served(h).is_some();
+        if !ours_host {
+            return false;
+        }
+        match uri.port() {
+            None => true,
+            Some(p) => p == adv.port || Some(p) == adv.tls_port,
+        }
+    }
+
+    /// A Request-URI without user part that names us: the request is for this element.
+    pub(crate) fn is_local_ruri(&self, req: &Request) -> bool {
+        req.uri()
+            .is_some_and(|u| u.user().is_none() && (self.is_us(&u) || u.host().is_none()))
+    }
+
+    /// §16.4: counts our Route entries at the top and reads their flow parameters.
+    pub(crate) fn route_info(&self, req: &Request) -> Result<Routing, (u16, &'static str)> {
+        let mut r = Routing {
+            to_tag: req.to_addr().ok().and_then(|t| t.tag()).is_some(),
+            ..Routing::default()
+        };
+        let mut leading = true;
+        for route in req.routes() {
+            let Ok(na) = route else {
+                return Err((400, "Malformed Route"));
+            };
+            let uri = na.uri();
+            if leading && self.is_us(&uri) {
+                if r.ours == 0 {
+                    r.ftag = uri.param("ftag").map(<[u8]>::to_vec);
+                    r.caller_flow = uri.param("cxc").and_then(Dest::from_flow_token);
+                    r.callee_flow = uri.param("cxe").and_then(Dest::from_flow_token);
+                }
+                r.ours += 1;
+            } else {
+                leading = false;
+                r.remaining += 1;
+            }
+        }
+        Ok(r)
+    }
+
+    /// Forwards a request that follows an established route: in-dialog requests and requests
+    /// with a Route beyond us (§16.4, §16.6 step 6–7).
+    pub(crate) fn forward_in_dialog(
+        &self,
+        req: &Request,
+        peer: &Peer,
+        routing: &Routing,
+        t: Instant,
+    ) -> Outcome {
+        let Some(dest) = self.in_dialog_dest(req, routing) else {
+            if routing.to_tag && self.is_local_ruri(req) {
+                return self.simple(req, peer, 481, "Call/Transaction Does Not Exist");
+            }
+            return self.simple(req, peer, 404, "No Route To Target");
+        };
+        if let Err(o) = forward::check_max_forwards(req) {
+            return self.simple(req, peer, o.0, o.1);
+        }
+        let plan = Plan::in_dialog(req, peer, routing);
+        let target = Target {
+            ruri: String::new(),
+            dest,
+            routes: Vec::new(),
+        };
+        self.start_forwarding(req, peer, plan, VecDeque::from([vec![target]]), t)
+    }
+
+    fn in_dialog_dest(&self, req: &Request, routing: &Routing) -> Option<Dest> {
+        if routing.remaining > 0 {
+            let next = req.routes().nth(routing.ours)?.ok()?;
+            return Dest::from_uri(&next.uri());
+        }
+        // Our Route was the last: the target is the Request-URI, reached over the flow of the
+        // leg it points to (§16.6 step 6, with our Record-Route flow parameters).
+        let from_tag = req.from_addr().ok().and_then(|f| f.tag().map(<[u8]>::to_vec));
+        let towards_callee = match (&routing.ftag, &from_tag) {
+            (Some(f), Some(t)) => f == t,
+            _ => true,
+        };
+        let flow = if towards_callee {
+            routing.callee_flow.clone()
+        } else {
+            routing.caller_flow.clone()
+        };
+        if let Some(f) = flow {
+            return Some(f);
+        }
+        let uri = req.uri()?;
+        if self.is_us(&uri) && uri.user().is_none() {
+            return None;
+        }
+        Dest::from_uri(&uri)
+    }
+
+    /// ACK for a 2xx (and any ACK without a transaction) is forwarded statelessly (§16.11).
+    pub(crate) fn forward_ack(&self, req: &Request, peer: &Peer) -> Outcome {
+        // An ACK for a final response this element generated itself (To tag ours): absorbed.
+        if req
+            .to_addr()
+            .ok()
+            .and_then(|t| t.tag())
+            .is_some_and(|tag| tag == self.to_tag)
+        {
+            return Outcome::Nothing;
+        }
+        let Ok(routing) = self.route_info(req) else {
+            return Outcome::Nothing;
+        };
+        if !routing.in_dialog() {
+            return Outcome::Nothing;
+        }
+        let Some(dest) = self.in_dialog_dest(req, &routing) else {
+            return Outcome::Nothing;
+        };
+        if forward::check_max_forwards(req).is_err() {
+            return Outcome::Nothing;
+        }
+        let branch = {
+            let mut st = self.lock_proxy();
+            st.next_branch(0)
+        };
+        let plan = Plan::in_dialog(req, peer, &routing);
+        let target = Target {
+            ruri: String::new(),
+            dest: dest.clone(),
+            routes: Vec::new(),
+        };
+        match self.render_branch(req, peer, &plan, &target, &branch) {
+            Some(bytes) => Outcome::Send(vec![Send { dest, bytes }]),
+            None => Outcome::Nothing,
+        }
+    }
+
+    /// §16.3–§16.5 for a request outside a dialog: local answers, the CUSAX refusals,
+    /// authentication of local callers, target determination, forwarding.
+    pub(crate) fn forward_initial(
+        &self,
+        now: i64,
+        req: &Request,
+        peer: &Peer,
+        routing: &Routing,
+        t: Instant,
+    ) -> Outcome {
+        let Some(ruri) = req.uri() else {
+            return self.simple(req, peer, 416, "Unsupported URI Scheme");
+        };
+        let local = self.is_local_ruri(req);
+        if let Some(refused) = self.refuse_simple(req, peer, &ruri) {
+            return refused;
+        }
+        if local {
+            return match req.method() {
+                Method::Options => self.local_response(
+                    req,
+                    peer,
+                    200,
+                    "OK",
+                    &[
+                        ("Allow", crate::ALLOW),
+                        ("Accept", b"application/sdp"),
+                        ("Supported", crate::SUPPORTED),
+                    ],
+                ),
+                Method::Extension => self.simple(req, peer, 501, "Not Implemented"),
+                _ => self.local_response(
+                    req,
+                    peer,
+                    405,
+                    "Method Not Allowed",
+                    &[("Allow", crate::ALLOW)],
+                ),
+            };
+        }
+        if let Err(o) = forward::check_max_forwards(req) {
+            return self.simple(req, peer, o.0, o.1);
+        }
+        if forward::is_loop(req, &self.cfg.proxy.advertised) {
+            return self.simple(req, peer, 482, "Loop Detected");
+        }
+        // Whatever needs loading from the store (caller, callee, alias) is looked up first;
+        // the digest check, which consumes the nonce-count, runs once everything is cached.
+        if let Err(o) = self.authenticate_caller(now, req, peer, false) {
+            return o;
+        }
+        let targets = match ruri.scheme() {
+            Scheme::Sip | Scheme::Sips | Scheme::Tel => self.local_targets(now, req, peer, &ruri),
+            Scheme::Other => return self.simple(req, peer, 416, "Unsupported URI Scheme"),
+        };
+        if let Err(o @ (Outcome::NeedAccount { .. } | Outcome::NeedAlias { .. })) = targets {
+            return o;
+        }
+        // The caller: local users authenticate, everybody else stays anonymous to us.
+        let caller = match self.authenticate_caller(now, req, peer, true) {
+            Ok(c) => c,
+            Err(o) => return o,
+        };
+        if caller.is_some() && self.cfg.proxy.tls_required && peer.transport != Transport::Tls {
+            return self.simple(req, peer, 403, "TLS Required");
+        }
+        let groups = match targets {
+            Ok(Some(g)) => g,
+            Ok(None) => {
+                // Not one of our domains: only our own users may call out.
+                if caller.is_none() {
+                    return self.simple(req, peer, 403, "Relaying Denied");
+                }
+                let Some(dest) = Dest::from_uri(&ruri) else {
+                    return self.simple(req, peer, 416, "Unsupported URI Scheme");
+                };
+                VecDeque::from([vec![Target {
+                    ruri: String::new(),
+                    dest,
+                    routes: Vec::new(),
+                }]])
+            }
+            Err(o) => return o,
+        };
+        let plan = Plan::initial(self, req, peer, routing, caller.as_deref());
+        self.start_forwarding(req, peer, plan, groups, t)
+    }
+
+    /// SIP presence and IM are refused when the domain's policy says so (RFC 7081 §3.3,
+    /// SS-09): MESSAGE → 405 with Allow, SUBSCRIBE/PUBLISH for presence → 489.
+    fn refuse_simple(&self, req: &Request, peer: &Peer, ruri: &Uri<'_>) -> Option<Outcome> {
+        let domain = ruri
+            .host()
+            .and_then(|h| self.served(h.as_bytes()))
+            .or_else(|| {
+                let from = req.from_addr().ok()?;
+                let host = from.uri().host()?;
+                self.served(host.as_bytes())
+            });
+        let policy = match domain {
+            Some(d) => self.cfg.proxy.policy(d.as_str()),
+            None => self.cfg.proxy.default_policy,
+        };
+        if !policy.refuse_simple {
+            return None;
+        }
+        let is = |m: &[u8]| req.method_bytes() == m;
+        if is(b"MESSAGE") {
+            return Some(self.local_response(
+                req,
+                peer,
+                405,
+                "Method Not Allowed",
+                &[("Allow", crate::ALLOW)],
+            ));
+        }
+        if is(b"SUBSCRIBE") || is(b"PUBLISH") {
+            let presence = match req.event() {
+                Ok(Some(e)) => {
+                    e.package.eq_ignore_ascii_case(b"presence")
+                        || e.package.eq_ignore_ascii_case(b"presence.winfo")
+                }
+                _ => false,
+            };
+            if presence {
+                return Some(self.local_response(req, peer, 489, "Bad Event", &[]));
+            }
+        }
+        None
+    }
+
+    /// The account owning the Request-URI (own AOR, SIP alias or number alias) and its
+    /// bindings as serial groups of parallel targets (§16.5, RFC 3261 §16.6 with q-values).
+    /// `Ok(None)`: not a served domain.
+    fn local_targets(
+        &self,
+        now: i64,
+        req: &Request,
+        peer: &Peer,
+        ruri: &Uri<'_>,
+    ) -> Result<Option<VecDeque<Vec<Target>>>, Outcome> {
+        let (user, realm) = match ruri.scheme() {
+            Scheme::Tel => {
+                // tel:+4930123 reaches the number alias in the first served domain.
+                let text = std::str::from_utf8(ruri.as_bytes()).unwrap_or_default();
+                let num = text
+                    .get(4..)
+                    .unwrap_or_default()
+                    .split(';')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+                let Some(d) = self.cfg.domains.first() else {
+                    return Ok(None);
+                };
+                (num, d.clone())
+            }
+            _ => {
+                let Some(host) = ruri.host() else {
+                    return Ok(None);
+                };
+                let Some(realm) = self.served(host.as_bytes()) else {
+                    return Ok(None);
+                };
+                let text = std::str::from_utf8(ruri.as_bytes()).unwrap_or_default();
+                let Ok(aor) = Aor::parse(text) else {
+                    return Err(self.simple(req, peer, 404, "Not Found"));
+                };
+                let Some(user) = aor.user() else {
+                    return Err(self.simple(req, peer, 404, "Not Found"));
+                };
+                (user, realm.clone())
+            }
+        };
+        let acct = self.callee_account(req, peer, &user, &realm)?;
+        if acct.locked {
+            return Err(self.simple(req, peer, 480, "Temporarily Unavailable"));
+        }
+        let gr = ruri.gr().map(|g| String::from_utf8_lossy(g).into_owned());
+        let mut bindings = Vec::new();
+        let domain = acct.id.domain().as_str().to_owned();
+        let mut aors: Vec<Aor> = acct.aors.clone();
+        for n in &acct.numbers {
+            if let Ok(a) = Aor::parse(&format!("sip:{n}@{domain}")) {
+                aors.push(a);
+            }
+        }
+        for aor in &aors {
+            self.location.read(aor, |list| {
+                for b in list.iter().filter(|b| b.expires_at > now) {
+                    bindings.push(b.clone());
+                }
+            });
+        }
+        if let Some(gr) = gr.filter(|g| !g.is_empty()) {
+            // RFC 5627 §5.1: a GRUU reaches exactly the device of that instance.
+            bindings.retain(|b| {
+                b.instance
+                    .as_deref()
+                    .is_some_and(|i| gr_matches(i, &gr))
+            });
+            if bindings.is_empty() {
+                return Err(self.simple(req, peer, 480, "Temporarily Unavailable"));
+            }
+        }
+        if bindings.is_empty() {
+            return Err(self.simple(req, peer, 480, "Temporarily Unavailable"));
+        }
+        // Highest q first; equal q in parallel (RFC 3261 §16.6, "q-value" serial search).
+        bindings.sort_by_key(|b| std::cmp::Reverse(b.q.unwrap_or(1000)));
+        let mut groups: VecDeque<Vec<Target>> = VecDeque::new();
+        let mut last_q = None;
+        for b in bindings {
+            let q = b.q.unwrap_or(1000);
+            let Some(target) = binding_target(&b) else {
+                continue;
+            };
+            if last_q == Some(q)
+                && let Some(g) = groups.back_mut()
+            {
+                g.push(target);
+            } else {
+                groups.push_back(vec![target]);
+            }
+            last_q = Some(q);
+        }
+        if groups.is_empty() {
+            return Err(self.simple(req, peer, 480, "Temporarily Unavailable"));
+        }
+        Ok(Some(groups))
+    }
+
+    /// Finds the account a user part names: the account itself, or an alias of one.
+    fn callee_account(
+        &self,
+        req: &Request,
+        peer: &Peer,
+        user: &str,
+        realm: &Domain,
+    ) -> Result<Arc<CachedAccount>, Outcome> {
+        match self.accounts.get(user, realm.as_str()) {
+            Lookup::Hit(a) => return Ok(a),
+            Lookup::Miss => {
+                return Err(Outcome::NeedAccount {
+                    user: user.to_owned(),
+                    realm: realm.clone(),
+                });
+            }
+            Lookup::Unknown => {}
+        }
+        let alias = if is_phone_number(user) {
+            Alias::parse(user).ok()
+        } else {
+            Aor::parse(&format!("sip:{user}@{}", realm.as_str()))
+                .ok()
+                .map(Alias::Sip)
+        };
+        let Some(alias) = alias else {
+            return Err(self.simple(req, peer, 404, "Not Found"));
+        };
+        match self.aliases.get(alias.as_str(), realm.as_str()) {
+            None => Err(Outcome::NeedAlias {
+                alias,
+                realm: realm.clone(),
+            }),
+            Some(None) => Err(self.simple(req, peer, 404, "Not Found")),
+            Some(Some(owner)) => match self.accounts.get(&owner, realm.as_str()) {
+                Lookup::Hit(a) => Ok(a),
+                Lookup::Miss => Err(Outcome::NeedAccount {
+                    user: owner,
+                    realm: realm.clone(),
+                }),
+                Lookup::Unknown => Err(self.simple(req, peer, 404, "Not Found")),
+            },
+        }
+    }
+}
+
+/// Where a binding is reached: its Path, else the flow it registered over (the source
+/// address and transport of the REGISTER, RFC 5626 §5.3 / RFC 3581), else its Contact.
+fn binding_target(b: &cusax_store::Binding) -> Option<Target> {
+    let contact = Uri::parse(b.contact.as_bytes())?;
+    if let Some(first) = b.path.first() {
+        let na = cusax_sip_proto::message::headers::NameAddr::parse(first.as_bytes())?;
+        return Some(Target {
+            ruri: b.contact.clone(),
+            dest: Dest::from_uri(&na.uri())?,
+            routes: b.path.clone(),
+        });
+    }
+    let transport = Transport::from_name(b.transport.as_bytes()).unwrap_or(Transport::Udp);
+    let dest = match b.source {
+        Some(addr) => Dest {
+            transport,
+            hop: NextHop::Addr(addr),
+        },
+        None => Dest::from_uri(&contact)?,
+    };
+    Some(Target {
+        ruri: b.contact.clone(),
+        dest,
+        routes: Vec::new(),
+    })
+}
+
+/// Renders one forwarded copy; `None` when the request cannot be edited.
+impl SipCore {
+    pub(crate) fn render_branch(
+        &self,
+        req: &Request,
+        peer: &Peer,
+        plan: &Plan,
+        target: &Target,
+        branch: &str,
+    ) -> Option<Bytes> {
+        let mut e = Edits::new(req);
+        let ip = super::peer_ip(&peer.addr);
+        if peer.transport == Transport::Udp || req.top_via().is_ok_and(|v| v.rport().is_some()) {
+            let _ = e.set_top_via_received(&ip, peer.addr.port());
+        }
+        if !target.ruri.is_empty() {
+            e.set_request_uri(target.ruri.as_bytes());
+        }
+        e.remove_routes(plan.our_routes);
+        if !target.routes.is_empty() {
+            let routes: Vec<&[u8]> = target.routes.iter().map(String::as_bytes).collect();
+            e.insert_routes(&routes);
+        }
+        e.decrement_max_forwards().ok()?;
+        let adv = &self.cfg.proxy.advertised;
+        let port_of = |t: Transport| match t {
+            Transport::Tls => adv.tls_port.unwrap_or(5061),
+            _ => adv.port,
+        };
+        let host = bracket(&adv.host);
+        let out_t = target.dest.transport;
+        let rr_values: Vec<String> = if plan.record_route {
+            let mut params = String::new();
+            if let Some(f) = &plan.ftag {
+                params.push_str(";ftag=");
+                params.push_str(&String::from_utf8_lossy(f));
+            }
+            if let Some(c) = &plan.caller_flow {
+                params.push_str(";cxc=");
+                params.push_str(c);
+            }
+            if let Some(c) = target.dest.flow_token() {
+                params.push_str(";cxe=");
+                params.push_str(&c);
+            }
+            let rr = |t: Transport| {
+                format!(
+                    "<sip:{host}:{};transport={};lr{params}>",
+                    port_of(t),
+                    t.as_str()
+                )
+            };
+            // RFC 5658: record-route twice when the two legs use different transports.
+            if out_t == peer.transport {
+                vec![rr(out_t)]
+            } else {
+                vec![rr(out_t), rr(peer.transport)]
+            }
+        } else {
+            Vec::new()
+        };
+        for v in &rr_values {
+            e.insert_record_route(v.as_bytes());
+        }
+        let via = format!(
+            "SIP/2.0/{} {host}:{};branch={branch}",
+            out_t.via_name(),
+            port_of(out_t)
+        );
+        e.insert_via(via.as_bytes());
+        forward::apply_identity(&mut e, req, plan);
+        Some(e.render().freeze())
+    }
+}
+
+fn bracket(host: &str) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
+    }
+}
+
+/// `gr` names the instance as `urn:uuid:…` (RFC 5627 §3.2); compare without quoting.
+fn gr_matches(instance: &str, gr: &str) -> bool {
+    instance.eq_ignore_ascii_case(gr)
+}

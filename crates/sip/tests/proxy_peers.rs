@@ -1,0 +1,231 @@
+//! RFC 3261 §16 end to end: a real `cusaxd` proxying calls between real sipp user agents on
+//! loopback — authenticated calls, busy, CANCEL, forking, and the CUSAX policies of RFC 7081
+//! (Call-Info `impp` stamping, privacy, SIP presence and IM refused).
+//!
+//! Needs `sipp` on PATH (Debian package `sip-tester`); without it these tests fail loudly.
+
+use cusax_testkit::Cusaxd;
+use std::net::{TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const DOMAIN: &str = "bench.local";
+
+fn sipp_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/sipp")
+}
+
+fn require_sipp() {
+    let found = Command::new("sipp").arg("-v").output().is_ok();
+    assert!(
+        found,
+        "sipp is not on PATH: these tests need real SIP peers. Install it with \
+         `apt-get install -y sip-tester` (the README's test command does)"
+    );
+}
+
+/// A port free for both UDP and TCP on 127.0.0.1 (sipp binds the same number for both).
+fn free_port() -> u16 {
+    for _ in 0..100 {
+        let u = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+        let port = u.local_addr().expect("addr").port();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no port free for both UDP and TCP");
+}
+
+/// The server, two users and a scratch directory for sipp's files.
+struct Lab {
+    srv: Cusaxd,
+    dir: tempfile::TempDir,
+}
+
+impl Lab {
+    fn new() -> Self {
+        require_sipp();
+        let srv = Cusaxd::start(DOMAIN);
+        let csv = srv.data_dir.with_extension("users.csv");
+        std::fs::write(
+            &csv,
+            format!("user1@{DOMAIN},pw-1\nuser2@{DOMAIN},pw-2\nuser3@{DOMAIN},pw-3\n"),
+        )
+        .expect("write users");
+        let out = srv.ctl(&["user", "import", csv.to_str().expect("utf-8 path")], "");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (name, user, pw) in [("caller.csv", "user1", "pw-1"), ("callee.csv", "user2", "pw-2")] {
+            std::fs::write(
+                dir.path().join(name),
+                format!("SEQUENTIAL\n{user};{pw};{DOMAIN}\n"),
+            )
+            .expect("write csv");
+        }
+        Self { srv, dir }
+    }
+
+    fn server(&self, transport: &str) -> String {
+        let which = if transport == "t1" { "sip_tcp" } else { "sip_udp" };
+        self.srv.addr(which).expect("sip listener").to_string()
+    }
+
+    fn sipp(&self, scenario: &str, transport: &str) -> Command {
+        let mut c = Command::new("timeout");
+        c.arg("30")
+            .arg("sipp")
+            .arg("-sf")
+            .arg(sipp_dir().join(scenario))
+            .args(["-t", transport, "-m", "1", "-nostdin"])
+            .args(["-timeout", "20s", "-timeout_error"])
+            .current_dir(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        c
+    }
+
+    /// Registers user2 from `port` (the port its UAS will listen on).
+    fn register_callee(&self, transport: &str, port: u16) {
+        let ok = self
+            .sipp("register_digest.xml", transport)
+            .arg(self.server(transport))
+            .args(["-inf", "callee.csv", "-au", "[field0]", "-ap", "[field1]"])
+            .args(["-auth_uri", DOMAIN, "-p", &port.to_string(), "-nd"])
+            .args(["-recv_timeout", "5000"])
+            .status()
+            .expect("sipp runs")
+            .success();
+        assert!(ok, "{transport}: callee registers from port {port}");
+    }
+
+    /// Starts a UAS scenario on `port` in the background.
+    fn uas(&self, scenario: &str, transport: &str, port: u16, tag: &str) -> Child {
+        self.sipp(scenario, transport)
+            .args(["-p", &port.to_string()])
+            .args(["-trace_err", "-error_file"])
+            .arg(self.dir.path().join(format!("{tag}.uas.err")))
+            .spawn()
+            .expect("sipp uas starts")
+    }
+
+    /// Places one call (or request) from user1 to user2; true when the scenario passed.
+    fn uac(&self, scenario: &str, transport: &str, tag: &str) -> bool {
+        self.sipp(scenario, transport)
+            .arg(self.server(transport))
+            .args(["-s", "user2", "-inf", "caller.csv", "-au", "[field0]", "-ap", "[field1]"])
+            .args(["-p", &free_port().to_string(), "-d", "200", "-nd"])
+            .args(["-recv_timeout", "10000", "-trace_err", "-error_file"])
+            .arg(self.dir.path().join(format!("{tag}.uac.err")))
+            .status()
+            .expect("sipp uac runs")
+            .success()
+    }
+
+    fn errors(&self, tag: &str) -> String {
+        let mut s = String::new();
+        for side in ["uac", "uas"] {
+            let p = self.dir.path().join(format!("{tag}.{side}.err"));
+            if let Ok(t) = std::fs::read_to_string(&p) {
+                s.push_str(&format!("--- {side}:\n{t}\n"));
+            }
+        }
+        s
+    }
+
+    /// Runs a UAC/UAS pair to completion and asserts both sides passed.
+    fn pair(&self, uac: &str, uas: &str, transport: &str, uas_port: u16) {
+        let tag = format!("{}-{}", uac.trim_end_matches(".xml"), transport);
+        let mut callee = self.uas(uas, transport, uas_port, &tag);
+        wait_listening(transport, uas_port);
+        let caller_ok = self.uac(uac, transport, &tag);
+        let callee_ok = wait_bounded(&mut callee);
+        assert!(
+            caller_ok && callee_ok,
+            "{tag}: caller ok={caller_ok}, callee ok={callee_ok}\n{}\nserver log:\n{}",
+            self.errors(&tag),
+            self.srv.log()
+        );
+    }
+}
+
+/// Waits until sipp listens on `port` (UDP: the port is taken; TCP: it accepts), bounded.
+fn wait_listening(transport: &str, port: u16) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let listening = if transport == "t1" {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        } else {
+            UdpSocket::bind(("127.0.0.1", port)).is_err()
+        };
+        if listening {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "sipp UAS never listened on {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The exit status of a sipp child (which bounds itself with `timeout 30`).
+fn wait_bounded(child: &mut Child) -> bool {
+    child.wait().map(|s| s.success()).unwrap_or(false)
+}
+
+#[test]
+fn calls_answered_busy_and_cancelled_over_udp_and_tcp() {
+    let lab = Lab::new();
+    for t in ["u1", "t1"] {
+        let port = free_port();
+        lab.register_callee(t, port);
+        lab.pair("uac_call_auth.xml", "uas_answer.xml", t, port);
+        lab.pair("uac_call_busy.xml", "uas_busy.xml", t, port);
+        lab.pair("uac_cancel.xml", "uas_ring_cancel.xml", t, port);
+    }
+    assert!(lab.srv.log().contains("listening"), "server still logging");
+}
+
+#[test]
+fn call_info_is_the_callers_own_jid_and_privacy_is_honoured() {
+    let lab = Lab::new();
+    let port = free_port();
+    lab.register_callee("u1", port);
+    // A spoofed impp Call-Info is replaced by the caller's JID; the non-impp Call-Info and
+    // the legacy xmpp: Contact reach the callee unchanged; P-Asserted-Identity is added.
+    lab.pair("uac_call_spoofed_info.xml", "uas_expect_impp.xml", "u1", port);
+    // Privacy: id → no impp Call-Info and no asserted identity at all.
+    lab.pair("uac_call_private.xml", "uas_expect_private.xml", "u1", port);
+}
+
+#[test]
+fn sip_presence_and_im_are_refused() {
+    let lab = Lab::new();
+    for t in ["u1", "t1"] {
+        assert!(
+            lab.uac("uac_message.xml", t, &format!("message-{t}")),
+            "{t}: MESSAGE → 405 with Allow\n{}",
+            lab.errors(&format!("message-{t}"))
+        );
+        assert!(
+            lab.uac("uac_subscribe_presence.xml", t, &format!("presence-{t}")),
+            "{t}: SUBSCRIBE/PUBLISH presence → 489\n{}",
+            lab.errors(&format!("presence-{t}"))
+        );
+    }
+}
+
+#[test]
+fn forked_call_answered_by_one_device_cancels_the_other() {
+    let lab = Lab::new();
+    let (fast, slow) = (free_port(), free_port());
+    lab.register_callee("u1", fast);
+    lab.register_callee("u1", slow);
+    // The device on `fast` rings and must see CANCEL; the one on `slow` answers a second later.
+    let mut ringing = lab.uas("uas_ring_cancel.xml", "u1", fast, "fork-ring");
+    wait_listening("u1", fast);
+    lab.pair("uac_call_auth.xml", "uas_answer_delayed.xml", "u1", slow);
+    assert!(
+        wait_bounded(&mut ringing),
+        "the other device got CANCEL, answered 487 and took the ACK\n{}",
+        lab.errors("fork-ring")
+    );
+}
