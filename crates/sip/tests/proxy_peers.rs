@@ -99,6 +99,21 @@ impl Lab {
         assert!(ok, "{transport}: callee registers from port {port}");
     }
 
+    /// Removes every binding of user2 (`Contact: *`), so that calls do not fork to devices
+    /// of an earlier step that no longer answer.
+    fn unregister_callee(&self, transport: &str) {
+        let ok = self
+            .sipp("unregister_all.xml", transport)
+            .arg(self.server(transport))
+            .args(["-inf", "callee.csv", "-au", "[field0]", "-ap", "[field1]"])
+            .args(["-auth_uri", DOMAIN, "-p", &free_port().to_string(), "-nd"])
+            .args(["-recv_timeout", "5000"])
+            .status()
+            .expect("sipp runs")
+            .success();
+        assert!(ok, "{transport}: callee unregisters");
+    }
+
     /// Starts a UAS scenario on `port` in the background.
     fn uas(&self, scenario: &str, transport: &str, port: u16, tag: &str) -> Child {
         self.sipp(scenario, transport)
@@ -176,6 +191,7 @@ fn calls_answered_busy_and_cancelled_over_udp_and_tcp() {
     let lab = Lab::new();
     for t in ["u1", "t1"] {
         let port = free_port();
+        lab.unregister_callee(t);
         lab.register_callee(t, port);
         lab.pair("uac_call_auth.xml", "uas_answer.xml", t, port);
         lab.pair("uac_call_busy.xml", "uas_busy.xml", t, port);
