@@ -350,6 +350,140 @@ fn round_trips_and_conditions() {
     }
 }
 
+/// RFC 5929 §4 end-point bindings of two different server certificates.
+fn end_points() -> (ChannelBinding, ChannelBinding) {
+    let cert = |alg: &'static rcgen::SignatureAlgorithm| {
+        let key = rcgen::KeyPair::generate_for(alg).expect("key");
+        let params =
+            rcgen::CertificateParams::new(vec!["example.test".to_owned()]).expect("params");
+        params.self_signed(&key).expect("cert").der().to_vec()
+    };
+    let a = cert(&rcgen::PKCS_ECDSA_P256_SHA256);
+    let b = cert(&rcgen::PKCS_ECDSA_P256_SHA256);
+    (
+        ChannelBinding::tls_server_end_point(&a).expect("defined for ECDSA-SHA256"),
+        ChannelBinding::tls_server_end_point(&b).expect("defined for ECDSA-SHA256"),
+    )
+}
+
+#[test]
+fn end_point_of_real_certificates() {
+    use sha2::Digest as _;
+    for (alg, hash_len) in [
+        (&rcgen::PKCS_ECDSA_P256_SHA256, 32),
+        (&rcgen::PKCS_ECDSA_P384_SHA384, 48),
+    ] {
+        let key = rcgen::KeyPair::generate_for(alg).expect("key");
+        let params =
+            rcgen::CertificateParams::new(vec!["example.test".to_owned()]).expect("params");
+        let der = params.self_signed(&key).expect("cert").der().to_vec();
+        let cb = ChannelBinding::tls_server_end_point(&der).expect("defined");
+        assert_eq!(cb.kind, ChannelBindingKind::TlsServerEndPoint);
+        assert_eq!(cb.data.len(), hash_len);
+        let want = if hash_len == 32 {
+            sha2::Sha256::digest(&der).to_vec()
+        } else {
+            sha2::Sha384::digest(&der).to_vec()
+        };
+        assert_eq!(cb.data, want);
+    }
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).expect("key");
+    let params = rcgen::CertificateParams::new(vec!["example.test".to_owned()]).expect("params");
+    let der = params.self_signed(&key).expect("cert").der().to_vec();
+    assert_eq!(
+        ChannelBinding::tls_server_end_point(&der),
+        None,
+        "RFC 5929 §4.1 leaves Ed25519 undefined"
+    );
+}
+
+#[test]
+fn tls_server_end_point_binding_is_checked() {
+    let c256 = ScramCredentials::derive(ScramHash::Sha256, "pencil", b"salty", 4096).ok();
+    let c1 = ScramCredentials::derive(ScramHash::Sha1, "pencil", b"salty", 4096).ok();
+    let (ours, theirs) = end_points();
+    use ClientChannelBinding as C;
+    use Mechanism as M;
+    let cases: Vec<(
+        &str,
+        M,
+        Option<ScramCredentials>,
+        C,
+        Vec<ChannelBinding>,
+        Result<&str, SaslCondition>,
+    )> = vec![
+        (
+            "TLS 1.2: end-point only",
+            M::ScramSha256Plus,
+            c256.clone(),
+            C::Bind(ours.clone()),
+            vec![ours.clone()],
+            Ok("user"),
+        ),
+        (
+            "TLS 1.3: both, client picks end-point",
+            M::ScramSha256Plus,
+            c256.clone(),
+            C::Bind(ours.clone()),
+            vec![exporter(), ours.clone()],
+            Ok("user"),
+        ),
+        (
+            "SHA-1-PLUS end-point",
+            M::ScramSha1Plus,
+            c1.clone(),
+            C::Bind(ours.clone()),
+            vec![ours.clone()],
+            Ok("user"),
+        ),
+        (
+            "another certificate (MITM)",
+            M::ScramSha256Plus,
+            c256.clone(),
+            C::Bind(theirs.clone()),
+            vec![ours.clone()],
+            Err(SaslCondition::NotAuthorized),
+        ),
+        (
+            "exporter asked, end-point only",
+            M::ScramSha256Plus,
+            c256.clone(),
+            C::Bind(exporter()),
+            vec![ours.clone()],
+            Err(SaslCondition::NotAuthorized),
+        ),
+        (
+            "end-point data under the exporter name",
+            M::ScramSha256Plus,
+            c256.clone(),
+            C::Bind(ChannelBinding {
+                kind: ChannelBindingKind::TlsExporter,
+                data: ours.data.clone(),
+            }),
+            vec![exporter(), ours.clone()],
+            Err(SaslCondition::NotAuthorized),
+        ),
+        (
+            "y while -PLUS offered",
+            M::ScramSha256,
+            c256.clone(),
+            C::NotOfferedByServer,
+            vec![ours.clone()],
+            Err(SaslCondition::NotAuthorized),
+        ),
+    ];
+    for (name, mech, stored, ccb, scb, want) in cases {
+        let got = run(mech, "user", "pencil", stored, ccb, &scb, true);
+        assert_eq!(got.as_deref().map_err(|e| *e), want, "{name}");
+    }
+    // A binding type we do not implement (tls-unique) fails at client-first.
+    let mut s = SaslServer::start(&config(), M::ScramSha256Plus, &[ours], true).expect("start");
+    assert_eq!(
+        s.step(b"p=tls-unique,,n=user,r=abc").err(),
+        Some(SaslCondition::NotAuthorized)
+    );
+}
+
 #[test]
 fn fake_salt_is_stable_per_user() {
     let first = |user: &str| {

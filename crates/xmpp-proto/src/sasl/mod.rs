@@ -5,6 +5,7 @@
 //! [`ServerStep::VerifyPlain`] from the account store. The client side is [`ScramClient`] and
 //! [`plain_client_message`].
 
+mod end_point;
 mod plain;
 mod scram;
 mod scram_client;
@@ -84,7 +85,8 @@ impl fmt::Display for Mechanism {
 pub enum ChannelBindingKind {
     /// `tls-exporter` (RFC 9266): TLS 1.3, or TLS 1.2 with extended master secret.
     TlsExporter,
-    /// `tls-server-end-point` (RFC 5929): hash of the server certificate.
+    /// `tls-server-end-point` (RFC 5929 §4): hash of the server certificate; see
+    /// [`ChannelBinding::tls_server_end_point`].
     TlsServerEndPoint,
 }
 
