@@ -143,6 +143,100 @@ fn in_band_password_change_replaces_old_password() {
     assert!(out.contains("old password refused") && out.contains("new password works"));
 }
 
+/// Runs one sipp REGISTER scenario (`tests/sipp/`) over UDP for `user`/`password`, bounded;
+/// true when sipp's expectations held (see `tests/sipp/README.md`).
+fn sip_register(server: &Cusaxd, scenario: &str, user: &str, password: &str) -> bool {
+    let found = Command::new("sipp").arg("-v").output().is_ok();
+    assert!(
+        found,
+        "sipp is not on PATH: install it with `apt-get install -y sip-tester` (scripts/test does)"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let csv = dir.path().join("users.csv");
+    std::fs::write(&csv, format!("SEQUENTIAL\n{user};{password};{DOMAIN}\n")).expect("csv");
+    let out = Command::new("timeout")
+        .arg("30")
+        .arg("sipp")
+        .arg(
+            server
+                .addr("sip_udp")
+                .expect("SIP UDP listener")
+                .to_string(),
+        )
+        .arg("-sf")
+        .arg(workspace().join("tests/sipp").join(scenario))
+        .args(["-t", "u1", "-i", "127.0.0.1", "-inf"])
+        .arg(&csv)
+        .args(["-au", "[field0]", "-ap", "[field1]", "-auth_uri", DOMAIN])
+        .args(["-m", "1", "-nd", "-nostdin"])
+        .args(["-recv_timeout", "3000", "-timeout", "20s", "-timeout_error"])
+        .current_dir(dir.path())
+        .output()
+        .expect("sipp runs");
+    out.status.success()
+}
+
+/// Waits (bounded) for the server's change feed to report new credentials of `account`.
+fn wait_for_credentials_change(server: &Cusaxd, account: &str) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        let seen = server.log().lines().any(|l| {
+            l.contains("account changed") && l.contains(account) && l.contains("credentials")
+        });
+        if seen {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+#[test]
+fn in_band_password_change_applies_to_sip_digest_too() {
+    let env = Env::start(&["erin"]);
+    // The old password works on SIP first, so the registrar has erin's HA1s cached.
+    assert!(
+        sip_register(&env.server, "register_digest.xml", "erin", "pw-erin"),
+        "REGISTER with the initial password: {}",
+        env.server.log()
+    );
+    // XEP-0077 over XMPP; the scenario proves the XMPP side (old refused, new works).
+    let out = env.peer(
+        "passwd",
+        &[(&jid("erin"), "pw-erin"), ("unused", "erin-new-pw")],
+    );
+    assert!(out.contains("old password refused") && out.contains("new password works"));
+    // The registrar learns of it from the store's change feed, like any other change.
+    assert!(
+        wait_for_credentials_change(&env.server, &jid("erin")),
+        "no credentials change reported: {}",
+        env.server.log()
+    );
+    // One change-feed hop remains between that log line and the registrar's cache: a few
+    // bounded attempts, each a complete REGISTER exchange.
+    let new_ok =
+        (0..5).any(|_| sip_register(&env.server, "register_digest.xml", "erin", "erin-new-pw"));
+    assert!(
+        new_ok,
+        "REGISTER with the new password: {}",
+        env.server.log()
+    );
+    assert!(
+        sip_register(
+            &env.server,
+            "register_wrong_password.xml",
+            "erin",
+            "pw-erin"
+        ),
+        "REGISTER with the old password must be refused: {}",
+        env.server.log()
+    );
+    assert!(
+        !sip_register(&env.server, "register_digest.xml", "erin", "pw-erin"),
+        "the old password registered"
+    );
+}
+
 #[test]
 fn lock_ends_live_session_and_refuses_next_login() {
     let env = Env::start(&["alice"]);
