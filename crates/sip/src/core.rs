@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 pub const ALLOW: &[u8] =
     b"INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, UPDATE, INFO, PRACK, REFER, NOTIFY, SUBSCRIBE";
 /// Option tags this element supports (`Supported`).
-pub const SUPPORTED: &[u8] = b"path";
+pub const SUPPORTED: &[u8] = b"path, gruu, outbound";
 const SERVER: &[u8] = concat!("cusax/", env!("CARGO_PKG_VERSION")).as_bytes();
 
 /// The transport a request arrived on.
@@ -133,6 +133,7 @@ pub struct SipCore {
     pub(crate) location: Location,
     pub(crate) to_tag: [u8; 16],
     pub(crate) aliases: crate::proxy::AliasCache,
+    pub(crate) gruus: crate::gruu::TempGruus,
     pub(crate) proxy: Mutex<crate::proxy::ProxyState>,
     store: Arc<dyn AccountSource>,
 }
@@ -177,6 +178,7 @@ impl SipCore {
             accounts: AccountCache::new(cfg.cache_capacity),
             location: Location::new(),
             aliases: crate::proxy::AliasCache::default(),
+            gruus: crate::gruu::TempGruus::new(secret),
             proxy: Mutex::new(crate::proxy::ProxyState::new(secret)),
             key: NonceKey::new(secret),
             digest,

@@ -9,6 +9,7 @@ pub mod accounts;
 pub mod config;
 mod core;
 pub mod date;
+mod gruu;
 pub mod location;
 pub mod proxy;
 mod registrar;

@@ -293,9 +293,30 @@ impl SipCore {
         ignored: bool,
     ) -> Outcome {
         let mut contacts: Vec<String> = Vec::new();
+        let gruu = req
+            .option_tags(HeaderKind::Supported)
+            .any(|t| t.eq_ignore_ascii_case(b"gruu"));
+        let outbound = req
+            .option_tags(HeaderKind::Supported)
+            .any(|t| t.eq_ignore_ascii_case(b"outbound"));
+        let mut flow = false;
         self.location.read(aor, |list| {
             for b in list.iter().filter(|b| b.expires_at > now) {
-                contacts.push(contact_value(b, now));
+                let mut v = contact_value(b, now);
+                if gruu && let Some(instance) = &b.instance {
+                    // RFC 5627 §5.4: a public GRUU from the AOR and the instance, and a
+                    // temporary one that does not reveal the AOR.
+                    let temp = self.gruus.temp_for(aor, instance);
+                    let _ = write!(
+                        v,
+                        ";pub-gruu=\"{};gr={}\";temp-gruu=\"sip:{temp}@{};gr\"",
+                        aor.as_str(),
+                        instance,
+                        aor.host()
+                    );
+                }
+                flow |= b.reg_id.is_some() && b.instance.is_some();
+                contacts.push(v);
             }
         });
         let mut date = String::with_capacity(32);
@@ -313,9 +334,22 @@ impl SipCore {
             let w = format!("399 {realm} \"Non-SIP Contact Not Bound\"");
             r = r.header("Warning", w.as_bytes());
         }
+        if outbound && flow {
+            // RFC 5626 §6: the registrar supports outbound; the client keeps its flow alive
+            // (CRLF on TCP/TLS, answered by the transport) at least this often.
+            r = r
+                .header("Require", b"outbound")
+                .header("Flow-Timer", FLOW_TIMER.as_bytes());
+        }
+        if gruu {
+            r = r.header("Supported", b"gruu, outbound, path");
+        }
         Outcome::Respond(r.header("Date", date.as_bytes()).build())
     }
 }
+
+/// Seconds between flow keep-alives the registrar asks outbound clients for (RFC 5626 §4.4.1).
+const FLOW_TIMER: &str = "120";
 
 fn contact_value(b: &Binding, now: i64) -> String {
     let mut v = String::with_capacity(b.contact.len() + 64);

@@ -72,11 +72,12 @@ const CALLEE: usize = 1;
 
 /// Registers both phones, places a call from `caller` to `callee` by AOR, lets the callee
 /// answer automatically, hangs up from the caller, and checks every state both report.
+/// Returns both phones (quit, logs kept) for checks of what went over the wire.
 fn call_scenario(
     target: &Target,
     caller: (&str, &str, Transport),
     callee: (&str, &str, Transport),
-) {
+) -> [Baresip; 2] {
     let (caller_user, caller_pw, caller_tr) = caller;
     let (callee_user, callee_pw, callee_tr) = callee;
     let mut p = [
@@ -208,6 +209,7 @@ fn call_scenario(
         // Shown with --nocapture: the states this phone reported, in order.
         eprintln!("{}: {}", phone.name(), phone.summary());
     }
+    p
 }
 
 /// Sends OPTIONS to the server and returns its status line.
@@ -297,10 +299,25 @@ fn cusaxd_call(caller: Transport, callee: Transport) {
         tcp: srv.addr("sip_tcp").expect("ready file lists sip_tcp"),
         log: &log,
     };
-    call_scenario(
+    let phones = call_scenario(
         &target,
         ("alice", "pw-alice", caller),
         ("bob", "pw-bob", callee),
+    );
+    // RFC 7081 §3.3 glue: the INVITE as the callee's own SIP trace shows it received carries
+    // the caller's XMPP address, stamped by the proxy.
+    let callee_log = phones[CALLEE].log();
+    let invites: Vec<String> = harness::sip_messages(&callee_log)
+        .into_iter()
+        .filter(|m| m.starts_with("INVITE "))
+        .collect();
+    let impp = format!("<xmpp:alice@{DOMAIN}>;purpose=impp");
+    assert!(
+        !invites.is_empty()
+            && invites
+                .iter()
+                .all(|m| harness::has_header(m, "Call-Info", &impp)),
+        "the callee received INVITEs without `Call-Info: {impp}`: {invites:#?}"
     );
     // The server is still serving on both transports and did not panic.
     for t in [Transport::Udp, Transport::Tcp] {
@@ -390,6 +407,24 @@ fn harness_parses_baresip_messages() {
         assert!(harness::Json::parse(bad).is_err(), "{bad:?} is not JSON");
     }
     assert_eq!(harness::strip_ansi("\u{1b}[32mOK \u{1b}[;m!"), "OK !");
+
+    let trace = "baresip is ready.\n#\nUDP 127.0.0.1:1 -> 127.0.0.1:2\n\
+                 INVITE sip:bob@x;transport=udp SIP/2.0\nVia: SIP/2.0/UDP a\n\
+                 call-info : <xmpp:a@x>;purpose=impp\n\nv=0\n\n#\n\
+                 SIP/2.0 200 OK\nCSeq: 1 INVITE\n";
+    let msgs = harness::sip_messages(trace);
+    assert_eq!(msgs.len(), 2, "{msgs:?}");
+    assert!(msgs[0].starts_with("INVITE ") && msgs[1].starts_with("SIP/2.0 200"));
+    assert!(harness::has_header(
+        &msgs[0],
+        "Call-Info",
+        "<xmpp:a@x>;purpose=impp"
+    ));
+    assert!(!harness::has_header(
+        &msgs[1],
+        "Call-Info",
+        "<xmpp:a@x>;purpose=impp"
+    ));
 }
 
 /// Spawning baresip with a private configuration and talking to it over `ctrl_tcp`.
@@ -676,6 +711,11 @@ mod harness {
             self.dir.path().join("baresip.log")
         }
 
+        /// baresip's whole verbose log (SIP trace included), without terminal escapes.
+        pub fn log(&self) -> String {
+            strip_ansi(&std::fs::read_to_string(self.log_path()).unwrap_or_default())
+        }
+
         /// The registration and call states reported so far, one line.
         pub fn summary(&self) -> String {
             let mut out = String::new();
@@ -759,6 +799,42 @@ mod harness {
             Some(i) => &rest[i + 1..],
             None => rest,
         }
+    }
+
+    /// The SIP messages in a baresip trace (`-s`): each from its start line (a request line
+    /// ending in `SIP/2.0`, or a status line) up to the empty line after the headers.
+    pub fn sip_messages(log: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut cur: Option<String> = None;
+        for line in log.lines() {
+            let line = line.trim_end_matches('\r');
+            match cur.as_mut() {
+                Some(m) if line.is_empty() => {
+                    out.push(std::mem::take(m));
+                    cur = None;
+                }
+                Some(m) => {
+                    m.push('\n');
+                    m.push_str(line);
+                }
+                None if line.starts_with("SIP/2.0 ")
+                    || (line.ends_with(" SIP/2.0") && line.contains(" sip:")) =>
+                {
+                    cur = Some(line.to_owned());
+                }
+                None => {}
+            }
+        }
+        out.extend(cur);
+        out
+    }
+
+    /// Whether a message (as from `sip_messages`) has a header `name` whose value is `value`.
+    pub fn has_header(msg: &str, name: &str, value: &str) -> bool {
+        msg.lines().skip(1).any(|l| {
+            l.split_once(':')
+                .is_some_and(|(n, v)| n.trim().eq_ignore_ascii_case(name) && v.trim() == value)
+        })
     }
 
     /// Removes terminal escape sequences (`ESC [ … letter`) from baresip's output.

@@ -87,16 +87,21 @@ impl Lab {
 
     /// Registers user2 from `port` (the port its UAS will listen on).
     fn register_callee(&self, transport: &str, port: u16) {
+        self.register_with("register_digest.xml", transport, port, &[]);
+    }
+
+    fn register_with(&self, scenario: &str, transport: &str, port: u16, extra: &[&str]) {
         let ok = self
-            .sipp("register_digest.xml", transport)
+            .sipp(scenario, transport)
             .arg(self.server(transport))
             .args(["-inf", "callee.csv", "-au", "[field0]", "-ap", "[field1]"])
             .args(["-auth_uri", DOMAIN, "-p", &port.to_string(), "-nd"])
             .args(["-recv_timeout", "5000"])
+            .args(extra)
             .status()
             .expect("sipp runs")
             .success();
-        assert!(ok, "{transport}: callee registers from port {port}");
+        assert!(ok, "{transport}: callee registers from port {port} ({scenario})");
     }
 
     /// Removes every binding of user2 (`Contact: *`), so that calls do not fork to devices
@@ -126,12 +131,19 @@ impl Lab {
 
     /// Places one call (or request) from user1 to user2; true when the scenario passed.
     fn uac(&self, scenario: &str, transport: &str, tag: &str) -> bool {
+        self.uac_with(scenario, transport, tag, &[])
+    }
+
+    fn uac_with(&self, scenario: &str, transport: &str, tag: &str, extra: &[&str]) -> bool {
         self.sipp(scenario, transport)
+            .args(extra)
             .arg(self.server(transport))
             .args(["-s", "user2", "-inf", "caller.csv", "-au", "[field0]", "-ap", "[field1]"])
             .args(["-p", &free_port().to_string(), "-d", "200", "-nd"])
             .args(["-recv_timeout", "10000", "-trace_err", "-error_file"])
             .arg(self.dir.path().join(format!("{tag}.uac.err")))
+            .args(["-trace_msg", "-message_file"])
+            .arg(self.dir.path().join(format!("{tag}.uac.msg")))
             .status()
             .expect("sipp uac runs")
             .success()
@@ -139,8 +151,8 @@ impl Lab {
 
     fn errors(&self, tag: &str) -> String {
         let mut s = String::new();
-        for side in ["uac", "uas"] {
-            let p = self.dir.path().join(format!("{tag}.{side}.err"));
+        for side in ["uac.err", "uas.err", "uac.msg"] {
+            let p = self.dir.path().join(format!("{tag}.{side}"));
             if let Ok(t) = std::fs::read_to_string(&p) {
                 s.push_str(&format!("--- {side}:\n{t}\n"));
             }
@@ -177,6 +189,15 @@ fn wait_listening(transport: &str, port: u16) {
             return;
         }
         assert!(std::time::Instant::now() < deadline, "sipp UAS never listened on {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits until nothing holds UDP `port` any more, bounded.
+fn wait_released(port: u16) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while UdpSocket::bind(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "port {port} still taken");
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -244,4 +265,62 @@ fn forked_call_answered_by_one_device_cancels_the_other() {
         "the other device got CANCEL, answered 487 and took the ACK\n{}",
         lab.errors("fork-ring")
     );
+}
+
+#[test]
+fn calls_to_a_gruu_reach_exactly_that_device() {
+    let lab = Lab::new();
+    let (a, b) = (free_port(), free_port());
+    let (ia, ib) = (
+        "aaaaaaaa-0000-4000-8000-000000000001",
+        "bbbbbbbb-0000-4000-8000-000000000002",
+    );
+    let log_a = lab.dir.path().join("register-a.log");
+    let log_a_arg = log_a.to_str().expect("utf-8 path");
+    // Each 200 must carry pub-gruu, temp-gruu, Require: outbound and Flow-Timer.
+    lab.register_with(
+        "register_gruu.xml",
+        "u1",
+        a,
+        &["-key", "instance", ia, "-trace_logs", "-log_file", log_a_arg],
+    );
+    lab.register_with("register_gruu.xml", "u1", b, &["-key", "instance", ib]);
+
+    // The public GRUU of device B: B answers, A (listening, tracing) sees nothing.
+    let trace_a = lab.dir.path().join("a.msg");
+    let mut idle_a = lab
+        .sipp("uas_answer.xml", "u1")
+        .args(["-p", &a.to_string(), "-trace_msg", "-message_file"])
+        .arg(&trace_a)
+        .spawn()
+        .expect("sipp starts");
+    wait_listening("u1", a);
+    let pub_gruu = format!("sip:user2@{DOMAIN};gr=urn:uuid:{ib}");
+    let mut callee = lab.uas("uas_answer.xml", "u1", b, "pub-gruu");
+    wait_listening("u1", b);
+    let ok = lab.uac_with("uac_call_gruu.xml", "u1", "pub-gruu", &["-key", "gruu", &pub_gruu]);
+    let answered = wait_bounded(&mut callee);
+    assert!(ok && answered, "pub-gruu call: caller ok={ok}, callee ok={answered}\n{}", lab.errors("pub-gruu"));
+    // SIGTERM to the `timeout` wrapper we started; it passes the signal on to its sipp.
+    let _ = Command::new("kill")
+        .args(["-TERM", &idle_a.id().to_string()])
+        .status();
+    let _ = idle_a.wait();
+    wait_released(a);
+    let seen = std::fs::read_to_string(&trace_a).unwrap_or_default();
+    assert!(!seen.contains("INVITE"), "device A got the call to B's GRUU:\n{seen}");
+
+    // The temporary GRUU of device A, as the registrar handed it out, reaches A.
+    let logged = std::fs::read_to_string(&log_a).expect("register log");
+    let temp = logged
+        .lines()
+        .find_map(|l| l.split("temp-gruu: ").nth(1))
+        .map(str::trim)
+        .expect("temp-gruu logged");
+    assert!(temp.starts_with("sip:tgruu.") && !temp.contains("user2"), "{temp}");
+    let mut callee = lab.uas("uas_answer.xml", "u1", a, "temp-gruu");
+    wait_listening("u1", a);
+    let ok = lab.uac_with("uac_call_gruu.xml", "u1", "temp-gruu", &["-key", "gruu", temp]);
+    let answered = wait_bounded(&mut callee);
+    assert!(ok && answered, "temp-gruu call: caller ok={ok}, callee ok={answered}\n{}", lab.errors("temp-gruu"));
 }

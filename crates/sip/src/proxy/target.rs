@@ -486,11 +486,28 @@ impl SipCore {
                 (user, realm.clone())
             }
         };
+        let gr = ruri.gr().map(|g| String::from_utf8_lossy(g).into_owned());
+        if gr.is_some()
+            && let Some((aor, instance)) = self.gruus.resolve(&user)
+        {
+            // A temporary GRUU: exactly the device that registered the instance (RFC 5627 §5.1).
+            let mut found = Vec::new();
+            self.location.read(&aor, |list| {
+                found.extend(
+                    list.iter()
+                        .filter(|b| b.expires_at > now && b.instance.as_deref() == Some(&instance))
+                        .filter_map(binding_target),
+                );
+            });
+            if found.is_empty() {
+                return Err(self.simple(req, peer, 480, "Temporarily Unavailable"));
+            }
+            return Ok(Some(VecDeque::from([found])));
+        }
         let acct = self.callee_account(req, peer, &user, &realm)?;
         if acct.locked {
             return Err(self.simple(req, peer, 480, "Temporarily Unavailable"));
         }
-        let gr = ruri.gr().map(|g| String::from_utf8_lossy(g).into_owned());
         let mut bindings = Vec::new();
         let domain = acct.id.domain().as_str().to_owned();
         let mut aors: Vec<Aor> = acct.aors.clone();
