@@ -114,7 +114,9 @@ impl SipContext {
         };
         let req = match msg.validated() {
             Ok(SipMessage::Request(r)) => r,
-            Ok(SipMessage::Response(r)) => return Next::Dispatch(self.core.handle_response(&r, peer)),
+            Ok(SipMessage::Response(r)) => {
+                return Next::Dispatch(self.core.handle_response(&r, peer));
+            }
             Err(bad) => return self.invalid(&bad, peer),
         };
         let to = reply_addr(&req, peer);
@@ -394,7 +396,11 @@ pub(crate) async fn start(
             Err(e) => return Err(e),
         }
     };
-    let tls_port = if sip_cfg.port == 0 { 0 } else { sip_cfg.tls_port };
+    let tls_port = if sip_cfg.port == 0 {
+        0
+    } else {
+        sip_cfg.tls_port
+    };
     let tls = crate::sip_tcp::bind(SocketAddr::new(bind.ip(), tls_port), "sip/tls")?;
     let port = udp[0].local_addr().map_or(bind.port(), |a| a.port());
     let tls_bound = tls.local_addr().map_or(tls_port, |a| a.port());

@@ -26,7 +26,10 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Binds a stream listener on `addr`.
-pub(crate) fn bind(addr: SocketAddr, what: &'static str) -> Result<std::net::TcpListener, StartError> {
+pub(crate) fn bind(
+    addr: SocketAddr,
+    what: &'static str,
+) -> Result<std::net::TcpListener, StartError> {
     let err = |source| StartError::Listen { what, addr, source };
     let std = std::net::TcpListener::bind(addr).map_err(err)?;
     std.set_nonblocking(true).map_err(err)?;
@@ -102,7 +105,9 @@ async fn accept_loop(
                     let handshake = tokio::time::timeout(CONNECT_TIMEOUT, acceptor.accept(stream));
                     match handshake.await {
                         Ok(Ok(s)) => serve(ctx, s, from, Transport::Tls, None).await,
-                        Ok(Err(e)) => tracing::debug!(%from, error = %e, "sip/tls: handshake failed"),
+                        Ok(Err(e)) => {
+                            tracing::debug!(%from, error = %e, "sip/tls: handshake failed")
+                        }
                         Err(_) => tracing::debug!(%from, "sip/tls: handshake timed out"),
                     }
                 }
@@ -166,7 +171,10 @@ fn unregister(ctx: &SipContext, transport: Transport, addr: SocketAddr, tx: &Con
         .conns
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if conns.get(&(transport, addr)).is_some_and(|t| t.same_channel(tx)) {
+    if conns
+        .get(&(transport, addr))
+        .is_some_and(|t| t.same_channel(tx))
+    {
         conns.remove(&(transport, addr));
     }
 }

@@ -207,7 +207,11 @@ impl SipCore {
     }
 
     /// Handles one response from a downstream element (RFC 3261 §16.7).
-    pub fn handle_response(&self, resp: &cusax_sip_proto::Response, peer: &Peer) -> Vec<crate::proxy::Send> {
+    pub fn handle_response(
+        &self,
+        resp: &cusax_sip_proto::Response,
+        peer: &Peer,
+    ) -> Vec<crate::proxy::Send> {
         self.proxy_response(resp, peer)
     }
 
@@ -247,7 +251,8 @@ impl SipCore {
     ) -> Result<(), StoreError> {
         let id = self.store.resolve_alias(alias).await?;
         let id = id.filter(|id| id.domain() == realm);
-        self.aliases.insert(alias.as_str(), realm, id.map(|i| i.user().to_owned()));
+        self.aliases
+            .insert(alias.as_str(), realm, id.map(|i| i.user().to_owned()));
         Ok(())
     }
 

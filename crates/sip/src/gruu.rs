@@ -93,6 +93,9 @@ mod tests {
         assert_eq!(g.resolve("tgruu.00"), None);
         assert_eq!(g.resolve("alice"), None);
         let other = TempGruus::new([8; 32]);
-        assert_ne!(other.temp_for(&b, "urn:uuid:1"), g.temp_for(&b, "urn:uuid:1"));
+        assert_ne!(
+            other.temp_for(&b, "urn:uuid:1"),
+            g.temp_for(&b, "urn:uuid:1")
+        );
     }
 }

@@ -510,4 +510,4 @@ impl Update<'_> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

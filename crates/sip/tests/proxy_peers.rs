@@ -54,9 +54,16 @@ impl Lab {
         )
         .expect("write users");
         let out = srv.ctl(&["user", "import", csv.to_str().expect("utf-8 path")], "");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let dir = tempfile::tempdir().expect("tempdir");
-        for (name, user, pw) in [("caller.csv", "user1", "pw-1"), ("callee.csv", "user2", "pw-2")] {
+        for (name, user, pw) in [
+            ("caller.csv", "user1", "pw-1"),
+            ("callee.csv", "user2", "pw-2"),
+        ] {
             std::fs::write(
                 dir.path().join(name),
                 format!("SEQUENTIAL\n{user};{pw};{DOMAIN}\n"),
@@ -67,7 +74,11 @@ impl Lab {
     }
 
     fn server(&self, transport: &str) -> String {
-        let which = if transport == "t1" { "sip_tcp" } else { "sip_udp" };
+        let which = if transport == "t1" {
+            "sip_tcp"
+        } else {
+            "sip_udp"
+        };
         self.srv.addr(which).expect("sip listener").to_string()
     }
 
@@ -101,7 +112,10 @@ impl Lab {
             .status()
             .expect("sipp runs")
             .success();
-        assert!(ok, "{transport}: callee registers from port {port} ({scenario})");
+        assert!(
+            ok,
+            "{transport}: callee registers from port {port} ({scenario})"
+        );
     }
 
     /// Removes every binding of user2 (`Contact: *`), so that calls do not fork to devices
@@ -138,7 +152,16 @@ impl Lab {
         self.sipp(scenario, transport)
             .args(extra)
             .arg(self.server(transport))
-            .args(["-s", "user2", "-inf", "caller.csv", "-au", "[field0]", "-ap", "[field1]"])
+            .args([
+                "-s",
+                "user2",
+                "-inf",
+                "caller.csv",
+                "-au",
+                "[field0]",
+                "-ap",
+                "[field1]",
+            ])
             .args(["-p", &free_port().to_string(), "-d", "200", "-nd"])
             .args(["-recv_timeout", "10000", "-trace_err", "-error_file"])
             .arg(self.dir.path().join(format!("{tag}.uac.err")))
@@ -188,7 +211,10 @@ fn wait_listening(transport: &str, port: u16) {
         if listening {
             return;
         }
-        assert!(std::time::Instant::now() < deadline, "sipp UAS never listened on {port}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "sipp UAS never listened on {port}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -197,7 +223,10 @@ fn wait_listening(transport: &str, port: u16) {
 fn wait_released(port: u16) {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while UdpSocket::bind(("127.0.0.1", port)).is_err() {
-        assert!(std::time::Instant::now() < deadline, "port {port} still taken");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "port {port} still taken"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -228,7 +257,12 @@ fn call_info_is_the_callers_own_jid_and_privacy_is_honoured() {
     lab.register_callee("u1", port);
     // A spoofed impp Call-Info is replaced by the caller's JID; the non-impp Call-Info and
     // the legacy xmpp: Contact reach the callee unchanged; P-Asserted-Identity is added.
-    lab.pair("uac_call_spoofed_info.xml", "uas_expect_impp.xml", "u1", port);
+    lab.pair(
+        "uac_call_spoofed_info.xml",
+        "uas_expect_impp.xml",
+        "u1",
+        port,
+    );
     // Privacy: id → no impp Call-Info and no asserted identity at all.
     lab.pair("uac_call_private.xml", "uas_expect_private.xml", "u1", port);
 }
@@ -282,7 +316,14 @@ fn calls_to_a_gruu_reach_exactly_that_device() {
         "register_gruu.xml",
         "u1",
         a,
-        &["-key", "instance", ia, "-trace_logs", "-log_file", log_a_arg],
+        &[
+            "-key",
+            "instance",
+            ia,
+            "-trace_logs",
+            "-log_file",
+            log_a_arg,
+        ],
     );
     lab.register_with("register_gruu.xml", "u1", b, &["-key", "instance", ib]);
 
@@ -298,9 +339,18 @@ fn calls_to_a_gruu_reach_exactly_that_device() {
     let pub_gruu = format!("sip:user2@{DOMAIN};gr=urn:uuid:{ib}");
     let mut callee = lab.uas("uas_answer.xml", "u1", b, "pub-gruu");
     wait_listening("u1", b);
-    let ok = lab.uac_with("uac_call_gruu.xml", "u1", "pub-gruu", &["-key", "gruu", &pub_gruu]);
+    let ok = lab.uac_with(
+        "uac_call_gruu.xml",
+        "u1",
+        "pub-gruu",
+        &["-key", "gruu", &pub_gruu],
+    );
     let answered = wait_bounded(&mut callee);
-    assert!(ok && answered, "pub-gruu call: caller ok={ok}, callee ok={answered}\n{}", lab.errors("pub-gruu"));
+    assert!(
+        ok && answered,
+        "pub-gruu call: caller ok={ok}, callee ok={answered}\n{}",
+        lab.errors("pub-gruu")
+    );
     // SIGTERM to the `timeout` wrapper we started; it passes the signal on to its sipp.
     let _ = Command::new("kill")
         .args(["-TERM", &idle_a.id().to_string()])
@@ -308,7 +358,10 @@ fn calls_to_a_gruu_reach_exactly_that_device() {
     let _ = idle_a.wait();
     wait_released(a);
     let seen = std::fs::read_to_string(&trace_a).unwrap_or_default();
-    assert!(!seen.contains("INVITE"), "device A got the call to B's GRUU:\n{seen}");
+    assert!(
+        !seen.contains("INVITE"),
+        "device A got the call to B's GRUU:\n{seen}"
+    );
 
     // The temporary GRUU of device A, as the registrar handed it out, reaches A.
     let logged = std::fs::read_to_string(&log_a).expect("register log");
@@ -317,10 +370,22 @@ fn calls_to_a_gruu_reach_exactly_that_device() {
         .find_map(|l| l.split("temp-gruu: ").nth(1))
         .map(str::trim)
         .expect("temp-gruu logged");
-    assert!(temp.starts_with("sip:tgruu.") && !temp.contains("user2"), "{temp}");
+    assert!(
+        temp.starts_with("sip:tgruu.") && !temp.contains("user2"),
+        "{temp}"
+    );
     let mut callee = lab.uas("uas_answer.xml", "u1", a, "temp-gruu");
     wait_listening("u1", a);
-    let ok = lab.uac_with("uac_call_gruu.xml", "u1", "temp-gruu", &["-key", "gruu", temp]);
+    let ok = lab.uac_with(
+        "uac_call_gruu.xml",
+        "u1",
+        "temp-gruu",
+        &["-key", "gruu", temp],
+    );
     let answered = wait_bounded(&mut callee);
-    assert!(ok && answered, "temp-gruu call: caller ok={ok}, callee ok={answered}\n{}", lab.errors("temp-gruu"));
+    assert!(
+        ok && answered,
+        "temp-gruu call: caller ok={ok}, callee ok={answered}\n{}",
+        lab.errors("temp-gruu")
+    );
 }

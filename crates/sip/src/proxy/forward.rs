@@ -102,7 +102,10 @@ impl Plan {
                 .from_addr()
                 .ok()
                 .and_then(|f| f.tag().map(<[u8]>::to_vec))
-                .filter(|t| t.iter().all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(b))),
+                .filter(|t| {
+                    t.iter()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(b))
+                }),
             caller_flow: Dest {
                 transport: peer.transport,
                 hop: super::NextHop::Addr(peer.addr),
@@ -171,7 +174,9 @@ pub(crate) fn loop_hash(req: &Request) -> u32 {
 pub(crate) fn is_loop(req: &Request, adv: &crate::config::Advertised) -> bool {
     let want = format!("{}{:08x}.", super::BRANCH_PREFIX, loop_hash(req));
     req.vias().filter_map(Result::ok).any(|v| {
-        v.host().as_bytes().eq_ignore_ascii_case(adv.host.as_bytes())
+        v.host()
+            .as_bytes()
+            .eq_ignore_ascii_case(adv.host.as_bytes())
             && v.branch().is_some_and(|b| b.starts_with(want.as_bytes()))
     })
 }
@@ -195,7 +200,10 @@ fn is_impp(v: &[u8]) -> bool {
 fn xmpp_domain(v: &[u8]) -> Option<String> {
     let c = CallInfo::parse(v)?;
     let text = std::str::from_utf8(c.uri.as_bytes()).ok()?;
-    let rest = text.get(..5).filter(|s| s.eq_ignore_ascii_case("xmpp:")).map(|_| &text[5..])?;
+    let rest = text
+        .get(..5)
+        .filter(|s| s.eq_ignore_ascii_case("xmpp:"))
+        .map(|_| &text[5..])?;
     let rest = rest.trim_start_matches("//");
     let bare = rest.split(['/', '?', '#']).next().unwrap_or_default();
     Some(
@@ -224,7 +232,10 @@ fn filter_call_info(e: &mut Edits<'_>, req: &Request, drop: impl Fn(&[u8]) -> bo
 
 fn remove_named(e: &mut Edits<'_>, req: &Request, names: &[&str]) {
     for h in req.headers() {
-        if names.iter().any(|n| h.name.eq_ignore_ascii_case(n.as_bytes())) {
+        if names
+            .iter()
+            .any(|n| h.name.eq_ignore_ascii_case(n.as_bytes()))
+        {
             let _ = e.remove_header(h.index);
         }
     }
@@ -268,7 +279,7 @@ pub(crate) fn apply_identity(e: &mut Edits<'_>, req: &Request, plan: &Plan) {
         Identity::Foreign { served } => {
             remove_named(e, req, &["P-Asserted-Identity", "P-Preferred-Identity"]);
             filter_call_info(e, req, |v| {
-                is_impp(v) && xmpp_domain(v).is_some_and(|d| served.iter().any(|s| *s == d))
+                is_impp(v) && xmpp_domain(v).is_some_and(|d| served.contains(&d))
             });
         }
     }
@@ -331,7 +342,9 @@ impl SipCore {
         let ha1 = alg.and_then(|a| acct.ha1(a));
         match self.verify_digest(now, req, peer, &creds, &realm, ha1) {
             Ok(Verified::Ok) => {}
-            Ok(Verified::Stale) => return Err(self.challenge_for(now, req, peer, &realm, true, true)),
+            Ok(Verified::Stale) => {
+                return Err(self.challenge_for(now, req, peer, &realm, true, true));
+            }
             Err(DigestError::Malformed) => {
                 return Err(self.simple(req, peer, 400, "Malformed Proxy-Authorization"));
             }

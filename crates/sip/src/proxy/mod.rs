@@ -21,6 +21,8 @@
 
 mod forward;
 mod target;
+#[cfg(test)]
+mod tests;
 
 use crate::core::{Outcome, Peer, SipCore};
 use bytes::Bytes;
@@ -88,7 +90,7 @@ impl AliasCache {
 
 #[derive(Debug)]
 enum ServerTxn {
-    Invite(ServerInvite),
+    Invite(Box<ServerInvite>),
     NonInvite(ServerNonInvite),
 }
 
@@ -207,7 +209,9 @@ impl ProxyState {
 
     fn next_branch(&mut self, loop_hash: u32) -> String {
         self.seq = self.seq.wrapping_add(1);
-        let unique = self.branch_seed.wrapping_add(self.seq.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let unique = self
+            .branch_seed
+            .wrapping_add(self.seq.wrapping_mul(0x9e37_79b9_7f4a_7c15));
         format!("{BRANCH_PREFIX}{loop_hash:08x}.{unique:016x}")
     }
 
@@ -451,10 +455,7 @@ impl SipCore {
             Method::Cancel => return self.cancel(req, peer, t),
             _ => {}
         }
-        if let Some(tag) = req
-            .option_tags(HeaderKind::ProxyRequire)
-            .next()
-        {
+        if let Some(tag) = req.option_tags(HeaderKind::ProxyRequire).next() {
             return Outcome::Respond(
                 self.response(req, peer, 420, "Bad Extension")
                     .header("Unsupported", tag)
@@ -488,13 +489,21 @@ impl SipCore {
         let timers = self.cfg.proxy.timers;
         let invite = req.method() == Method::Invite;
         let mut txn = if invite {
-            ServerTxn::Invite(ServerInvite::new(t, req.clone(), reliable, timers))
+            ServerTxn::Invite(Box::new(ServerInvite::new(
+                t,
+                req.clone(),
+                reliable,
+                timers,
+            )))
         } else {
             ServerTxn::NonInvite(ServerNonInvite::new(reliable, timers))
         };
         if let ServerTxn::Invite(x) = &mut txn {
             // §16.2: a stateful proxy answers an INVITE with 100 Trying at once.
-            let trying = self.response(req, peer, 100, "Trying").build_without_tag().freeze();
+            let trying = self
+                .response(req, peer, 100, "Trying")
+                .build_without_tag()
+                .freeze();
             x.send_response(t, 100, trying);
         }
         let first = groups.pop_front().unwrap_or_default();
@@ -692,8 +701,14 @@ impl SipCore {
                 .is_none_or(|(c, _)| rank(code) < rank(*c));
             if better {
                 let b = bytes.unwrap_or_else(|| {
-                    let reason = if code == 408 { "Request Timeout" } else { "Server Internal Error" };
-                    self.response(&e.request, &e.peer, code, reason).build().freeze()
+                    let reason = if code == 408 {
+                        "Request Timeout"
+                    } else {
+                        "Server Internal Error"
+                    };
+                    self.response(&e.request, &e.peer, code, reason)
+                        .build()
+                        .freeze()
                 });
                 e.fwd.best = Some((code, b));
             }
@@ -824,7 +839,10 @@ impl SipCore {
     /// Where to send a response that has no transaction: the next Via, if ours is on top.
     fn forward_response_stateless(&self, resp: &Response) -> Option<Send> {
         let top = resp.top_via().ok()?;
-        if !top.branch().is_some_and(|b| b.starts_with(BRANCH_PREFIX.as_bytes())) {
+        if !top
+            .branch()
+            .is_some_and(|b| b.starts_with(BRANCH_PREFIX.as_bytes()))
+        {
             return None;
         }
         let next = resp.vias().nth(1)?.ok()?;

@@ -2,15 +2,15 @@
 //! determination — our own Route entries, in-dialog flows, the callee's bindings (with its
 //! aliases, q-value groups and Path) and where each target's bytes go.
 
-use super::forward::{self, Plan};
 use super::Send;
+use super::forward::{self, Plan};
 use crate::accounts::{CachedAccount, Lookup};
 use crate::core::{Outcome, Peer, SipCore, Transport};
 use bytes::Bytes;
 use cusax_account::{Alias, Aor, Domain};
+use cusax_sip_proto::message::Edits;
 use cusax_sip_proto::message::headers::Via;
 use cusax_sip_proto::message::uri::{Scheme, Uri};
-use cusax_sip_proto::message::Edits;
 use cusax_sip_proto::{Method, Request};
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
@@ -56,7 +56,11 @@ impl Dest {
     /// The address a Via names (received/rport first), for stateless response forwarding.
     pub(crate) fn from_via(v: &Via<'_>) -> Option<Dest> {
         let transport = Transport::from_name(v.transport())?;
-        let default_port = if transport == Transport::Tls { 5061 } else { 5060 };
+        let default_port = if transport == Transport::Tls {
+            5061
+        } else {
+            5060
+        };
         let port = v
             .param("rport")
             .and_then(|p| std::str::from_utf8(p).ok()?.parse().ok())
@@ -79,7 +83,11 @@ impl Dest {
             None if uri.scheme() == Scheme::Sips => Transport::Tls,
             None => Transport::Udp,
         };
-        let default_port = if transport == Transport::Tls { 5061 } else { 5060 };
+        let default_port = if transport == Transport::Tls {
+            5061
+        } else {
+            5060
+        };
         let port = uri.port().unwrap_or(default_port);
         let host = match uri.maddr() {
             Some(m) => std::str::from_utf8(m).ok()?.to_owned(),
@@ -253,7 +261,10 @@ impl SipCore {
         }
         // Our Route was the last: the target is the Request-URI, reached over the flow of the
         // leg it points to (§16.6 step 6, with our Record-Route flow parameters).
-        let from_tag = req.from_addr().ok().and_then(|f| f.tag().map(<[u8]>::to_vec));
+        let from_tag = req
+            .from_addr()
+            .ok()
+            .and_then(|f| f.tag().map(<[u8]>::to_vec));
         let towards_callee = match (&routing.ftag, &from_tag) {
             (Some(f), Some(t)) => f == t,
             _ => true,
@@ -525,11 +536,7 @@ impl SipCore {
         }
         if let Some(gr) = gr.filter(|g| !g.is_empty()) {
             // RFC 5627 §5.1: a GRUU reaches exactly the device of that instance.
-            bindings.retain(|b| {
-                b.instance
-                    .as_deref()
-                    .is_some_and(|i| gr_matches(i, &gr))
-            });
+            bindings.retain(|b| b.instance.as_deref().is_some_and(|i| gr_matches(i, &gr)));
             if bindings.is_empty() {
                 return Err(self.simple(req, peer, 480, "Temporarily Unavailable"));
             }

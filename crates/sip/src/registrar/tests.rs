@@ -11,16 +11,16 @@ use cusax_store::memory::{MemoryLocationStore, MemoryStore};
 use cusax_store::{AccountStore, AliasStore, DomainStore, LocationStore};
 use std::sync::Arc;
 
-const T0: i64 = 1_700_000_000;
+pub(crate) const T0: i64 = 1_700_000_000;
 
-struct Harness {
-    core: SipCore,
-    store: Arc<MemoryStore>,
-    peer: Peer,
+pub(crate) struct Harness {
+    pub(crate) core: SipCore,
+    pub(crate) store: Arc<MemoryStore>,
+    pub(crate) peer: Peer,
     cseq: std::cell::Cell<u32>,
 }
 
-async fn harness() -> Harness {
+pub(crate) async fn harness() -> Harness {
     let store = Arc::new(MemoryStore::new());
     let dom = Domain::parse("example.org").expect("domain");
     store.add_domain(&dom).await.expect("domain");
@@ -56,21 +56,21 @@ async fn harness() -> Harness {
     }
 }
 
-fn request(text: &str) -> Request {
+pub(crate) fn request(text: &str) -> Request {
     match parse_datagram(Bytes::from(text.replace('\n', "\r\n")), &Limits::default()) {
         Ok(SipMessage::Request(r)) => r,
         other => panic!("test request does not parse: {other:?}"),
     }
 }
 
-fn response(bytes: &[u8]) -> Response {
+pub(crate) fn response(bytes: &[u8]) -> Response {
     match parse_datagram(Bytes::copy_from_slice(bytes), &Limits::default()) {
         Ok(SipMessage::Response(r)) => r,
         other => panic!("core produced a bad response: {other:?}"),
     }
 }
 
-fn header<'a>(r: &'a Response, name: &str) -> Vec<&'a str> {
+pub(crate) fn header<'a>(r: &'a Response, name: &str) -> Vec<&'a str> {
     r.headers()
         .filter(|h| h.name.eq_ignore_ascii_case(name.as_bytes()))
         .map(|h| std::str::from_utf8(h.value).expect("ascii"))
@@ -79,17 +79,27 @@ fn header<'a>(r: &'a Response, name: &str) -> Vec<&'a str> {
 
 impl Harness {
     /// Sends one request through the core, loading accounts like the listener does.
-    async fn send(&self, now: i64, req: &Request) -> Response {
-        for _ in 0..2 {
+    pub(crate) async fn send(&self, now: i64, req: &Request) -> Response {
+        match self.outcome(now, req).await {
+            Outcome::Respond(b) => response(&b),
+            other => panic!("no direct answer: {other:?}"),
+        }
+    }
+
+    /// Handles a request, loading accounts and aliases like the listener does.
+    pub(crate) async fn outcome(&self, now: i64, req: &Request) -> Outcome {
+        for _ in 0..4 {
             match self.core.handle(now, req, &self.peer) {
-                Outcome::Respond(b) => return response(&b),
                 Outcome::NeedAccount { user, realm } => {
                     self.core.load_account(&user, &realm).await.expect("load");
                 }
-                Outcome::Nothing => panic!("no answer"),
+                Outcome::NeedAlias { alias, realm } => {
+                    self.core.load_alias(&alias, &realm).await.expect("load");
+                }
+                other => return other,
             }
         }
-        panic!("account still missing after a load");
+        panic!("still missing something after loads");
     }
 
     fn register(&self, to_user: &str, call_id: &str, extra: &str, auth: &str) -> Request {
@@ -109,7 +119,7 @@ impl Harness {
 
     /// Does the full challenge/response dance; returns the final response.
     #[allow(clippy::too_many_arguments)] // a test helper mirroring what a phone varies
-    async fn auth_register(
+    pub(crate) async fn auth_register(
         &self,
         now: i64,
         to_user: &str,
@@ -130,7 +140,7 @@ impl Harness {
 }
 
 /// Builds `Authorization: …` for the challenge of `alg` in a 401.
-fn authorization(r: &Response, alg: Algorithm, user: &str, pw: &str, nc: u32) -> String {
+pub(crate) fn authorization(r: &Response, alg: Algorithm, user: &str, pw: &str, nc: u32) -> String {
     let chal = header(r, "WWW-Authenticate")
         .into_iter()
         .filter_map(|v| Challenge::parse(v.as_bytes()))
@@ -159,7 +169,7 @@ fn authorization(r: &Response, alg: Algorithm, user: &str, pw: &str, nc: u32) ->
     )
 }
 
-const C1: &str = "Contact: <sip:alice@192.0.2.10:5062>\nExpires: 3600\n";
+pub(crate) const C1: &str = "Contact: <sip:alice@192.0.2.10:5062>\nExpires: 3600\n";
 
 #[tokio::test]
 async fn challenge_then_register_with_md5_and_sha256() {
@@ -348,11 +358,12 @@ async fn other_methods() {
     assert_eq!(r.code(), 200);
     assert!(header(&r, "Allow")[0].contains("REGISTER"));
     assert_eq!(h.send(T0, &req("BYE", "sip:example.org")).await.code(), 405);
+    // A stranger (From sip:a@b) calling bob, who has no device registered.
     assert_eq!(
         h.send(T0, &req("INVITE", "sip:bob@example.org"))
             .await
             .code(),
-        501
+        480
     );
     assert_eq!(h.send(T0, &req("FOO", "sip:example.org")).await.code(), 501);
     assert!(matches!(

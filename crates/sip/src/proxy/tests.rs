@@ -1,0 +1,374 @@
+//! RFC 3261 §16 proxy decisions against the memory store: who must authenticate, where a
+//! request goes, what the forwarded copy carries, and how responses are chosen.
+
+use crate::core::{Outcome, Peer, Transport};
+use crate::proxy::{NextHop, Send};
+use crate::registrar::tests::{C1, Harness, T0, harness, header, request, response};
+use cusax_sip_proto::digest::{Algorithm, expected_response};
+use cusax_sip_proto::message::headers::Challenge;
+use cusax_sip_proto::{Limits, Request, Response, SipMessage, parse_datagram};
+
+fn invite(from: &str, to_uri: &str, extra: &str, auth: &str) -> Request {
+    request(&format!(
+        "INVITE {to_uri} SIP/2.0\n\
+         Via: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bKinv{}x{}\n\
+         Max-Forwards: 70\n\
+         From: <sip:{from}>;tag=ft1\n\
+         To: <{to_uri}>\n\
+         Call-ID: call-1\n\
+         CSeq: 1 INVITE\n\
+         Contact: <sip:caller@192.0.2.10:5062>\n\
+         {extra}{auth}Content-Length: 0\n\n",
+        auth.len(),
+        to_uri.len()
+    ))
+}
+
+/// `Proxy-Authorization` answering the MD5 challenge of a 407.
+fn proxy_auth(r: &Response, user: &str, pw: &str, method: &str, uri: &str) -> String {
+    let chal = header(r, "Proxy-Authenticate")
+        .into_iter()
+        .filter_map(|v| Challenge::parse(v.as_bytes()))
+        .find(|c| c.algorithm == Some(&b"MD5"[..]))
+        .expect("MD5 challenge");
+    let realm = chal.realm.expect("realm");
+    let nonce = chal.nonce.expect("nonce");
+    let ha1 = Algorithm::Md5.ha1(user.as_bytes(), realm, pw.as_bytes());
+    let resp = expected_response(
+        Algorithm::Md5,
+        ha1.as_bytes(),
+        method.as_bytes(),
+        uri.as_bytes(),
+        nonce,
+        Some((b"00000001", b"c0ffee", b"auth")),
+    );
+    format!(
+        "Proxy-Authorization: Digest username=\"{user}\", realm=\"{}\", nonce=\"{}\", \
+         uri=\"{uri}\", response=\"{}\", algorithm=MD5, qop=auth, nc=00000001, \
+         cnonce=\"c0ffee\"\n",
+        String::from_utf8_lossy(realm),
+        String::from_utf8_lossy(nonce),
+        resp.as_str(),
+    )
+}
+
+fn sends(o: Outcome) -> Vec<Send> {
+    match o {
+        Outcome::Send(v) => v,
+        other => panic!("expected sends, got {other:?}"),
+    }
+}
+
+fn parsed(s: &Send) -> SipMessage {
+    parse_datagram(s.bytes.clone(), &Limits::default()).expect("proxy output parses")
+}
+
+fn first_line(s: &Send) -> String {
+    let b = &s.bytes;
+    let end = b.iter().position(|&c| c == b'\r').unwrap_or(b.len());
+    String::from_utf8_lossy(&b[..end]).into_owned()
+}
+
+impl Harness {
+    /// An INVITE from `user` (password `pw`) to `to_uri`, authenticated after the 407.
+    async fn call(&self, user: &str, pw: &str, to_uri: &str, extra: &str) -> Outcome {
+        let from = format!("{user}@example.org");
+        let r = self.send(T0, &invite(&from, to_uri, extra, "")).await;
+        assert_eq!(r.code(), 407, "local callers are challenged");
+        let auth = proxy_auth(&r, user, pw, "INVITE", to_uri);
+        self.outcome(T0, &invite(&from, to_uri, extra, &auth)).await
+    }
+
+    async fn register_alice(&self, contact: &str) {
+        let r = self
+            .auth_register(
+                T0,
+                "alice",
+                "alice",
+                "secret",
+                Algorithm::Md5,
+                "reg-1",
+                contact,
+            )
+            .await;
+        assert_eq!(r.code(), 200);
+    }
+}
+
+#[tokio::test]
+async fn unknown_user_404_and_unregistered_user_480() {
+    let h = harness().await;
+    let o = h.call("bob", "hunter2", "sip:nobody@example.org", "").await;
+    let Outcome::Respond(b) = o else {
+        panic!("{o:?}")
+    };
+    assert_eq!(response(&b).code(), 404);
+    let o = h.call("bob", "hunter2", "sip:alice@example.org", "").await;
+    let Outcome::Respond(b) = o else {
+        panic!("{o:?}")
+    };
+    assert_eq!(response(&b).code(), 480);
+}
+
+#[tokio::test]
+async fn call_reaches_the_binding_with_cusax_identity_headers() {
+    let h = harness().await;
+    h.register_alice(C1).await;
+    let spoof = "Call-Info: <xmpp:mallory@example.org>;purpose=impp\n\
+                 P-Asserted-Identity: <sip:ceo@example.org>\n";
+    let out = sends(
+        h.call("bob", "hunter2", "sip:alice@example.org", spoof)
+            .await,
+    );
+    let fwd = out
+        .iter()
+        .find(|s| first_line(s).starts_with("INVITE"))
+        .expect("forwarded INVITE");
+    assert_eq!(first_line(fwd), "INVITE sip:alice@192.0.2.10:5062 SIP/2.0");
+    assert_eq!(
+        fwd.dest.hop,
+        NextHop::Addr("192.0.2.10:5062".parse().expect("addr"))
+    );
+    let SipMessage::Request(r) = parsed(fwd) else {
+        panic!("request")
+    };
+    let h2 = |n: &str| {
+        r.headers()
+            .filter(|h| h.name.eq_ignore_ascii_case(n.as_bytes()))
+            .map(|h| String::from_utf8_lossy(h.value).into_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(h2("Call-Info"), vec!["<xmpp:bob@example.org>;purpose=impp"]);
+    assert_eq!(h2("P-Asserted-Identity"), vec!["<sip:bob@example.org>"]);
+    assert!(
+        h2("Proxy-Authorization").is_empty(),
+        "our credentials are consumed"
+    );
+    assert_eq!(h2("Max-Forwards"), vec!["69"]);
+    let rr = h2("Record-Route");
+    assert_eq!(rr.len(), 1);
+    assert!(
+        rr[0].contains(";lr") && rr[0].contains("ftag=ft1"),
+        "{rr:?}"
+    );
+    assert_eq!(r.vias().count(), 2);
+    // And a 100 Trying went back to the caller at once.
+    assert!(out.iter().any(|s| first_line(s).starts_with("SIP/2.0 100")));
+}
+
+#[tokio::test]
+async fn number_alias_routes_to_the_account() {
+    let h = harness().await;
+    h.register_alice(C1).await;
+    let out = sends(
+        h.call("bob", "hunter2", "sip:+4930123@example.org;user=phone", "")
+            .await,
+    );
+    assert!(
+        out.iter()
+            .any(|s| first_line(s) == "INVITE sip:alice@192.0.2.10:5062 SIP/2.0"),
+        "the number alias of alice reaches her binding"
+    );
+}
+
+#[tokio::test]
+async fn from_must_belong_to_the_authenticated_account() {
+    let h = harness().await;
+    h.register_alice(C1).await;
+    // bob's credentials, alice's From.
+    let to = "sip:alice@example.org";
+    let r = h.send(T0, &invite("alice@example.org", to, "", "")).await;
+    let auth = proxy_auth(&r, "bob", "hunter2", "INVITE", to);
+    let r = h
+        .send(T0, &invite("alice@example.org", to, "", &auth))
+        .await;
+    assert_eq!(
+        (r.code(), r.reason()),
+        (403, &b"From Does Not Match Account"[..])
+    );
+}
+
+#[tokio::test]
+async fn strangers_reach_local_users_but_cannot_relay() {
+    let h = harness().await;
+    h.register_alice(C1).await;
+    let o = h
+        .outcome(
+            T0,
+            &invite("eve@other.example", "sip:alice@example.org", "", ""),
+        )
+        .await;
+    let out = sends(o);
+    let fwd = out
+        .iter()
+        .find(|s| first_line(s).starts_with("INVITE"))
+        .expect("forwarded");
+    let SipMessage::Request(r) = parsed(fwd) else {
+        panic!()
+    };
+    assert!(r.first(cusax_sip_proto::HeaderKind::CallInfo).is_none());
+    let r = h
+        .send(
+            T0,
+            &invite("eve@other.example", "sip:bob@elsewhere.example", "", ""),
+        )
+        .await;
+    assert_eq!(r.code(), 403);
+}
+
+#[tokio::test]
+async fn simple_is_refused_and_max_forwards_and_loops_are_checked() {
+    let h = harness().await;
+    let msg = request(
+        "MESSAGE sip:alice@example.org SIP/2.0\n\
+         Via: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bKm1\n\
+         From: <sip:bob@example.org>;tag=a\nTo: <sip:alice@example.org>\n\
+         Call-ID: m1\nCSeq: 1 MESSAGE\nContent-Length: 0\n\n",
+    );
+    let r = h.send(T0, &msg).await;
+    assert_eq!(r.code(), 405);
+    let allow = header(&r, "Allow").join(",");
+    assert!(
+        allow.contains("INVITE") && !allow.contains("MESSAGE"),
+        "{allow}"
+    );
+    for (event, code) in [("presence", 489), ("presence.winfo", 489), ("dialog", 407)] {
+        let sub = request(&format!(
+            "SUBSCRIBE sip:alice@example.org SIP/2.0\n\
+             Via: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bKs{event}\n\
+             From: <sip:bob@example.org>;tag=a\nTo: <sip:alice@example.org>\n\
+             Call-ID: s1\nCSeq: 1 SUBSCRIBE\nEvent: {event}\nContent-Length: 0\n\n"
+        ));
+        assert_eq!(h.send(T0, &sub).await.code(), code, "{event}");
+    }
+    let r = h
+        .send(
+            T0,
+            &invite("bob@example.org", "sip:alice@example.org", "", "").replace_max_forwards(),
+        )
+        .await;
+    assert_eq!(r.code(), 483);
+    let unsupported = invite(
+        "bob@example.org",
+        "sip:alice@example.org",
+        "Proxy-Require: foo\n",
+        "",
+    );
+    let r = h.send(T0, &unsupported).await;
+    assert_eq!((r.code(), header(&r, "Unsupported")), (420, vec!["foo"]));
+}
+
+trait ZeroHops {
+    fn replace_max_forwards(&self) -> Request;
+}
+
+impl ZeroHops for Request {
+    fn replace_max_forwards(&self) -> Request {
+        let text =
+            String::from_utf8_lossy(self.bytes()).replace("Max-Forwards: 70", "Max-Forwards: 0");
+        match parse_datagram(text.into_bytes().into(), &Limits::default()) {
+            Ok(SipMessage::Request(r)) => r,
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_request_that_comes_back_unchanged_is_a_loop() {
+    let h = harness().await;
+    // alice's "device" is the proxy itself, under the same Request-URI: a loop.
+    h.register_alice("Contact: <sip:alice@example.org>\nExpires: 3600\n")
+        .await;
+    let out = sends(h.call("bob", "hunter2", "sip:alice@example.org", "").await);
+    let fwd = out
+        .iter()
+        .find(|s| first_line(s).starts_with("INVITE"))
+        .expect("forwarded");
+    let SipMessage::Request(again) = parsed(fwd) else {
+        panic!()
+    };
+    let r = h.send(T0, &again).await;
+    assert_eq!(r.code(), 482);
+}
+
+#[tokio::test]
+async fn best_response_503_becomes_500_and_cancel_unknown_is_481() {
+    let h = harness().await;
+    h.register_alice(C1).await;
+    let out = sends(h.call("bob", "hunter2", "sip:alice@example.org", "").await);
+    let fwd = out
+        .iter()
+        .find(|s| first_line(s).starts_with("INVITE"))
+        .expect("forwarded");
+    let SipMessage::Request(branch) = parsed(fwd) else {
+        panic!()
+    };
+    let busy = cusax_sip_proto::message::ResponseBuilder::new(&branch, 503, "Service Unavailable")
+        .to_tag(b"callee")
+        .build();
+    let callee = Peer {
+        addr: "192.0.2.10:5062".parse().expect("addr"),
+        transport: Transport::Udp,
+    };
+    let up = h.core.handle_response(&response(&busy), &callee);
+    let codes: Vec<String> = up.iter().map(first_line).collect();
+    assert!(
+        codes.iter().any(|l| l.starts_with("SIP/2.0 500")),
+        "503 is not passed upstream: {codes:?}"
+    );
+    assert!(
+        codes.iter().any(|l| l.starts_with("ACK")),
+        "the 503 was ACKed: {codes:?}"
+    );
+    let cancel = request(
+        "CANCEL sip:alice@example.org SIP/2.0\n\
+         Via: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bKnothere\n\
+         From: <sip:bob@example.org>;tag=a\nTo: <sip:alice@example.org>\n\
+         Call-ID: c9\nCSeq: 1 CANCEL\nContent-Length: 0\n\n",
+    );
+    assert_eq!(h.send(T0, &cancel).await.code(), 481);
+}
+
+#[tokio::test]
+async fn q_values_make_serial_groups() {
+    let h = harness().await;
+    h.register_alice(
+        "Contact: <sip:alice@192.0.2.20:5060>;q=1.0, <sip:alice@192.0.2.21:5060>;q=0.5\nExpires: 3600\n",
+    )
+    .await;
+    let out = sends(h.call("bob", "hunter2", "sip:alice@example.org", "").await);
+    let invites: Vec<String> = out
+        .iter()
+        .map(first_line)
+        .filter(|l| l.starts_with("INVITE"))
+        .collect();
+    assert_eq!(invites, vec!["INVITE sip:alice@192.0.2.20:5060 SIP/2.0"]);
+    let fwd = out
+        .iter()
+        .find(|s| first_line(s).starts_with("INVITE"))
+        .expect("forwarded");
+    let SipMessage::Request(branch) = parsed(fwd) else {
+        panic!()
+    };
+    let busy = cusax_sip_proto::message::ResponseBuilder::new(&branch, 486, "Busy Here")
+        .to_tag(b"x")
+        .build();
+    let peer = Peer {
+        addr: "192.0.2.20:5060".parse().expect("addr"),
+        transport: Transport::Udp,
+    };
+    let next: Vec<String> = h
+        .core
+        .handle_response(&response(&busy), &peer)
+        .iter()
+        .map(first_line)
+        .collect();
+    assert!(
+        next.contains(&"INVITE sip:alice@192.0.2.21:5060 SIP/2.0".to_owned()),
+        "the q=0.5 device is tried after the q=1.0 one declined: {next:?}"
+    );
+    assert!(
+        !next.iter().any(|l| l.starts_with("SIP/2.0 486")),
+        "{next:?}"
+    );
+}
