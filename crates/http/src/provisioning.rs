@@ -31,6 +31,9 @@ pub struct SipEndpoint {
     pub port: u16,
     /// Transports offered, preferred first (`udp`, `tcp`, `tls`).
     pub transports: Vec<String>,
+    /// Port of SIP over TLS (`sips:`, `transport=tls`), when offered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_port: Option<u16>,
 }
 
 /// Where clients reach the XMPP service.

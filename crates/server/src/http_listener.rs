@@ -50,11 +50,13 @@ pub(crate) async fn start(
                 transports: [
                     listening.sip_udp.map(|_| "udp"),
                     listening.sip_tcp.map(|_| "tcp"),
+                    listening.sip_tls.map(|_| "tls"),
                 ]
                 .into_iter()
                 .flatten()
                 .map(str::to_owned)
                 .collect(),
+                tls_port: listening.sip_tls.map(|t| t.port()),
             }),
         xmpp: listening.xmpp.map(|a| XmppEndpoint {
             port: a.port(),
