@@ -389,3 +389,21 @@ fn calls_to_a_gruu_reach_exactly_that_device() {
         lab.errors("temp-gruu")
     );
 }
+
+#[test]
+fn phones_behind_nat_are_reached_over_their_flows() {
+    let lab = Lab::new();
+    for t in ["u1", "t1"] {
+        lab.unregister_callee(t);
+        let port = free_port();
+        // The callee's Contact is a private address; only its REGISTER's source is reachable.
+        lab.register_with("register_natted.xml", t, port, &[]);
+        // The caller's Contact is private too; the callee's BYE must find the caller's flow.
+        lab.pair(
+            "uac_call_natted_callee_hangs_up.xml",
+            "uas_answer_then_bye.xml",
+            t,
+            port,
+        );
+    }
+}
