@@ -3,7 +3,7 @@
 
 use crate::core::{Outcome, Peer, Transport};
 use crate::proxy::{NextHop, Send};
-use crate::registrar::tests::{C1, Harness, T0, harness, header, request, response};
+use crate::registrar::tests::{C1, Harness, T0, harness, harness_with, header, request, response};
 use cusax_sip_proto::digest::{Algorithm, expected_response};
 use cusax_sip_proto::message::headers::Challenge;
 use cusax_sip_proto::{Limits, Request, Response, SipMessage, parse_datagram};
@@ -371,4 +371,24 @@ async fn q_values_make_serial_groups() {
         !next.iter().any(|l| l.starts_with("SIP/2.0 486")),
         "{next:?}"
     );
+}
+
+#[tokio::test]
+async fn tls_required_refuses_plain_transports_for_local_users() {
+    let mut h = harness_with(|c| c.proxy.tls_required = true).await;
+    let r = h.send(T0, &h.register("alice", "t1", C1, "")).await;
+    assert_eq!((r.code(), r.reason()), (403, &b"TLS Required"[..]));
+    let r = h
+        .send(T0, &invite("bob@example.org", "sip:alice@example.org", "", ""))
+        .await;
+    assert_eq!(r.code(), 407, "challenged first, so the refusal reveals nothing");
+    let auth = proxy_auth(&r, "bob", "hunter2", "INVITE", "sip:alice@example.org");
+    let r = h
+        .send(T0, &invite("bob@example.org", "sip:alice@example.org", "", &auth))
+        .await;
+    assert_eq!((r.code(), r.reason()), (403, &b"TLS Required"[..]));
+    // Over TLS the same requests proceed.
+    h.peer.transport = Transport::Tls;
+    let r = h.send(T0, &h.register("alice", "t2", C1, "")).await;
+    assert_eq!(r.code(), 401);
 }

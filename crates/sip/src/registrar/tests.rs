@@ -21,6 +21,11 @@ pub(crate) struct Harness {
 }
 
 pub(crate) async fn harness() -> Harness {
+    harness_with(|_| {}).await
+}
+
+/// A harness whose configuration `tweak` adjusts.
+pub(crate) async fn harness_with(tweak: impl FnOnce(&mut RegistrarConfig)) -> Harness {
     let store = Arc::new(MemoryStore::new());
     let dom = Domain::parse("example.org").expect("domain");
     store.add_domain(&dom).await.expect("domain");
@@ -41,10 +46,11 @@ pub(crate) async fn harness() -> Harness {
         .add_alias(&alice, &Alias::parse("+4930123").expect("alias"))
         .await
         .expect("alias");
-    let cfg = RegistrarConfig {
+    let mut cfg = RegistrarConfig {
         domains: vec![dom],
         ..RegistrarConfig::default()
     };
+    tweak(&mut cfg);
     Harness {
         core: SipCore::with_secret(cfg, store.clone(), [7; 32], [1; 8]),
         store,
@@ -102,7 +108,7 @@ impl Harness {
         panic!("still missing something after loads");
     }
 
-    fn register(&self, to_user: &str, call_id: &str, extra: &str, auth: &str) -> Request {
+    pub(crate) fn register(&self, to_user: &str, call_id: &str, extra: &str, auth: &str) -> Request {
         self.cseq.set(self.cseq.get() + 1);
         request(&format!(
             "REGISTER sip:example.org SIP/2.0\n\
