@@ -1,10 +1,10 @@
 //! Calls between two real SIP phones (baresip) through a real `cusaxd`, on loopback.
 //!
-//! Two baresip instances register to the server, one over UDP and one over TCP; one dials the
-//! other by address of record, the callee answers automatically, the caller hangs up. The
-//! assertions are on the call states that baresip itself reports: its `ctrl_tcp` module sends
-//! every user-agent event as a JSON object in a netstring over a TCP control connection, and
-//! the harness below waits (bounded) for the events in order.
+//! Two baresip instances register to the server, one over UDP and one over TCP (or both over
+//! TLS); one dials the other by address of record, the callee answers automatically, the
+//! caller hangs up. The assertions are on the call states that baresip itself reports: its
+//! `ctrl_tcp` module sends every user-agent event as a JSON object in a netstring over a TCP
+//! control connection, and the harness below waits (bounded) for the events in order.
 //!
 //! Needs `baresip` on PATH (Debian package `baresip`); without it these tests fail loudly.
 //! Build the binaries first (`cargo build -p cusaxd -p cusaxctl`) so that they are current.
@@ -17,12 +17,17 @@ use cusax_testkit::Cusaxd;
 use harness::{Baresip, Event, Transport};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const DOMAIN: &str = "sip.test";
 const REGISTER_TIMEOUT: Duration = Duration::from_secs(10);
 const CALL_TIMEOUT: Duration = Duration::from_secs(15);
 const HANGUP_TIMEOUT: Duration = Duration::from_secs(10);
+/// The UDP/TCP call tests are bounded by the per-step timeouts above; this only caps them.
+const CALL_TEST_BUDGET: Duration = Duration::from_secs(120);
+/// Counted from the start of the TLS call test: every phone start, command, wait and quit ends
+/// by then (the server's own start is bounded by the testkit). A passing run takes about 1 s.
+const TLS_TEST_BUDGET: Duration = Duration::from_secs(20);
 
 /// The SIP server under test: where phones send their requests, the domain it serves, and its
 /// log for failure messages.
@@ -30,6 +35,12 @@ struct Target<'a> {
     domain: &'a str,
     udp: SocketAddr,
     tcp: SocketAddr,
+    /// SIP over TLS, when the server offers it.
+    tls: Option<SocketAddr>,
+    /// Extra lines for every phone's baresip config (such as `sip_cafile`).
+    phone_config: String,
+    /// Every phone start, command and wait ends by then.
+    deadline: Instant,
     log: &'a dyn Fn() -> String,
 }
 
@@ -38,6 +49,9 @@ impl Target<'_> {
         match t {
             Transport::Udp => self.udp,
             Transport::Tcp => self.tcp,
+            Transport::Tls => self
+                .tls
+                .expect("this server has no SIP over TLS address configured"),
         }
     }
 
@@ -81,8 +95,16 @@ fn call_scenario(
     let (caller_user, caller_pw, caller_tr) = caller;
     let (callee_user, callee_pw, callee_tr) = callee;
     let mut p = [
-        Baresip::start(&format!("caller {caller_user} ({caller_tr:?})")),
-        Baresip::start(&format!("callee {callee_user} ({callee_tr:?})")),
+        Baresip::start(
+            &format!("caller {caller_user} ({caller_tr:?})"),
+            &target.phone_config,
+            target.deadline,
+        ),
+        Baresip::start(
+            &format!("callee {callee_user} ({callee_tr:?})"),
+            &target.phone_config,
+            target.deadline,
+        ),
     ];
     let aors = [
         format!("sip:{caller_user}@{}", target.domain),
@@ -212,7 +234,7 @@ fn call_scenario(
     p
 }
 
-/// Sends OPTIONS to the server and returns its status line.
+/// Sends OPTIONS to the server (UDP or TCP) and returns its status line.
 fn options_status(server: SocketAddr, t: Transport) -> String {
     let branch = format!("z9hG4bK-health-{}", std::process::id());
     let req = |local: SocketAddr| {
@@ -257,6 +279,7 @@ fn options_status(server: SocketAddr, t: Transport) -> String {
                 Err(e) => format!("no answer: {e}"),
             }
         }
+        Transport::Tls => panic!("the harness has no TLS client for OPTIONS"),
     };
     text.lines().next().unwrap_or_default().to_owned()
 }
@@ -290,13 +313,25 @@ fn cusaxd_with_users(users: &[(&str, &str)]) -> (Cusaxd, tempfile::TempDir) {
     (srv, tmp)
 }
 
-fn cusaxd_call(caller: Transport, callee: Transport) {
-    let (srv, _tmp) = cusaxd_with_users(&[("alice", "pw-alice"), ("bob", "pw-bob")]);
+/// A call from alice (over `caller`) to bob (over `callee`) through a fresh cusaxd, with the
+/// checks every such call gets; the phones (quit, logs kept), the server and its temp dir are
+/// returned for transport-specific checks. Phones trust the server's certificate as their CA.
+fn cusaxd_call(
+    caller: Transport,
+    callee: Transport,
+    budget: Duration,
+) -> ([Baresip; 2], Cusaxd, tempfile::TempDir) {
+    let deadline = Instant::now() + budget;
+    let (srv, tmp) = cusaxd_with_users(&[("alice", "pw-alice"), ("bob", "pw-bob")]);
+    let cafile = server_cert(&srv);
     let log = || srv.log();
     let target = Target {
         domain: DOMAIN,
         udp: srv.addr("sip_udp").expect("ready file lists sip_udp"),
         tcp: srv.addr("sip_tcp").expect("ready file lists sip_tcp"),
+        tls: srv.addr("sip_tls"),
+        phone_config: format!("sip_cafile {}\n", cafile.display()),
+        deadline,
         log: &log,
     };
     let phones = call_scenario(
@@ -319,8 +354,11 @@ fn cusaxd_call(caller: Transport, callee: Transport) {
                 .all(|m| harness::has_header(m, "Call-Info", &impp)),
         "the callee received INVITEs without `Call-Info: {impp}`: {invites:#?}"
     );
-    // The server is still serving on both transports and did not panic.
-    for t in [Transport::Udp, Transport::Tcp] {
+    // The server is still serving on the plain transports used and did not panic.
+    for t in [caller, callee] {
+        if t == Transport::Tls {
+            continue;
+        }
         let status = options_status(target.proxy(t), t);
         assert!(
             status.starts_with("SIP/2.0 200"),
@@ -330,16 +368,116 @@ fn cusaxd_call(caller: Transport, callee: Transport) {
     }
     let log = srv.log();
     assert!(!log.contains("panicked"), "cusaxd panicked:\n{log}");
+    (phones, srv, tmp)
+}
+
+/// The certificate cusaxd generated for `DOMAIN` in its data directory.
+fn server_cert(srv: &Cusaxd) -> std::path::PathBuf {
+    let path = srv.data_dir.join("tls").join(format!("{DOMAIN}.crt"));
+    assert!(
+        path.is_file(),
+        "cusaxd wrote no certificate at {}",
+        path.display()
+    );
+    path
 }
 
 #[test]
 fn tcp_caller_calls_udp_callee_through_cusaxd() {
-    cusaxd_call(Transport::Tcp, Transport::Udp);
+    cusaxd_call(Transport::Tcp, Transport::Udp, CALL_TEST_BUDGET);
 }
 
 #[test]
 fn udp_caller_calls_tcp_callee_through_cusaxd() {
-    cusaxd_call(Transport::Udp, Transport::Tcp);
+    cusaxd_call(Transport::Udp, Transport::Tcp, CALL_TEST_BUDGET);
+}
+
+/// Both phones register over TLS (`transport=tls`, outbound proxy on cusaxd's `sip_tls`
+/// address) and call each other. Besides the call states, every SIP message either phone
+/// sent or received went over TLS with cusaxd's TLS listener, and the INVITE the callee
+/// received carries only TLS Vias and a Record-Route to that listener with `transport=tls`.
+///
+/// Certificate verification: each phone gets the server's self-signed certificate as its CA
+/// (`sip_cafile`), and the test checks that baresip loaded it. baresip 1.0 / libre 1.1 (Debian
+/// 12) has no `sip_verify_server` option and does not verify the server certificate for SIP
+/// over TLS at all (it also registers with no CA, or with an unrelated one), so this test
+/// shows encryption and transport handling, not certificate checking by the phone.
+#[test]
+fn tls_call_through_cusaxd() {
+    let (phones, srv, _tmp) = cusaxd_call(Transport::Tls, Transport::Tls, TLS_TEST_BUDGET);
+    let tls = srv.addr("sip_tls").expect("ready file lists sip_tls");
+    let cafile = server_cert(&srv);
+    for phone in &phones {
+        let log = phone.log();
+        let loaded = format!("ua: adding SIP CA: {}", cafile.display());
+        assert!(
+            log.contains(&loaded),
+            "{}: baresip did not load the server certificate as CA ({loaded:?})\n{}",
+            phone.name(),
+            phone.report()
+        );
+        // Every message in the trace, in either direction, went over TLS, and those from or to
+        // the server used its TLS listener.
+        let trace = harness::sip_trace(&log);
+        let over_tls_with_server = |t: &&harness::Traced| {
+            let mut words = t.link.split(' ');
+            let (Some("TLS"), Some(from), Some("->"), Some(to), None) = (
+                words.next(),
+                words.next(),
+                words.next(),
+                words.next(),
+                words.next(),
+            ) else {
+                return false;
+            };
+            from == tls.to_string() || to == tls.to_string()
+        };
+        let not_tls: Vec<&harness::Traced> =
+            trace.iter().filter(|t| !over_tls_with_server(t)).collect();
+        assert!(
+            !trace.is_empty() && not_tls.is_empty(),
+            "{}: SIP messages not exchanged with cusaxd's TLS listener {tls}: {not_tls:#?}\n{}",
+            phone.name(),
+            phone.report()
+        );
+    }
+    // The INVITE the callee received came over TLS: every Via (the proxy's and the caller's)
+    // names TLS.
+    let invites: Vec<harness::Traced> = harness::sip_trace(&phones[CALLEE].log())
+        .into_iter()
+        .filter(|t| t.msg.starts_with("INVITE "))
+        .collect();
+    let via_tls = |m: &str| {
+        let vias: Vec<&str> = harness::header_values(m, "Via")
+            .into_iter()
+            .chain(harness::header_values(m, "v"))
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .collect();
+        !vias.is_empty() && vias.iter().all(|v| v.starts_with("SIP/2.0/TLS "))
+    };
+    assert!(
+        !invites.is_empty() && invites.iter().all(|t| via_tls(&t.msg)),
+        "the callee received INVITEs with a non-TLS Via: {invites:#?}"
+    );
+    // The proxy record-routed itself as its TLS listener, so in-dialog requests stay on TLS.
+    let rr_tls = |m: &str| {
+        harness::header_values(m, "Record-Route")
+            .into_iter()
+            .flat_map(|v| v.split(','))
+            .any(|r| {
+                let r = r.trim();
+                r.starts_with(&format!("<sip:{tls};")) && r.contains(";transport=tls")
+            })
+    };
+    assert!(
+        invites.iter().all(|t| rr_tls(&t.msg)),
+        "the callee received INVITEs without a Record-Route to <sip:{tls};transport=tls>: \
+         {invites:#?}"
+    );
+    for phone in &phones {
+        eprintln!("{}: all SIP over TLS with {tls}", phone.name());
+    }
 }
 
 /// The same scenario against another server (both directions), configured by
@@ -374,6 +512,9 @@ fn external_proxy() {
         domain: &domain,
         udp: proxy,
         tcp: proxy,
+        tls: None,
+        phone_config: String::new(),
+        deadline: Instant::now() + 2 * CALL_TEST_BUDGET,
         log: &log,
     };
     call_scenario(&target, (u1, p1, Transport::Tcp), (u2, p2, Transport::Udp));
@@ -425,6 +566,13 @@ fn harness_parses_baresip_messages() {
         "Call-Info",
         "<xmpp:a@x>;purpose=impp"
     ));
+    let traced = harness::sip_trace(trace);
+    assert_eq!(traced[0].link, "UDP 127.0.0.1:1 -> 127.0.0.1:2");
+    assert_eq!(traced[1].link, "", "no transport line before the 200");
+    assert_eq!(
+        harness::header_values(&traced[0].msg, "via"),
+        ["SIP/2.0/UDP a"]
+    );
 }
 
 /// Spawning baresip with a private configuration and talking to it over `ctrl_tcp`.
@@ -462,6 +610,7 @@ mod harness {
     pub enum Transport {
         Udp,
         Tcp,
+        Tls,
     }
 
     impl Transport {
@@ -469,6 +618,7 @@ mod harness {
             match self {
                 Transport::Udp => "udp",
                 Transport::Tcp => "tcp",
+                Transport::Tls => "tls",
             }
         }
     }
@@ -523,6 +673,8 @@ mod harness {
         /// Events before this index have been passed over by `wait_for`.
         cursor: usize,
         next_token: u64,
+        /// Every command and wait ends by then, whatever its own timeout.
+        deadline: Instant,
     }
 
     fn free_tcp_port() -> u16 {
@@ -532,9 +684,10 @@ mod harness {
 
     impl Baresip {
         /// Starts baresip with no account, no audio hardware (a sine generator as source, no
-        /// player), SIP on an ephemeral loopback port, and `ctrl_tcp` on a free port; then
-        /// connects to the control port.
-        pub fn start(name: &str) -> Self {
+        /// player), SIP on an ephemeral loopback port, `ctrl_tcp` on a free port and the
+        /// `extra_config` lines; then connects to the control port. Nothing this phone does
+        /// (start, commands, waits, quit) lasts past `deadline`.
+        pub fn start(name: &str, extra_config: &str, deadline: Instant) -> Self {
             let dir = tempfile::tempdir().expect("tempdir");
             let ctrl_port = free_tcp_port();
             // ausine generates 48 kHz stereo only; baresip resamples it for the codec.
@@ -554,7 +707,8 @@ mod harness {
                  module_tmp account.so\n\
                  module_app menu.so\n\
                  module_app ctrl_tcp.so\n\
-                 ctrl_tcp_listen 127.0.0.1:{ctrl_port}\n"
+                 ctrl_tcp_listen 127.0.0.1:{ctrl_port}\n\
+                 {extra_config}"
             );
             std::fs::write(dir.path().join("config"), config).expect("write baresip config");
             std::fs::write(dir.path().join("accounts"), "").expect("write baresip accounts");
@@ -570,7 +724,7 @@ mod harness {
                 .spawn()
                 .expect("baresip starts");
             let mut child = Some(child);
-            let deadline = Instant::now() + START_TIMEOUT;
+            let start_deadline = (Instant::now() + START_TIMEOUT).min(deadline);
             let addr = std::net::SocketAddr::from(([127, 0, 0, 1], ctrl_port));
             let ctrl = loop {
                 match TcpStream::connect_timeout(&addr, Duration::from_millis(500)) {
@@ -580,9 +734,9 @@ mod harness {
                             .as_mut()
                             .and_then(|c| c.try_wait().ok().flatten())
                             .map(|st| format!("baresip exited with {st}"));
-                        if exited.is_some() || Instant::now() >= deadline {
+                        if exited.is_some() || Instant::now() >= start_deadline {
                             let why = exited.unwrap_or_else(|| {
-                                format!("no control port after {START_TIMEOUT:?}: {e}")
+                                format!("no control port in time ({START_TIMEOUT:?} at most): {e}")
                             });
                             let log = std::fs::read_to_string(dir.path().join("baresip.log"))
                                 .unwrap_or_default();
@@ -607,7 +761,13 @@ mod harness {
                 events: Vec::new(),
                 cursor: 0,
                 next_token: 1,
+                deadline,
             }
+        }
+
+        /// `timeout` from now, but not past the phone's deadline.
+        fn until(&self, timeout: Duration) -> Instant {
+            (Instant::now() + timeout).min(self.deadline)
         }
 
         pub fn name(&self) -> &str {
@@ -629,7 +789,7 @@ mod harness {
             self.ctrl
                 .write_all(frame.as_bytes())
                 .map_err(|e| format!("control connection: {e}"))?;
-            let deadline = Instant::now() + COMMAND_TIMEOUT;
+            let deadline = self.until(COMMAND_TIMEOUT);
             loop {
                 let msg = self.read_message(deadline)?;
                 if msg.get("response") == Some(&Json::Bool(true))
@@ -654,7 +814,7 @@ mod harness {
             want: impl Fn(&Event) -> bool,
             abort: impl Fn(&Event) -> bool,
         ) -> Result<Event, String> {
-            let deadline = Instant::now() + timeout;
+            let deadline = self.until(timeout);
             loop {
                 while let Some(e) = self.events.get(self.cursor) {
                     self.cursor += 1;
@@ -759,7 +919,8 @@ mod harness {
         /// if it does not.
         pub fn quit(&mut self) {
             let _ = self.command("quit", "");
-            self.reap(Duration::from_secs(5));
+            let grace = self.until(Duration::from_secs(5));
+            self.reap(grace.saturating_duration_since(Instant::now()));
         }
 
         fn reap(&mut self, grace: Duration) {
@@ -801,40 +962,73 @@ mod harness {
         }
     }
 
+    /// One SIP message from a baresip trace (`-s`) and the line baresip printed before it.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Traced {
+        /// `PROTO SRC -> DST` as baresip prints it (`TLS 127.0.0.1:1 -> 127.0.0.1:2`); empty
+        /// when the message was not preceded by such a line.
+        pub link: String,
+        /// The start line and headers, one per line.
+        pub msg: String,
+    }
+
     /// The SIP messages in a baresip trace (`-s`): each from its start line (a request line
-    /// ending in `SIP/2.0`, or a status line) up to the empty line after the headers.
-    pub fn sip_messages(log: &str) -> Vec<String> {
+    /// ending in `SIP/2.0`, or a status line) up to the empty line after the headers, with the
+    /// transport line before it.
+    pub fn sip_trace(log: &str) -> Vec<Traced> {
         let mut out = Vec::new();
-        let mut cur: Option<String> = None;
+        let mut cur: Option<Traced> = None;
+        let mut prev = "";
         for line in log.lines() {
             let line = line.trim_end_matches('\r');
             match cur.as_mut() {
-                Some(m) if line.is_empty() => {
-                    out.push(std::mem::take(m));
-                    cur = None;
-                }
-                Some(m) => {
-                    m.push('\n');
-                    m.push_str(line);
+                Some(_) if line.is_empty() => out.extend(cur.take()),
+                Some(t) => {
+                    t.msg.push('\n');
+                    t.msg.push_str(line);
                 }
                 None if line.starts_with("SIP/2.0 ")
                     || (line.ends_with(" SIP/2.0") && line.contains(" sip:")) =>
                 {
-                    cur = Some(line.to_owned());
+                    let is_link = prev.contains(" -> ")
+                        && ["UDP ", "TCP ", "TLS ", "WS ", "WSS "]
+                            .iter()
+                            .any(|p| prev.starts_with(p));
+                    cur = Some(Traced {
+                        link: if is_link {
+                            prev.to_owned()
+                        } else {
+                            String::new()
+                        },
+                        msg: line.to_owned(),
+                    });
                 }
                 None => {}
             }
+            prev = line;
         }
         out.extend(cur);
         out
     }
 
+    /// The SIP messages in a baresip trace, without their transport lines.
+    pub fn sip_messages(log: &str) -> Vec<String> {
+        sip_trace(log).into_iter().map(|t| t.msg).collect()
+    }
+
+    /// The values of every header `name` in a message (as from `sip_messages`), trimmed.
+    pub fn header_values<'m>(msg: &'m str, name: &str) -> Vec<&'m str> {
+        msg.lines()
+            .skip(1)
+            .filter_map(|l| l.split_once(':'))
+            .filter(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim())
+            .collect()
+    }
+
     /// Whether a message (as from `sip_messages`) has a header `name` whose value is `value`.
     pub fn has_header(msg: &str, name: &str, value: &str) -> bool {
-        msg.lines().skip(1).any(|l| {
-            l.split_once(':')
-                .is_some_and(|(n, v)| n.trim().eq_ignore_ascii_case(name) && v.trim() == value)
-        })
+        header_values(msg, name).contains(&value)
     }
 
     /// Removes terminal escape sequences (`ESC [ … letter`) from baresip's output.
