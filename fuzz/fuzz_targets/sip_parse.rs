@@ -50,6 +50,22 @@ fn exercise(msg: &SipMessage) {
         let _ = e.decrement_max_forwards();
         let out = e.render();
         assert_eq!(out.len(), e.rendered_len());
+        // The proxy's edits (RFC 3261 §16.6, RFC 3581): none of them overlap each other.
+        let mut p = Edits::new(r);
+        let _ = p.set_top_via_received("192.0.2.1", 5060);
+        p.remove_routes(2);
+        p.insert_routes(&[b"<sip:edge.example.net;lr>"]);
+        p.set_request_uri(b"sip:alice@192.0.2.7:5062");
+        p.insert_record_route(b"<sip:p.example.com;lr;ftag=x>");
+        let out = p.render();
+        assert_eq!(out.len(), p.rendered_len());
+    }
+    if let SipMessage::Response(r) = msg {
+        // §16.7 step 3: the proxy strips its Via from responses.
+        let mut e = Edits::for_response(r);
+        e.remove_first_value(HeaderKind::Via);
+        let out = e.render();
+        assert_eq!(out.len(), e.rendered_len());
     }
 }
 
@@ -67,4 +83,6 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let _ = Uri::parse(data);
+    // RFC 5626 §4.4.2: STUN keep-alives share the SIP UDP port.
+    let _ = cusax_sip_proto::stun::binding_response(data, std::net::SocketAddr::from(([127, 0, 0, 1], 5060)));
 });

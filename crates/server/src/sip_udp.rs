@@ -78,6 +78,13 @@ async fn receive_loop(ctx: Arc<SipContext>, sock: Arc<UdpSocket>) {
         if n == 0 || buf[..n].iter().all(|b| matches!(b, b'\r' | b'\n' | 0)) {
             continue; // keep-alive (RFC 5626 §3.5.1 CRLF, or NAT keep-alive bytes)
         }
+        if cusax_sip_proto::stun::is_stun(&buf[..n]) {
+            // RFC 5626 §4.4.2: the STUN keep-alive of an outbound flow.
+            if let Some(r) = cusax_sip_proto::stun::binding_response(&buf[..n], from) {
+                let _ = sock.try_send_to(&r, from);
+            }
+            continue;
+        }
         let peer = Peer {
             addr: from,
             transport: Transport::Udp,

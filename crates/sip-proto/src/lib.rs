@@ -7,6 +7,7 @@
 pub mod digest;
 pub mod error;
 pub mod message;
+pub mod stun;
 pub mod transaction;
 
 pub use error::{Invalid, ParseError};

@@ -407,3 +407,33 @@ fn phones_behind_nat_are_reached_over_their_flows() {
         );
     }
 }
+
+/// RFC 5626 §4.4: outbound keep-alives — a STUN Binding on UDP learns the client's reflexive
+/// address, a CRLF CRLF ping on TCP gets a CRLF pong.
+#[test]
+fn outbound_keepalives_are_answered() {
+    use std::io::{Read, Write};
+    let srv = Cusaxd::start(DOMAIN);
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    sock.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut req = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xA4, 0x42];
+    req.extend_from_slice(b"cusax-test12");
+    sock.send_to(&req, srv.addr("sip_udp").expect("udp"))
+        .expect("send");
+    let mut buf = [0u8; 256];
+    let (n, _) = sock.recv_from(&mut buf).expect("STUN answer");
+    assert_eq!(&buf[0..2], &[0x01, 0x01], "binding success");
+    assert_eq!(&buf[8..20], b"cusax-test12");
+    let port = u16::from_be_bytes([buf[26], buf[27]]) ^ 0x2112;
+    assert_eq!(n, 32);
+    assert_eq!(port, sock.local_addr().expect("addr").port());
+
+    let mut tcp = std::net::TcpStream::connect(srv.addr("sip_tcp").expect("tcp")).expect("tcp");
+    tcp.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    tcp.write_all(b"\r\n\r\n").expect("ping");
+    let mut pong = [0u8; 2];
+    tcp.read_exact(&mut pong).expect("pong");
+    assert_eq!(&pong, b"\r\n");
+}

@@ -379,16 +379,112 @@ async fn tls_required_refuses_plain_transports_for_local_users() {
     let r = h.send(T0, &h.register("alice", "t1", C1, "")).await;
     assert_eq!((r.code(), r.reason()), (403, &b"TLS Required"[..]));
     let r = h
-        .send(T0, &invite("bob@example.org", "sip:alice@example.org", "", ""))
+        .send(
+            T0,
+            &invite("bob@example.org", "sip:alice@example.org", "", ""),
+        )
         .await;
-    assert_eq!(r.code(), 407, "challenged first, so the refusal reveals nothing");
+    assert_eq!(
+        r.code(),
+        407,
+        "challenged first, so the refusal reveals nothing"
+    );
     let auth = proxy_auth(&r, "bob", "hunter2", "INVITE", "sip:alice@example.org");
     let r = h
-        .send(T0, &invite("bob@example.org", "sip:alice@example.org", "", &auth))
+        .send(
+            T0,
+            &invite("bob@example.org", "sip:alice@example.org", "", &auth),
+        )
         .await;
     assert_eq!((r.code(), r.reason()), (403, &b"TLS Required"[..]));
     // Over TLS the same requests proceed.
     h.peer.transport = Transport::Tls;
     let r = h.send(T0, &h.register("alice", "t2", C1, "")).await;
     assert_eq!(r.code(), 401);
+}
+
+fn forwarded_invite(out: &[Send]) -> Request {
+    let fwd = out
+        .iter()
+        .find(|s| first_line(s).starts_with("INVITE"))
+        .expect("forwarded INVITE");
+    match parsed(fwd) {
+        SipMessage::Request(r) => r,
+        SipMessage::Response(_) => panic!("not a request"),
+    }
+}
+
+fn values(r: &Request, name: &str) -> Vec<String> {
+    r.headers()
+        .filter(|h| h.name.eq_ignore_ascii_case(name.as_bytes()))
+        .map(|h| String::from_utf8_lossy(h.value).into_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn path_is_followed_and_transports_change_is_double_record_routed() {
+    let mut h = harness().await;
+    // alice registers over TCP through an edge proxy that added a Path (RFC 3327).
+    h.peer.transport = Transport::Tcp;
+    let path = "Path: <sip:edge.example.net:5070;lr>\nSupported: path\n";
+    h.register_alice(&format!("{C1}{path}")).await;
+    h.peer.transport = Transport::Udp;
+    let out = sends(h.call("bob", "hunter2", "sip:alice@example.org", "").await);
+    let fwd = out
+        .iter()
+        .find(|s| first_line(s).starts_with("INVITE"))
+        .expect("forwarded");
+    assert_eq!(fwd.dest.hop, NextHop::Name("edge.example.net".into(), 5070));
+    let r = forwarded_invite(&out);
+    assert_eq!(values(&r, "Route"), vec!["<sip:edge.example.net:5070;lr>"]);
+    assert_eq!(first_line(fwd), "INVITE sip:alice@192.0.2.10:5062 SIP/2.0");
+
+    // Without Path, but registered over TCP and called over UDP: two Record-Routes.
+    let h = harness().await;
+    let mut h = h;
+    h.peer.transport = Transport::Tcp;
+    h.register_alice(C1).await;
+    h.peer.transport = Transport::Udp;
+    let out = sends(h.call("bob", "hunter2", "sip:alice@example.org", "").await);
+    let r = forwarded_invite(&out);
+    let rr = values(&r, "Record-Route");
+    assert_eq!(rr.len(), 2, "{rr:?}");
+    assert!(
+        rr[0].contains("transport=tcp") && rr[1].contains("transport=udp"),
+        "{rr:?}"
+    );
+}
+
+#[tokio::test]
+async fn call_info_policy_can_be_switched_off_per_domain() {
+    let h = harness_with(|c| {
+        c.proxy.domains.insert(
+            "example.org".into(),
+            crate::config::DomainPolicy {
+                call_info: false,
+                refuse_simple: false,
+            },
+        );
+    })
+    .await;
+    h.register_alice(C1).await;
+    let own = "Call-Info: <xmpp:bob@example.org>;purpose=impp\n";
+    let out = sends(h.call("bob", "hunter2", "sip:alice@example.org", own).await);
+    let r = forwarded_invite(&out);
+    assert_eq!(
+        values(&r, "Call-Info"),
+        vec!["<xmpp:bob@example.org>;purpose=impp"],
+        "left as the phone sent it"
+    );
+    let msg = request(
+        "MESSAGE sip:alice@example.org SIP/2.0\n\
+         Via: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bKm2\n\
+         From: <sip:bob@example.org>;tag=a\nTo: <sip:alice@example.org>\n\
+         Call-ID: m2\nCSeq: 1 MESSAGE\nContent-Length: 0\n\n",
+    );
+    assert_eq!(
+        h.send(T0, &msg).await.code(),
+        407,
+        "MESSAGE is proxied like any request"
+    );
 }

@@ -108,7 +108,13 @@ impl Harness {
         panic!("still missing something after loads");
     }
 
-    pub(crate) fn register(&self, to_user: &str, call_id: &str, extra: &str, auth: &str) -> Request {
+    pub(crate) fn register(
+        &self,
+        to_user: &str,
+        call_id: &str,
+        extra: &str,
+        auth: &str,
+    ) -> Request {
         self.cseq.set(self.cseq.get() + 1);
         request(&format!(
             "REGISTER sip:example.org SIP/2.0\n\
