@@ -169,6 +169,18 @@ async fn number_alias_routes_to_the_account() {
             .any(|s| first_line(s) == "INVITE sip:alice@192.0.2.10:5062 SIP/2.0"),
         "the number alias of alice reaches her binding"
     );
+    let out = sends(h.call("bob", "hunter2", "sip:sales@example.org", "").await);
+    assert!(
+        out.iter()
+            .any(|s| first_line(s) == "INVITE sip:alice@192.0.2.10:5062 SIP/2.0"),
+        "so does her SIP alias"
+    );
+    let out = sends(h.call("bob", "hunter2", "tel:+49-30-123", "").await);
+    assert!(
+        out.iter()
+            .any(|s| first_line(s) == "INVITE sip:alice@192.0.2.10:5062 SIP/2.0"),
+        "and a tel: URI of the number"
+    );
 }
 
 #[tokio::test]
