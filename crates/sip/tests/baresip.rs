@@ -298,18 +298,7 @@ fn cusaxd_with_users(users: &[(&str, &str)]) -> (Cusaxd, tempfile::TempDir) {
     std::fs::create_dir_all(&data).expect("data dir");
     std::fs::write(data.join("cusaxd.toml"), CUSAXD_TOML).expect("write cusaxd.toml");
     let srv = Cusaxd::start_in(&data, &["--domain", DOMAIN]);
-    let csv = tmp.path().join("users.csv");
-    let rows: String = users
-        .iter()
-        .map(|(u, p)| format!("{u}@{DOMAIN},{p}\n"))
-        .collect();
-    std::fs::write(&csv, rows).expect("write users");
-    let out = srv.ctl(&["user", "import", csv.to_str().expect("utf-8 path")], "");
-    assert!(
-        out.status.success(),
-        "cusaxctl user import: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    srv.import_users(DOMAIN, users);
     (srv, tmp)
 }
 

@@ -12,24 +12,7 @@ use std::time::{Duration, Instant};
 
 const DOMAIN: &str = "sip.test";
 
-fn sipp_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/sipp")
-}
-
-fn require_sipp() {
-    let found = Command::new("sipp").arg("-v").output().is_ok();
-    assert!(
-        found,
-        "sipp is not on PATH: these tests need a real SIP peer. Install it with \
-         `apt-get install -y sip-tester` (the README's test command does)"
-    );
-}
-
-/// A free local port for sipp, so that register and unregister share one contact.
-fn free_port() -> u16 {
-    let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
-    s.local_addr().expect("addr").port()
-}
+use cusax_testkit::{free_sip_port as free_port, require_sipp, sipp_scenarios as sipp_dir};
 
 struct Peer {
     dir: tempfile::TempDir,
@@ -90,18 +73,7 @@ fn start_with_users(users: &[(&str, &str)]) -> Cusaxd {
 }
 
 fn import(srv: &Cusaxd, users: &[(&str, &str)]) {
-    let csv = srv.data_dir.with_extension("users.csv");
-    let rows: String = users
-        .iter()
-        .map(|(u, p)| format!("{u}@{DOMAIN},{p}\n"))
-        .collect();
-    std::fs::write(&csv, rows).expect("write users");
-    let out = srv.ctl(&["user", "import", csv.to_str().expect("utf-8 path")], "");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    srv.import_users(DOMAIN, users);
 }
 
 #[test]

@@ -5,37 +5,14 @@
 //! Needs `sipp` on PATH (Debian package `sip-tester`); without it these tests fail loudly.
 
 use cusax_testkit::Cusaxd;
-use std::net::{TcpListener, UdpSocket};
-use std::path::{Path, PathBuf};
+use std::net::UdpSocket;
+
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 const DOMAIN: &str = "bench.local";
 
-fn sipp_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/sipp")
-}
-
-fn require_sipp() {
-    let found = Command::new("sipp").arg("-v").output().is_ok();
-    assert!(
-        found,
-        "sipp is not on PATH: these tests need real SIP peers. Install it with \
-         `apt-get install -y sip-tester` (the README's test command does)"
-    );
-}
-
-/// A port free for both UDP and TCP on 127.0.0.1 (sipp binds the same number for both).
-fn free_port() -> u16 {
-    for _ in 0..100 {
-        let u = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
-        let port = u.local_addr().expect("addr").port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no port free for both UDP and TCP");
-}
+use cusax_testkit::{free_sip_port as free_port, require_sipp, sipp_scenarios as sipp_dir};
 
 /// The server, two users and a scratch directory for sipp's files.
 struct Lab {
@@ -187,7 +164,13 @@ impl Lab {
     fn pair(&self, uac: &str, uas: &str, transport: &str, uas_port: u16) {
         let tag = format!("{}-{}", uac.trim_end_matches(".xml"), transport);
         let mut callee = self.uas(uas, transport, uas_port, &tag);
-        wait_listening(transport, uas_port);
+        if !listening(transport, uas_port) {
+            let _ = callee.wait();
+            panic!(
+                "{tag}: the UAS never listened on {uas_port}\n{}",
+                self.errors(&tag)
+            );
+        }
         let caller_ok = self.uac(uac, transport, &tag);
         let callee_ok = wait_bounded(&mut callee);
         assert!(
@@ -201,20 +184,27 @@ impl Lab {
 
 /// Waits until sipp listens on `port` (UDP: the port is taken; TCP: it accepts), bounded.
 fn wait_listening(transport: &str, port: u16) {
+    assert!(
+        listening(transport, port),
+        "sipp UAS never listened on {port}"
+    );
+}
+
+/// Polls (bounded, 10 s) until something listens on `port`.
+fn listening(transport: &str, port: u16) -> bool {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let listening = if transport == "t1" {
+        let up = if transport == "t1" {
             std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
         } else {
             UdpSocket::bind(("127.0.0.1", port)).is_err()
         };
-        if listening {
-            return;
+        if up {
+            return true;
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "sipp UAS never listened on {port}"
-        );
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
 }

@@ -138,6 +138,23 @@ impl Cusaxd {
         false
     }
 
+    /// Creates the accounts `user@domain` with their passwords through `cusaxctl user
+    /// import`, as an operator would; panics with cusaxctl's message on failure.
+    pub fn import_users(&self, domain: &str, users: &[(&str, &str)]) {
+        let csv = self.data_dir.with_extension("users.csv");
+        let rows: String = users
+            .iter()
+            .map(|(u, p)| format!("{u}@{domain},{p}\n"))
+            .collect();
+        std::fs::write(&csv, rows).expect("write users");
+        let out = self.ctl(&["user", "import", csv.to_str().expect("utf-8 path")], "");
+        assert!(
+            out.status.success(),
+            "cusaxctl user import: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Runs `cusaxctl --data-dir DIR args…`, feeding `stdin`.
     pub fn ctl(&self, args: &[&str], stdin: &str) -> Output {
         cusaxctl(&self.data_dir, args, stdin)
@@ -190,4 +207,41 @@ pub fn cusaxctl(data_dir: &Path, args: &[&str], stdin: &str) -> Output {
         let _ = i.write_all(stdin.as_bytes());
     }
     child.wait_with_output().expect("cusaxctl runs")
+}
+
+/// The sipp scenarios kept in the repository (`tests/sipp/`).
+pub fn sipp_scenarios() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/sipp")
+}
+
+/// Fails loudly when `sipp` (Debian `sip-tester`) is missing: SIP tests need a real peer.
+pub fn require_sipp() {
+    let found = Command::new("sipp").arg("-v").output().is_ok();
+    assert!(
+        found,
+        "sipp is not on PATH: these tests need a real SIP peer. Install it with \
+         `apt-get install -y sip-tester` (the README's test command does)"
+    );
+}
+
+/// A port free for both UDP and TCP on 127.0.0.1 (sipp binds the same number for both),
+/// chosen below the kernel's ephemeral range so that no outgoing connection (of cusaxd or
+/// another test) takes it between this check and sipp's bind.
+pub fn free_sip_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let seed = std::process::id().wrapping_mul(7919)
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+    for _ in 0..1000 {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = 20_000 + (seed.wrapping_add(n.wrapping_mul(2_654_435_761)) % 12_000) as u16;
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok()
+            && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+        {
+            return port;
+        }
+    }
+    panic!("no port free for both UDP and TCP");
 }

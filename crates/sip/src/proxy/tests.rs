@@ -308,22 +308,7 @@ async fn best_response_503_becomes_500_and_cancel_unknown_is_481() {
     let h = harness().await;
     h.register_alice(C1).await;
     let out = sends(h.call("bob", "hunter2", "sip:alice@example.org", "").await);
-    let fwd = out
-        .iter()
-        .find(|s| first_line(s).starts_with("INVITE"))
-        .expect("forwarded");
-    let SipMessage::Request(branch) = parsed(fwd) else {
-        panic!()
-    };
-    let busy = cusax_sip_proto::message::ResponseBuilder::new(&branch, 503, "Service Unavailable")
-        .to_tag(b"callee")
-        .build();
-    let callee = Peer {
-        addr: "192.0.2.10:5062".parse().expect("addr"),
-        transport: Transport::Udp,
-    };
-    let up = h.core.handle_response(&response(&busy), &callee);
-    let codes: Vec<String> = up.iter().map(first_line).collect();
+    let codes = answer(&h, &out, 503, "Service Unavailable", "192.0.2.10:5062");
     assert!(
         codes.iter().any(|l| l.starts_with("SIP/2.0 500")),
         "503 is not passed upstream: {codes:?}"
@@ -355,26 +340,7 @@ async fn q_values_make_serial_groups() {
         .filter(|l| l.starts_with("INVITE"))
         .collect();
     assert_eq!(invites, vec!["INVITE sip:alice@192.0.2.20:5060 SIP/2.0"]);
-    let fwd = out
-        .iter()
-        .find(|s| first_line(s).starts_with("INVITE"))
-        .expect("forwarded");
-    let SipMessage::Request(branch) = parsed(fwd) else {
-        panic!()
-    };
-    let busy = cusax_sip_proto::message::ResponseBuilder::new(&branch, 486, "Busy Here")
-        .to_tag(b"x")
-        .build();
-    let peer = Peer {
-        addr: "192.0.2.20:5060".parse().expect("addr"),
-        transport: Transport::Udp,
-    };
-    let next: Vec<String> = h
-        .core
-        .handle_response(&response(&busy), &peer)
-        .iter()
-        .map(first_line)
-        .collect();
+    let next = answer(&h, &out, 486, "Busy Here", "192.0.2.20:5060");
     assert!(
         next.contains(&"INVITE sip:alice@192.0.2.21:5060 SIP/2.0".to_owned()),
         "the q=0.5 device is tried after the q=1.0 one declined: {next:?}"
@@ -413,6 +379,24 @@ async fn tls_required_refuses_plain_transports_for_local_users() {
     h.peer.transport = Transport::Tls;
     let r = h.send(T0, &h.register("alice", "t2", C1, "")).await;
     assert_eq!(r.code(), 401);
+}
+
+/// Answers the forwarded INVITE as its callee (at `from`) would; returns the first lines
+/// of what the proxy sends next.
+fn answer(h: &Harness, out: &[Send], code: u16, reason: &str, from: &str) -> Vec<String> {
+    let branch = forwarded_invite(out);
+    let resp = cusax_sip_proto::message::ResponseBuilder::new(&branch, code, reason)
+        .to_tag(b"callee")
+        .build();
+    let peer = Peer {
+        addr: from.parse().expect("addr"),
+        transport: Transport::Udp,
+    };
+    h.core
+        .handle_response(&response(&resp), &peer)
+        .iter()
+        .map(first_line)
+        .collect()
 }
 
 fn forwarded_invite(out: &[Send]) -> Request {
