@@ -6,7 +6,7 @@
 
 use crate::StoreError;
 use async_trait::async_trait;
-use cusax_account::Aor;
+use cusax_account::{AccountId, Alias, Aor};
 use std::net::SocketAddr;
 
 /// One contact bound to an address of record, with what is needed to route to it later.
@@ -55,4 +55,23 @@ pub trait LocationStore: Send + Sync {
     async fn load_bindings(&self, now: i64) -> Result<Vec<Binding>, StoreError>;
     /// Deletes bindings with `expires_at <= now`; returns how many were deleted.
     async fn purge_expired(&self, now: i64) -> Result<u64, StoreError>;
+}
+
+/// Every AOR under which an account's devices may be bound, so that deleting the account can
+/// delete their bindings: its own `sip:user@domain`, each SIP alias, and each number alias as
+/// `sip:NUMBER@domain` (the registrar accepts a REGISTER to any of them, see
+/// `cusax-sip`'s `CachedAccount::owns`). Call it before the aliases are deleted.
+pub(crate) fn account_aors(id: &AccountId, aliases: &[Alias]) -> Vec<Aor> {
+    let mut out = vec![id.aor()];
+    for a in aliases {
+        match a {
+            Alias::Sip(aor) => out.push(aor.clone()),
+            // A stored number is `+`/digits only, so the URI always parses; skip rather than
+            // fail a deletion should that ever change.
+            Alias::Number(n) => out.extend(Aor::parse(&format!("sip:{n}@{}", id.domain())).ok()),
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
 }

@@ -1,5 +1,9 @@
 //! An in-memory store with the same behaviour as the SQLite one, for tests and throwaway demos.
+//!
+//! Like one SQLite file it holds accounts, XMPP data and SIP bindings together, so that
+//! deleting an account removes all of them at once.
 
+use crate::location::account_aors;
 use crate::{AccountRecord, Change, ChangeKind, StoreError, unix_now};
 use async_trait::async_trait;
 use cusax_account::{AccountId, Alias, Credentials, Domain};
@@ -18,6 +22,7 @@ struct Inner {
     aliases: BTreeMap<Alias, AccountId>,
     changes: Vec<Change>,
     xmpp: xmpp_data::XmppData,
+    location: location::Bindings,
 }
 
 impl Inner {
@@ -155,6 +160,13 @@ impl crate::AccountStore for MemoryStore {
         if inner.accounts.remove(id).is_none() {
             return Err(StoreError::UnknownAccount(id.clone()));
         }
+        let aliases: Vec<Alias> = inner
+            .aliases
+            .iter()
+            .filter(|(_, owner)| *owner == id)
+            .map(|(a, _)| a.clone())
+            .collect();
+        inner.location.forget(&account_aors(id, &aliases));
         inner.aliases.retain(|_, owner| owner != id);
         inner.xmpp.forget(id);
         inner.log(id, ChangeKind::Deleted);

@@ -1,10 +1,11 @@
 //! SQLite tables `accounts`, `scram_verifiers` and `digest_ha1`.
 
 use super::{SqliteStore, log_change, parse_account};
+use crate::location::account_aors;
 use crate::{AccountRecord, ChangeKind, StoreError, unix_now};
 use async_trait::async_trait;
 use cusax_account::{
-    AccountId, Credentials, DigestAlgorithm, DigestHa1, Domain, ScramHash, ScramVerifier,
+    AccountId, Alias, Credentials, DigestAlgorithm, DigestHa1, Domain, ScramHash, ScramVerifier,
 };
 use sqlx::{Connection, Row, Sqlite, Transaction};
 
@@ -214,6 +215,21 @@ impl crate::AccountStore for SqliteStore {
 
     async fn delete_account(&self, id: &AccountId) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
+        // The aliases first: they name AORs whose bindings must go too, and the cascade
+        // below deletes them.
+        let alias_rows =
+            sqlx::query("SELECT alias FROM aliases WHERE username = $1 AND domain = $2")
+                .bind(id.user())
+                .bind(id.domain().as_str())
+                .fetch_all(&mut *tx)
+                .await?;
+        let aliases = alias_rows
+            .iter()
+            .map(|r| Alias::parse(r.get::<&str, _>(0)).map_err(|_| StoreError::Corrupt("alias")))
+            .collect::<Result<Vec<_>, _>>()?;
+        // Credentials, aliases, the roster and its version, vCard, offline messages and block
+        // list go by ON DELETE CASCADE; other accounts' roster items naming this one by the
+        // trigger `roster_items_forget_deleted_account` (migration 0003).
         let r = sqlx::query("DELETE FROM accounts WHERE username = $1 AND domain = $2")
             .bind(id.user())
             .bind(id.domain().as_str())
@@ -221,6 +237,14 @@ impl crate::AccountStore for SqliteStore {
             .await?;
         if r.rows_affected() == 0 {
             return Err(StoreError::UnknownAccount(id.clone()));
+        }
+        // Bindings are keyed by AOR text, not by account (an AOR may be an alias), so no
+        // foreign key can reach them: delete them here, in the same transaction.
+        for aor in account_aors(id, &aliases) {
+            sqlx::query("DELETE FROM location WHERE aor = $1")
+                .bind(aor.as_str())
+                .execute(&mut *tx)
+                .await?;
         }
         log_change(&mut *tx, id, ChangeKind::Deleted).await?;
         tx.commit().await?;

@@ -2,7 +2,7 @@
 //! SQLite file that is closed and reopened, which is what a registrar restart relies on).
 
 use cusax_account::Aor;
-use cusax_store::memory::MemoryLocationStore;
+use cusax_store::memory::{MemoryLocationStore, MemoryStore};
 use cusax_store::sqlite::SqliteStore;
 use cusax_store::{Binding, LocationStore};
 
@@ -10,7 +10,8 @@ fn aor(s: &str) -> Aor {
     Aor::parse(s).expect("test AOR is valid")
 }
 
-fn binding(a: &Aor, contact: &str, expires_at: i64) -> Binding {
+/// A binding with every optional field set.
+pub fn binding(a: &Aor, contact: &str, expires_at: i64) -> Binding {
     Binding {
         aor: a.clone(),
         contact: contact.to_owned(),
@@ -107,6 +108,12 @@ pub async fn battery(s: &dyn LocationStore) {
 #[tokio::test]
 async fn location_memory_backend() {
     battery(&MemoryLocationStore::new()).await;
+}
+
+/// The memory store holds bindings beside accounts (so deleting an account reaches them).
+#[tokio::test]
+async fn location_memory_store_backend() {
+    battery(&MemoryStore::new()).await;
 }
 
 #[tokio::test]

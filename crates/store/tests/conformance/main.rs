@@ -8,6 +8,8 @@ use cusax_store::{AccountStore, ChangeKind, ChangeLog, Store, StoreError};
 mod xmpp;
 // The location battery runs its own backends (including a reopened file).
 mod location;
+// Account deletion across every trait, on every backend.
+mod deletion;
 
 fn id(s: &str) -> AccountId {
     AccountId::parse(s).expect("test address is valid")
