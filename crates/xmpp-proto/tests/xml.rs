@@ -70,6 +70,51 @@ fn header_and_stanzas_bytewise() {
     assert_eq!(again.get(1), Some(&XmlEvent::Stanza(m.clone())));
 }
 
+/// Like `run_chunks`, but gives back the reader's buffers after every chunk, before
+/// (`early`) or after draining its events.
+fn run_releasing(chunks: &[&[u8]], early: bool) -> (Vec<XmlEvent>, Option<C>) {
+    let mut r = StreamReader::new(XmlLimits::default());
+    let mut events = Vec::new();
+    for c in chunks {
+        r.feed(c);
+        if early {
+            r.release_buffers();
+        }
+        while let Some(ev) = r.next_event() {
+            match ev {
+                Ok(ev) => events.push(ev),
+                Err(e) => return (events, Some(e.condition)),
+            }
+        }
+        r.release_buffers();
+    }
+    (events, None)
+}
+
+#[test]
+fn releasing_buffers_at_any_byte_changes_nothing() {
+    let long_text = "t".repeat(5000);
+    let input = with_header(&format!(
+        "<message to='a@b' id='1'><body>h\u{e9}llo &amp; <![CDATA[<x>]]>{long_text}</body>\
+         <x xmlns='urn:x' xmlns:p='urn:p' p:a='v'><y><z/></y></x></message>\
+         <iq type='get' id='{}'/><presence/></stream:stream>",
+        "i".repeat(3000)
+    ));
+    let whole = run(&input);
+    assert_eq!(whole.1, None);
+    assert_eq!(whole.0.len(), 5, "header, three stanzas, close");
+    for size in [1, 7, 64, 4096] {
+        let chunks: Vec<&[u8]> = input.chunks(size).collect();
+        for early in [false, true] {
+            assert_eq!(
+                run_releasing(&chunks, early),
+                whole,
+                "chunks of {size}, release before draining: {early}"
+            );
+        }
+    }
+}
+
 #[test]
 fn hostile_inputs() {
     let big_text = format!(

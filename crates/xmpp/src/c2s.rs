@@ -3,6 +3,7 @@
 //! `cusax-xmpp-proto` over any byte stream.
 
 use crate::modules::{self, Session};
+use crate::router::Delivery;
 use crate::service::XmppService;
 use async_trait::async_trait;
 use cusax_account::{AccountId, Domain, Password, ScramHash as AccountHash};
@@ -13,10 +14,13 @@ use cusax_xmpp_proto::stream::{
     BoundEvent, BoundStream, ServerConfig, ServerEvent, ServerNegotiation, StreamError,
     StreamErrorCondition as C,
 };
+use std::cell::RefCell;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Poll, ready};
 use std::time::Instant;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
@@ -49,13 +53,43 @@ impl std::fmt::Debug for Connection {
     }
 }
 
+/// Size of the read buffer each runtime thread lends to the connection it is reading.
 const READ_BUF: usize = 16 * 1024;
+
+thread_local! {
+    /// The read buffer of this runtime thread. Connections own no read buffer: an idle one
+    /// would hold it for nothing, and bytes never outlive the `feed` they are read for.
+    static READ_BUFFER: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_BUF].into_boxed_slice());
+}
+
+/// Reads once from `io` into the thread's buffer and gives the bytes to `feed` before the
+/// buffer is lent to anyone else; resolves to the count read (0 at end of stream).
+async fn read_into<R, F>(io: &mut R, mut feed: F) -> std::io::Result<usize>
+where
+    R: AsyncRead + Unpin + ?Sized,
+    F: FnMut(&[u8]),
+{
+    std::future::poll_fn(|cx| {
+        READ_BUFFER.with_borrow_mut(|buf| {
+            let mut rb = ReadBuf::new(buf);
+            ready!(Pin::new(&mut *io).poll_read(cx, &mut rb))?;
+            let data = rb.filled();
+            if !data.is_empty() {
+                feed(data);
+            }
+            Poll::Ready(Ok(data.len()))
+        })
+    })
+    .await
+}
 
 impl XmppService {
     /// Serves one connection until it ends; never panics on client input.
     pub async fn serve(self, conn: Connection, peer: SocketAddr) {
         let started = Instant::now();
-        match self.negotiate(conn, peer).await {
+        // Boxed: negotiation state is large and short-lived, and must not stay part of the
+        // session task's size for the life of an idle connection.
+        match Box::pin(self.negotiate(conn, peer)).await {
             Ok(Some((io, bound, account))) => self.run_session(io, bound, account).await,
             Ok(None) => {}
             Err(e) => tracing::debug!(%peer, error = %e, "c2s connection ended during negotiation"),
@@ -88,7 +122,7 @@ impl XmppService {
         &self,
         conn: Connection,
         peer: SocketAddr,
-    ) -> std::io::Result<Option<(Box<dyn Io>, BoundStream, AccountId)>> {
+    ) -> std::io::Result<Option<(Box<dyn Io>, Box<BoundStream>, AccountId)>> {
         let (mut plain, mut io, upgrader, mut neg): (Option<TcpStream>, Option<Box<dyn Io>>, _, _) =
             match conn {
                 Connection::Plain(tcp, up) => {
@@ -101,7 +135,6 @@ impl XmppService {
                 }
             };
         let deadline = tokio::time::Instant::now() + self.inner.config.negotiation_timeout;
-        let mut buf = vec![0u8; READ_BUF];
         let mut account: Option<AccountId> = None;
         loop {
             let mut need_tls = false;
@@ -158,7 +191,7 @@ impl XmppService {
             }
             if bound {
                 let stream = match neg.into_bound() {
-                    Ok(s) => s,
+                    Ok(s) => Box::new(s),
                     Err(_) => return Ok(None),
                 };
                 let io = match (io, plain) {
@@ -182,7 +215,7 @@ impl XmppService {
             }
             let n = tokio::select! {
                 () = self.inner.shutdown.cancelled() => return Ok(None),
-                r = tokio::time::timeout_at(deadline, read(&mut plain, &mut io, &mut buf)) => match r {
+                r = tokio::time::timeout_at(deadline, read(&mut plain, &mut io, &mut neg)) => match r {
                     Ok(r) => r?,
                     Err(_) => {
                         let e = StreamError::from(C::ConnectionTimeout);
@@ -194,7 +227,6 @@ impl XmppService {
             if n == 0 {
                 return Ok(None);
             }
-            neg.feed(&buf[..n]);
         }
     }
 
@@ -289,28 +321,40 @@ impl XmppService {
         Ok(ok)
     }
 
-    async fn run_session(&self, mut io: Box<dyn Io>, mut stream: BoundStream, account: AccountId) {
+    /// The bound session until the stream ends. The stream comes boxed because an async fn
+    /// keeps its arguments apart from its locals: inline, the parser state would be in the
+    /// session task twice.
+    async fn run_session(
+        &self,
+        mut io: Box<dyn Io>,
+        mut stream: Box<BoundStream>,
+        account: AccountId,
+    ) {
         let full = stream.jid().clone();
         let bare = account.to_string();
         let resource = full.resource().as_str().to_owned();
         let cfg = &self.inner.config;
-        let (id, mut rx, kill) = self
+        let (id, inbox) = self
             .inner
             .router
             .register(&bare, &resource, cfg.session_queue);
         let session = Session {
             account,
-            bare: bare.clone(),
+            bare,
             full: full.to_string(),
             id,
         };
+        drop(full);
         tracing::info!(jid = %session.full, "c2s session bound");
-        modules::blocking::load(self, &session).await;
-        let mut buf = vec![0u8; READ_BUF];
+        // Handlers are boxed: their state exists while a stanza is handled, not while the
+        // session waits, which is what an idle connection's task size is made of.
+        Box::pin(modules::blocking::load(self, &session)).await;
+        let idle = tokio::time::sleep(cfg.idle_timeout);
+        tokio::pin!(idle);
         loop {
             while let Some(ev) = stream.poll_event() {
                 match ev {
-                    BoundEvent::Stanza(el) => modules::handle(self, &session, el).await,
+                    BoundEvent::Stanza(el) => Box::pin(modules::handle(self, &session, el)).await,
                     BoundEvent::Closed(_) => {}
                     _ => {}
                 }
@@ -326,40 +370,42 @@ impl XmppService {
                 let _ = timeout(cfg.write_timeout, io.shutdown()).await;
                 break;
             }
+            stream.release_buffers();
+            idle.as_mut()
+                .reset(tokio::time::Instant::now() + cfg.idle_timeout);
             tokio::select! {
                 biased;
-                reason = kill.killed() => {
-                    stream.fail(reason.unwrap_or_else(|| C::PolicyViolation.into()));
-                }
-                () = self.inner.shutdown.cancelled() => stream.fail(C::SystemShutdown.into()),
-                el = rx.recv() => match el {
-                    Some(el) => {
+                d = inbox.next() => match d {
+                    Delivery::Kill(reason) => stream.fail(reason),
+                    Delivery::Stanza(el) => {
                         if stream.send_stanza(&el).is_err() {
                             tracing::debug!("dropping a stanza that cannot be serialized");
                         }
                     }
-                    None => stream.fail(C::InternalServerError.into()),
                 },
-                r = timeout(cfg.idle_timeout, io.read(&mut buf)) => match r {
-                    Ok(Ok(0)) | Ok(Err(_)) => break,
-                    Ok(Ok(n)) => stream.feed(&buf[..n]),
-                    Err(_) => stream.fail(C::ConnectionTimeout.into()),
+                () = self.inner.shutdown.cancelled() => stream.fail(C::SystemShutdown.into()),
+                r = read_into(&mut *io, |data| stream.feed(data)) => match r {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
                 },
+                () = &mut idle => stream.fail(C::ConnectionTimeout.into()),
             }
         }
-        modules::presence::on_disconnect(self, &session).await;
+        inbox.close();
+        Box::pin(modules::presence::on_disconnect(self, &session)).await;
         tracing::info!(jid = %session.full, "c2s session ended");
     }
 }
 
+/// Reads once from whichever stream is current and feeds the negotiation.
 async fn read(
     plain: &mut Option<TcpStream>,
     io: &mut Option<Box<dyn Io>>,
-    buf: &mut [u8],
+    neg: &mut ServerNegotiation,
 ) -> std::io::Result<usize> {
     match (io, plain) {
-        (Some(s), _) => s.read(buf).await,
-        (None, Some(t)) => t.read(buf).await,
+        (Some(s), _) => read_into(&mut **s, |d| neg.feed(d)).await,
+        (None, Some(t)) => read_into(t, |d| neg.feed(d)).await,
         (None, None) => Ok(0),
     }
 }
@@ -382,4 +428,32 @@ async fn shutdown(plain: &mut Option<TcpStream>, io: &mut Option<Box<dyn Io>>) {
         (None, Some(t)) => t.shutdown().await,
         (None, None) => Ok(()),
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Most of an idle connection's memory is its task, i.e. this future: negotiation and
+    /// stanza handlers are boxed so that they do not stay in it (inlined, they weigh KiBs).
+    #[tokio::test]
+    async fn connection_task_stays_small() {
+        let store = Arc::new(cusax_store::memory::MemoryStore::default());
+        let svc = XmppService::new(
+            crate::XmppConfig::default(),
+            store,
+            tokio_util::sync::CancellationToken::new(),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let tcp = TcpStream::connect(listener.local_addr().expect("addr"))
+            .await
+            .expect("connect");
+        let peer = listener.local_addr().expect("addr");
+        let task = svc.serve(Connection::Plain(tcp, None), peer);
+        let size = std::mem::size_of_val(&task);
+        eprintln!("connection task: {size} bytes");
+        assert!(size <= 1536, "the connection task grew to {size} bytes");
+    }
 }

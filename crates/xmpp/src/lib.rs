@@ -16,5 +16,5 @@ mod throttle;
 
 pub use c2s::{Connection, Io, TlsUpgrade};
 pub use config::XmppConfig;
-pub use router::{Router, SessionHandle};
+pub use router::{Delivery, Inbox, Router, SessionHandle};
 pub use service::{XmppService, XmppStore};

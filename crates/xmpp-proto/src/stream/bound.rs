@@ -125,6 +125,18 @@ impl BoundStream {
         self.events.push_back(BoundEvent::Closed(received));
     }
 
+    /// Gives back buffers of traffic already handled; call it before waiting for more, so that
+    /// an idle stream keeps only its parser state (RFC 6120 §13.12: bounded resources).
+    pub fn release_buffers(&mut self) {
+        if self.events.is_empty() {
+            self.events = VecDeque::new();
+        }
+        if self.out.is_empty() {
+            self.out = Vec::new();
+        }
+        self.reader.release_buffers();
+    }
+
     /// Whether the stream is closed.
     pub fn is_closed(&self) -> bool {
         self.closed

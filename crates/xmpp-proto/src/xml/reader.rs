@@ -127,6 +127,20 @@ impl StreamReader {
         *self = StreamReader::new(self.limits.clone());
     }
 
+    /// Gives back the memory of traffic already parsed (event queue, element stack, `rxml`'s
+    /// token buffers) while keeping the stream's state, so that an idle stream holds little;
+    /// a partly received stanza keeps what it needs.
+    pub fn release_buffers(&mut self) {
+        if self.queue.is_empty() {
+            self.queue = VecDeque::new();
+        }
+        if self.stack.is_empty() {
+            self.stack = Vec::new();
+        }
+        self.scopes.shrink_to_fit();
+        self.raw.release_temporaries();
+    }
+
     /// Whether the stream ended (closed or failed); further input is ignored.
     pub fn is_finished(&self) -> bool {
         self.closed || self.failed

@@ -85,15 +85,7 @@ impl XmppService {
 
     /// Sends a stanza to one of the sender's own sessions.
     pub(crate) fn reply(&self, session: &Session, el: Element) {
-        if let Some(s) = self
-            .inner
-            .router
-            .sessions(&session.bare)
-            .into_iter()
-            .find(|s| s.id == session.id)
-        {
-            s.send(el);
-        }
+        self.inner.router.send_to(&session.bare, session.id, el);
     }
 
     /// Delivers to a full JID if that session exists and does not block the sender.

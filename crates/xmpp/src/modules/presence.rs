@@ -9,6 +9,7 @@ use cusax_account::AccountId;
 use cusax_store::RosterItem;
 use minidom::Element;
 use std::collections::HashSet;
+use std::sync::Arc;
 
 /// Handles a presence stanza from a bound session.
 pub async fn outbound(svc: &XmppService, session: &Session, el: Element, target: Target) {
@@ -91,7 +92,7 @@ async fn broadcast(svc: &XmppService, session: &Session, mut el: Element) {
     let available = el.attr("type").is_none();
     let prio = priority(&el);
     let router = &svc.inner.router;
-    let stored = available.then(|| el.clone());
+    let stored = available.then(|| Arc::new(el.clone()));
     let Some((was_available, directed)) = router.update(&session.bare, session.id, |s| {
         let was = s.presence.is_some();
         s.presence = stored;
@@ -205,7 +206,7 @@ fn probe_contacts(svc: &XmppService, session: &Session, roster: &[RosterItem]) {
                 continue;
             }
             if let Some(p) = &s.presence {
-                let mut p = p.clone();
+                let mut p = Element::clone(p);
                 set_attr(&mut p, "to", session.full.clone());
                 svc.reply(session, p);
             }
@@ -222,7 +223,7 @@ fn presence_of_user_to(svc: &XmppService, user: &str, to: &str, available: bool)
     for s in svc.inner.router.sessions(user) {
         let Some(p) = &s.presence else { continue };
         let mut p = if available {
-            p.clone()
+            Element::clone(p)
         } else {
             let from = format!("{user}/{}", s.resource);
             stanza::stanza("presence", &[("type", "unavailable"), ("from", &from)])
