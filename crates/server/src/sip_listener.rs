@@ -501,6 +501,7 @@ async fn write_back(ctx: Arc<SipContext>, store: Arc<dyn LocationStore>, every: 
         }
         let now = cusax_store::unix_now();
         let expired = ctx.core.location().sweep(now);
+        ctx.core.calls().sweep(std::time::Instant::now());
         match ctx.core.location().flush(&*store).await {
             Ok(n) if n > 0 || expired > 0 => {
                 tracing::debug!(written = n, expired, "sip: location written back");

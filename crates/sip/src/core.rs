@@ -134,6 +134,7 @@ pub struct SipCore {
     pub(crate) to_tag: [u8; 16],
     pub(crate) aliases: crate::proxy::AliasCache,
     pub(crate) gruus: crate::gruu::TempGruus,
+    pub(crate) calls: crate::calls::Calls,
     pub(crate) proxy: Mutex<crate::proxy::ProxyState>,
     store: Arc<dyn AccountSource>,
 }
@@ -179,6 +180,7 @@ impl SipCore {
             location: Location::new(),
             aliases: crate::proxy::AliasCache::default(),
             gruus: crate::gruu::TempGruus::new(secret),
+            calls: crate::calls::Calls::new(),
             proxy: Mutex::new(crate::proxy::ProxyState::new(secret)),
             key: NonceKey::new(secret),
             digest,
@@ -186,6 +188,11 @@ impl SipCore {
             to_tag,
             store,
         }
+    }
+
+    /// Calls in progress and their events (RFC 7081 §5 "on the phone").
+    pub fn calls(&self) -> &crate::calls::Calls {
+        &self.calls
     }
 
     /// The in-memory location service (for loading at start, flushing and sweeping).

@@ -6,6 +6,7 @@
 //! memory ([`location`]) and are written behind. The socket loops live in `cusax-server`.
 
 pub mod accounts;
+pub mod calls;
 pub mod config;
 mod core;
 pub mod date;

@@ -93,6 +93,7 @@ impl SipCore {
                 };
             }
             Lookup::Unknown => {
+                tracing::info!(protocol = "sip", account = %format_args!("{user}@{realm}"), peer = %peer.addr, method = "REGISTER", reason = "unknown account", "authentication failed");
                 // Same work and same answer as a wrong password: existence does not show.
                 let _ = self.verify_digest(now, req, peer, &creds, realm, None);
                 return self.challenge(now, req, peer, realm, false);
@@ -113,10 +114,29 @@ impl SipCore {
             Err(DigestError::Malformed) => {
                 return self.simple(req, peer, 400, "Malformed Authorization");
             }
-            Err(_) => return self.challenge(now, req, peer, realm, false),
+            Err(e) => {
+                tracing::info!(protocol = "sip", account = %acct.id, peer = %peer.addr, method = "REGISTER", reason = %e, "authentication failed");
+                return self.challenge(now, req, peer, realm, false);
+            }
         };
         if acct.locked {
+            tracing::info!(protocol = "sip", account = %acct.id, peer = %peer.addr, method = "REGISTER", reason = "locked", "authentication refused");
             return self.simple(req, peer, 403, "Account Locked");
+        }
+        // Every success is logged; refreshes of known bindings only at debug level, so that a
+        // phone re-registering every few minutes does not fill the log.
+        let refresh = self.location.read(&to_aor, |list| {
+            req.contacts().all(|c| match c {
+                Ok(ContactValue::Addr(c)) => std::str::from_utf8(c.uri().as_bytes())
+                    .ok()
+                    .is_some_and(|u| find(list, u).is_some()),
+                _ => false,
+            })
+        });
+        if refresh {
+            tracing::debug!(protocol = "sip", account = %acct.id, peer = %peer.addr, method = "REGISTER", "authenticated (refresh)");
+        } else {
+            tracing::info!(protocol = "sip", account = %acct.id, peer = %peer.addr, method = "REGISTER", "authenticated");
         }
         if !acct.owns(&to_aor) {
             return self.simple(req, peer, 403, "Not Your Address Of Record");

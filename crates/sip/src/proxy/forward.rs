@@ -51,6 +51,9 @@ pub(crate) struct Plan {
     pub(crate) loop_hash: u32,
     pub(crate) identity: Identity,
     pub(crate) invite: bool,
+    /// Local accounts in an initial INVITE (caller when authenticated, callee when local),
+    /// for the call events.
+    pub(crate) parties: Vec<cusax_account::AccountId>,
 }
 
 impl Plan {
@@ -63,6 +66,7 @@ impl Plan {
             loop_hash: 0,
             identity: Identity::Untouched,
             invite: req.method() == Method::Invite,
+            parties: Vec::new(),
         }
     }
 
@@ -114,6 +118,7 @@ impl Plan {
             loop_hash: loop_hash(req),
             identity,
             invite: req.method() == Method::Invite,
+            parties: caller.map(|a| vec![a.id.clone()]).unwrap_or_default(),
         }
     }
 }
@@ -327,7 +332,7 @@ impl SipCore {
                 });
             }
             Lookup::Unknown => {
-                tracing::debug!(user, peer = %peer.addr, "sip/proxy: unknown caller");
+                tracing::info!(protocol = "sip", account = %format_args!("{user}@{realm}"), peer = %peer.addr, method = %String::from_utf8_lossy(req.method_bytes()), reason = "unknown account", "authentication failed");
                 let _ = self.verify_digest(now, req, peer, &creds, &realm, None);
                 return Err(self.challenge_for(now, req, peer, &realm, false, true));
             }
@@ -349,18 +354,21 @@ impl SipCore {
                 return Err(self.simple(req, peer, 400, "Malformed Proxy-Authorization"));
             }
             Err(e) => {
-                tracing::debug!(user, error = %e, peer = %peer.addr, "sip/proxy: digest refused");
+                tracing::info!(protocol = "sip", account = %acct.id, peer = %peer.addr, method = %String::from_utf8_lossy(req.method_bytes()), reason = %e, "authentication failed");
                 return Err(self.challenge_for(now, req, peer, &realm, false, true));
             }
         }
         if acct.locked {
+            tracing::info!(protocol = "sip", account = %acct.id, peer = %peer.addr, reason = "locked", "authentication refused");
             return Err(self.simple(req, peer, 403, "Account Locked"));
         }
         let from_text = std::str::from_utf8(uri.as_bytes()).unwrap_or_default();
         let owns = Aor::parse(from_text).is_ok_and(|a| acct.owns(&a));
         if !owns {
+            tracing::info!(protocol = "sip", account = %acct.id, peer = %peer.addr, from = from_text, reason = "From not owned", "authentication refused");
             return Err(self.simple(req, peer, 403, "From Does Not Match Account"));
         }
+        tracing::info!(protocol = "sip", account = %acct.id, peer = %peer.addr, method = %String::from_utf8_lossy(req.method_bytes()), call_id = %String::from_utf8_lossy(req.call_id().unwrap_or_default()), "authenticated");
         Ok(Some(acct))
     }
 }

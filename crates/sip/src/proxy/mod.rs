@@ -692,6 +692,15 @@ impl SipCore {
             e.fwd.groups.clear();
             if invite {
                 to_cancel = Self::pending_branches(&mut e.fwd);
+                if !e.fwd.plan.parties.is_empty()
+                    && let Ok(call_id) = e.request.call_id()
+                {
+                    self.calls.confirmed(
+                        &String::from_utf8_lossy(call_id),
+                        e.fwd.plan.parties.clone(),
+                        t,
+                    );
+                }
             }
         } else if !e.fwd.finished {
             let better = e

@@ -138,6 +138,9 @@ pub(crate) struct Target {
     pub(crate) routes: Vec<String>,
 }
 
+/// Serial groups of parallel targets, and the local account they belong to.
+pub(crate) type Targets = (VecDeque<Vec<Target>>, Option<cusax_account::AccountId>);
+
 /// What route processing found.
 #[derive(Debug, Default)]
 pub(crate) struct Routing {
@@ -244,6 +247,11 @@ impl SipCore {
         };
         if let Err(o) = forward::check_max_forwards(req) {
             return self.simple(req, peer, o.0, o.1);
+        }
+        if req.method() == Method::Bye
+            && let Ok(call_id) = req.call_id()
+        {
+            self.calls.ended(&String::from_utf8_lossy(call_id));
         }
         let plan = Plan::in_dialog(req, peer, routing);
         let target = Target {
@@ -389,8 +397,12 @@ impl SipCore {
         if caller.is_some() && self.cfg.proxy.tls_required && peer.transport != Transport::Tls {
             return self.simple(req, peer, 403, "TLS Required");
         }
+        let mut callee = None;
         let groups = match targets {
-            Ok(Some(g)) => g,
+            Ok(Some((g, who))) => {
+                callee = who;
+                g
+            }
             Ok(None) => {
                 // Not one of our domains: only our own users may call out.
                 if caller.is_none() {
@@ -407,7 +419,9 @@ impl SipCore {
             }
             Err(o) => return o,
         };
-        let plan = Plan::initial(self, req, peer, routing, caller.as_deref());
+        let mut plan = Plan::initial(self, req, peer, routing, caller.as_deref());
+        plan.parties
+            .extend(callee.filter(|c| !plan.parties.contains(c)));
         self.start_forwarding(req, peer, plan, groups, t)
     }
 
@@ -463,7 +477,7 @@ impl SipCore {
         req: &Request,
         peer: &Peer,
         ruri: &Uri<'_>,
-    ) -> Result<Option<VecDeque<Vec<Target>>>, Outcome> {
+    ) -> Result<Option<Targets>, Outcome> {
         let (user, realm) = match ruri.scheme() {
             Scheme::Tel => {
                 // tel:+4930123 reaches the number alias in the first served domain.
@@ -513,7 +527,7 @@ impl SipCore {
             if found.is_empty() {
                 return Err(self.simple(req, peer, 480, "Temporarily Unavailable"));
             }
-            return Ok(Some(VecDeque::from([found])));
+            return Ok(Some((VecDeque::from([found]), aor.account_id())));
         }
         let acct = self.callee_account(req, peer, &user, &realm)?;
         if acct.locked {
@@ -565,7 +579,7 @@ impl SipCore {
         if groups.is_empty() {
             return Err(self.simple(req, peer, 480, "Temporarily Unavailable"));
         }
-        Ok(Some(groups))
+        Ok(Some((groups, Some(acct.id.clone()))))
     }
 
     /// Finds the account a user part names: the account itself, or an alias of one.

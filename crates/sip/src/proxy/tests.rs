@@ -484,3 +484,41 @@ async fn call_info_policy_can_be_switched_off_per_domain() {
         "MESSAGE is proxied like any request"
     );
 }
+
+#[tokio::test]
+async fn a_confirmed_call_is_an_event_until_bye() {
+    let h = harness().await;
+    let mut events = h.core.calls().subscribe();
+    h.register_alice(C1).await;
+    let out = sends(h.call("bob", "hunter2", "sip:alice@example.org", "").await);
+    let rr = values(&forwarded_invite(&out), "Record-Route").join(", ");
+    let up = answer(&h, &out, 200, "OK", "192.0.2.10:5062");
+    assert!(up.iter().any(|l| l.starts_with("SIP/2.0 200")), "{up:?}");
+    assert_eq!(h.core.calls().active(), 1);
+    let mut parties = Vec::new();
+    while let Ok(crate::calls::CallEvent::Confirmed { account, .. }) = events.try_recv() {
+        parties.push(account.to_string());
+    }
+    parties.sort();
+    assert_eq!(parties, vec!["alice@example.org", "bob@example.org"]);
+    // The callee hangs up along the route set.
+    let bye = request(&format!(
+        "BYE sip:caller@192.0.2.10:5062 SIP/2.0\n\
+         Via: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bKbye1\n\
+         Route: {rr}\n\
+         Max-Forwards: 70\n\
+         From: <sip:alice@example.org>;tag=callee\n\
+         To: <sip:bob@example.org>;tag=ft1\n\
+         Call-ID: call-1\nCSeq: 1 BYE\nContent-Length: 0\n\n"
+    ));
+    let out = sends(h.outcome(T0, &bye).await);
+    assert!(
+        out.iter()
+            .any(|s| first_line(s).starts_with("BYE sip:caller@"))
+    );
+    assert_eq!(h.core.calls().active(), 0);
+    assert!(matches!(
+        events.try_recv(),
+        Ok(crate::calls::CallEvent::Ended { .. })
+    ));
+}
