@@ -4,7 +4,10 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(version, about = "Administer cusax accounts, domains and aliases")]
+#[command(
+    version,
+    about = "Administer cusax accounts, domains and aliases; print DNS records"
+)]
 pub struct Cli {
     /// The server's data directory.
     #[arg(
@@ -29,6 +32,17 @@ pub enum Cmd {
     /// Extra SIP URIs and phone numbers that route to an account.
     #[command(subcommand)]
     Alias(AliasCmd),
+    /// Print the DNS zone lines that publish a served domain (SIP, XMPP, provisioning).
+    Dns {
+        /// A domain the store serves.
+        domain: String,
+        /// Host name the records point at (needs its own A/AAAA records); default: the domain.
+        #[arg(long)]
+        host: Option<String>,
+        /// Time to live of every record, in seconds (RFC 2181 §8: at most 2^31 - 1).
+        #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u32).range(0..=2_147_483_647))]
+        ttl: u32,
+    },
 }
 
 /// Where a new password comes from; the default is an interactive prompt.

@@ -1,9 +1,10 @@
-//! The `user`, `domain` and `alias` verbs.
+//! The `user`, `domain`, `alias` and `dns` verbs.
 
 use crate::cli::{AliasCmd, Cmd, DomainCmd, UserCmd};
 use crate::{import, secret};
 use anyhow::{Context, bail};
 use cusax_account::{AccountId, Alias, Credentials, Domain, Password};
+use cusax_server::config::Config;
 use cusax_store::sqlite::SqliteStore;
 use cusax_store::{AccountStore, AliasStore, DomainStore, StoreError};
 
@@ -11,6 +12,8 @@ use cusax_store::{AccountStore, AliasStore, DomainStore, StoreError};
 pub struct Ctx {
     pub store: SqliteStore,
     pub iterations: u32,
+    /// The server's configuration (`cusaxd.toml` in the data directory, or the defaults).
+    pub config: Config,
 }
 
 impl Ctx {
@@ -28,7 +31,22 @@ pub async fn dispatch(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<()> {
         Cmd::User(u) => user(ctx, u).await,
         Cmd::Domain(d) => domain(ctx, d).await,
         Cmd::Alias(a) => alias(ctx, a).await,
+        Cmd::Dns { domain, host, ttl } => dns(ctx, &domain, host.as_deref(), ttl).await,
     }
+}
+
+async fn dns(ctx: &Ctx, domain: &str, host: Option<&str>, ttl: u32) -> anyhow::Result<()> {
+    let d = Domain::parse(domain).context("invalid domain")?;
+    let host = match host {
+        Some(h) => Domain::parse(h).context("invalid host name")?,
+        None => d.clone(),
+    };
+    if !ctx.store.has_domain(&d).await? {
+        return Err(StoreError::UnknownDomain(d).into());
+    }
+    let ports = crate::dns::Ports::from_config(&ctx.config)?;
+    print!("{}", crate::dns::zone(&d, &host, ttl, ports));
+    Ok(())
 }
 
 async fn user(ctx: &Ctx, cmd: UserCmd) -> anyhow::Result<()> {

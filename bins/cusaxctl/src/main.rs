@@ -1,10 +1,12 @@
-//! `cusaxctl`: administration of cusax accounts, domains and aliases, directly on the store.
+//! `cusaxctl`: administration of cusax accounts, domains and aliases, directly on the store,
+//! and the DNS records that publish a domain.
 //!
 //! Works whether or not `cusaxd` runs; a running server sees each change within a fraction of
 //! a second through the store's change log.
 
 mod cli;
 mod commands;
+mod dns;
 mod import;
 mod secret;
 
@@ -38,6 +40,7 @@ async fn run(cli: cli::Cli) -> anyhow::Result<()> {
     let ctx = commands::Ctx {
         store,
         iterations: config.accounts.scram_iterations,
+        config,
     };
     let result = commands::dispatch(&ctx, cli.cmd).await;
     ctx.store.close().await;
