@@ -212,6 +212,22 @@ impl Router {
         Some(h)
     }
 
+    /// Every bound session as (bare JID, resource, available), for operators.
+    pub fn list(&self) -> Vec<(String, String, bool)> {
+        self.lock()
+            .iter()
+            .flat_map(|(bare, v)| {
+                v.iter()
+                    .map(move |s| (bare.clone(), s.resource.clone(), s.presence.is_some()))
+            })
+            .collect()
+    }
+
+    /// Number of bound sessions.
+    pub fn count(&self) -> usize {
+        self.lock().values().map(Vec::len).sum()
+    }
+
     /// All sessions of a user.
     pub fn sessions(&self, bare: &str) -> Vec<SessionHandle> {
         self.lock().get(bare).cloned().unwrap_or_default()
