@@ -327,3 +327,147 @@ fn hostile_xml_gets_stream_errors_and_service_goes_on() {
         &[(&jid("alice"), "pw-alice"), (&jid("alice"), "wrong")],
     );
 }
+
+/// Calls the admin API (or `/metrics`) with curl, trusting our certificate; returns status
+/// and body.
+fn admin(env: &Env, method: &str, path: &str, token: Option<&str>) -> (u16, String) {
+    let http = env.server.addr("http").expect("https listening");
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "-X", method, "--cacert"])
+        .arg(env.server.data_dir.join(format!("tls/{DOMAIN}.crt")))
+        .args(["--resolve", &format!("{DOMAIN}:{}:127.0.0.1", http.port())])
+        .args(["-w", "\n%{http_code}"]);
+    if let Some(t) = token {
+        cmd.args(["-H", &format!("Authorization: Bearer {t}")]);
+    }
+    cmd.arg(format!("https://{DOMAIN}:{}{path}", http.port()));
+    let out = cmd.output().expect("curl runs (Debian package curl)");
+    assert!(
+        out.status.success(),
+        "curl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').expect("status line");
+    (code.parse().expect("status code"), body.to_owned())
+}
+
+/// RFC 7081 §3.2 operations: the admin API lists a live XMPP session and a SIP binding of the
+/// same account, ends the session and removes the binding; `/metrics` counts both sides.
+#[test]
+fn admin_api_shows_and_ends_both_sides_and_metrics_count_them() {
+    cusax_testkit::require_sipp();
+    let env = Env::start(&["alice"]);
+    let token = std::fs::read_to_string(env.server.data_dir.join("admin.token"))
+        .expect("admin token written at start");
+    let token = token.trim();
+    let mode = std::fs::metadata(env.server.data_dir.join("admin.token"))
+        .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777)
+        .expect("metadata");
+    assert_eq!(mode, 0o600, "the token is the operator's only");
+    assert_eq!(admin(&env, "GET", "/admin/v1/sessions", None).0, 401);
+    assert_eq!(
+        admin(&env, "GET", "/admin/v1/sessions", Some("nope")).0,
+        401
+    );
+
+    // alice on SIP (sipp registers her) …
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("alice.csv"),
+        format!("SEQUENTIAL\nalice;pw-alice;{DOMAIN}\n"),
+    )
+    .expect("csv");
+    let registered = Command::new("timeout")
+        .arg("30")
+        .arg("sipp")
+        .arg(env.server.addr("sip_udp").expect("sip").to_string())
+        .arg("-sf")
+        .arg(cusax_testkit::sipp_scenarios().join("register_digest.xml"))
+        .args([
+            "-t",
+            "u1",
+            "-inf",
+            "alice.csv",
+            "-au",
+            "[field0]",
+            "-ap",
+            "[field1]",
+        ])
+        .args(["-auth_uri", DOMAIN, "-m", "1", "-nd", "-nostdin"])
+        .args(["-recv_timeout", "5000", "-timeout", "20s", "-timeout_error"])
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("sipp runs")
+        .success();
+    assert!(registered, "alice registers over SIP");
+
+    // … and on XMPP (a slixmpp client that waits to be kicked).
+    let mut child = env
+        .peer_cmd("kicked", &[(&jid("alice"), "pw-alice")])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python runs");
+    let stdout = child.stdout.take().expect("piped");
+    let mut lines = BufReader::new(stdout).lines();
+    let ready = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|l| l.trim() == "READY");
+    assert!(ready, "alice did not log in: {}", env.server.log());
+
+    let (s, body) = admin(
+        &env,
+        "GET",
+        &format!("/admin/v1/users/{}", jid("alice")),
+        Some(token),
+    );
+    assert_eq!(s, 200, "{body}");
+    assert!(
+        body.contains(&format!("\"jid\":\"{}/", jid("alice"))),
+        "session listed: {body}"
+    );
+    assert!(
+        body.contains(&format!("\"aor\":\"sip:alice@{DOMAIN}\"")),
+        "binding listed: {body}"
+    );
+
+    let (_, metrics) = admin(&env, "GET", "/metrics", None);
+    assert!(metrics.contains("cusax_xmpp_sessions 1"), "{metrics}");
+    assert!(metrics.contains("cusax_sip_bindings 1"), "{metrics}");
+    assert!(
+        metrics.contains("cusax_sip_requests_total{method=\"REGISTER\"} 2"),
+        "{metrics}"
+    );
+
+    // End the XMPP session: the client sees its stream closed.
+    let (s, body) = admin(
+        &env,
+        "DELETE",
+        &format!("/admin/v1/sessions/{}", jid("alice")),
+        Some(token),
+    );
+    assert_eq!((s, body.as_str()), (200, "{\"ended\":1}"));
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(
+        child.wait().expect("wait").success(),
+        "session not ended: {rest:?}"
+    );
+    assert!(
+        rest.iter().any(|l| l.contains("policy-violation")),
+        "{rest:?}"
+    );
+
+    // Remove the SIP binding.
+    let (s, body) = admin(
+        &env,
+        "DELETE",
+        &format!("/admin/v1/bindings/sip:alice@{DOMAIN}"),
+        Some(token),
+    );
+    assert_eq!((s, body.as_str()), (200, "{\"removed\":1}"));
+    let (_, body) = admin(&env, "GET", "/admin/v1/bindings", Some(token));
+    assert_eq!(body, "[]");
+}

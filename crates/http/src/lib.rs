@@ -3,9 +3,11 @@
 //! Today: the provisioning endpoint that turns one service login into a full SIP + XMPP
 //! account setup. The router is transport-agnostic; `cusax-server` serves it over TLS.
 
+pub mod admin;
 mod limiter;
 pub mod provisioning;
 
+pub use admin::{AdminState, BindingInfo, LiveState, MetricsRender, SessionInfo};
 pub use limiter::FailureLimiter;
 pub use provisioning::{ProvisioningState, ServiceInfo, SipEndpoint, XmppEndpoint};
 
@@ -17,6 +19,8 @@ use std::net::SocketAddr;
 pub struct Peer(pub SocketAddr);
 
 /// All HTTP routes of `cusaxd`.
-pub fn router(provisioning: ProvisioningState) -> Router {
-    Router::new().merge(provisioning::routes(provisioning))
+pub fn router(provisioning: ProvisioningState, admin: AdminState) -> Router {
+    Router::new()
+        .merge(provisioning::routes(provisioning))
+        .merge(admin::routes(admin))
 }

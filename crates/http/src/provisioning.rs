@@ -193,6 +193,7 @@ async fn provision(
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .failed(ip, Instant::now());
         tracing::info!(protocol = "https", account = %user, peer = %ip, reason, "provisioning authentication failed");
+        metrics::counter!("cusax_auth_failures_total", "protocol" => "https").increment(1);
         unauthorized("wrong user or password\n")
     };
     let Ok(id) = AccountId::parse(&user) else {

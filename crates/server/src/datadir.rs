@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 pub const DB_FILE: &str = "cusax.db";
 /// File name of the configuration inside the data directory.
 pub const CONFIG_FILE: &str = "cusaxd.toml";
+/// File name of the admin API bearer token inside the data directory (mode 0600).
+pub const ADMIN_TOKEN_FILE: &str = "admin.token";
 
 /// Paths inside one data directory.
 #[derive(Debug, Clone)]
@@ -39,6 +41,28 @@ impl DataDir {
     /// The TLS directory.
     pub fn tls_dir(&self) -> PathBuf {
         self.root.join("tls")
+    }
+
+    /// The admin API token file.
+    pub fn admin_token_path(&self) -> PathBuf {
+        self.root.join(ADMIN_TOKEN_FILE)
+    }
+
+    /// Reads the admin token, creating a random one (256 bits, hex) on first use.
+    pub fn admin_token(&self) -> std::io::Result<String> {
+        let path = self.admin_token_path();
+        if let Ok(t) = std::fs::read_to_string(&path) {
+            let t = t.trim();
+            if t.len() >= 32 {
+                return Ok(t.to_owned());
+            }
+        }
+        let mut raw = [0u8; 32];
+        rand::fill(&mut raw);
+        let token: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+        std::fs::write(&path, format!("{token}\n"))?;
+        restrict(&path, 0o600)?;
+        Ok(token)
     }
 
     /// Resolves a configured path: absolute stays, relative is under the data directory.

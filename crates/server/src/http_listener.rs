@@ -19,6 +19,7 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) async fn start(
     services: &Services,
     listening: &Listening,
+    admin: cusax_http::AdminState,
     tasks: &mut JoinSet<()>,
 ) -> Result<Option<SocketAddr>, StartError> {
     let addr = SocketAddr::new(services.config.server.bind, services.config.http.port);
@@ -66,7 +67,7 @@ pub(crate) async fn start(
         https_port: local.port(),
         include_password: services.config.http.provisioning_includes_password,
     };
-    let router = cusax_http::router(ProvisioningState::new(services.store.clone(), info));
+    let router = cusax_http::router(ProvisioningState::new(services.store.clone(), info), admin);
     let mut tls = (*services.tls).clone();
     tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let acceptor = TlsAcceptor::from(Arc::new(tls));

@@ -7,6 +7,7 @@
 pub mod config;
 pub mod datadir;
 mod http_listener;
+mod live;
 pub mod logging;
 mod server;
 mod sip_listener;

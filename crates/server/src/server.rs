@@ -158,11 +158,22 @@ impl Server {
             shutdown: shutdown.clone(),
         };
         let mut listening = Listening::default();
-        let sip = crate::sip_listener::start(&services, &mut tasks).await?;
+        let (sip, sip_ctx) = crate::sip_listener::start(&services, &mut tasks).await?;
         (listening.sip_udp, listening.sip_tcp, listening.sip_tls) = (sip.udp, sip.tcp, sip.tls);
-        (listening.xmpp, listening.xmpp_tls) =
+        let (xmpp, xmpp_tls, xmpp_service) =
             crate::xmpp_listener::start(&services, &mut tasks).await?;
-        listening.http = crate::http_listener::start(&services, &listening, &mut tasks).await?;
+        (listening.xmpp, listening.xmpp_tls) = (xmpp, xmpp_tls);
+        let token = dir.admin_token().map_err(|source| StartError::DataDir {
+            path: dir.admin_token_path(),
+            source,
+        })?;
+        let live = Arc::new(crate::live::Live {
+            sip: sip_ctx,
+            xmpp: xmpp_service,
+        });
+        let admin = cusax_http::AdminState::new(&token, live.clone(), crate::live::metrics(live));
+        listening.http =
+            crate::http_listener::start(&services, &listening, admin, &mut tasks).await?;
         tracing::info!(
             version = env!("CARGO_PKG_VERSION"),
             data_dir = %self.data_dir.display(),

@@ -115,13 +115,20 @@ impl SipContext {
         let req = match msg.validated() {
             Ok(SipMessage::Request(r)) => r,
             Ok(SipMessage::Response(r)) => {
+                metrics::counter!("cusax_sip_responses_total", "direction" => "received", "code" => class(r.code()))
+                    .increment(1);
                 return Next::Dispatch(self.core.handle_response(&r, peer));
             }
             Err(bad) => return self.invalid(&bad, peer),
         };
         let to = reply_addr(&req, peer);
+        metrics::counter!("cusax_sip_requests_total", "method" => req.method().as_str())
+            .increment(1);
         match self.core.handle(cusax_store::unix_now(), &req, peer) {
-            Outcome::Respond(b) => Next::Send(b, to),
+            Outcome::Respond(b) => {
+                count_sent(&b);
+                Next::Send(b, to)
+            }
             Outcome::NeedAccount { user, realm } => {
                 Next::Load(Box::new(req), Need::Account(user, realm), to)
             }
@@ -208,6 +215,7 @@ impl SipContext {
     }
 
     fn send_one(self: &Arc<Self>, s: Send) {
+        count_sent(&s.bytes);
         if tracing::enabled!(tracing::Level::TRACE) {
             let line = s.bytes.split(|&b| b == b'\r').next().unwrap_or_default();
             tracing::trace!(dest = ?s.dest, first = %String::from_utf8_lossy(line), "sip: send");
@@ -276,6 +284,57 @@ impl SipContext {
             _ => self.undeliverable(&s.dest, "transport not supported"),
         }
     }
+}
+
+/// The status class label of a response code (`2xx` …), a bounded set.
+fn class(code: u16) -> &'static str {
+    match code / 100 {
+        1 => "1xx",
+        2 => "2xx",
+        3 => "3xx",
+        4 => "4xx",
+        5 => "5xx",
+        _ => "6xx",
+    }
+}
+
+/// Counts a response this element sends (generated or forwarded), by status code; codes
+/// outside the common set are counted by class so that the label set stays bounded.
+fn count_sent(bytes: &[u8]) {
+    let Some(code) = bytes
+        .strip_prefix(b"SIP/2.0 ")
+        .and_then(|r| r.get(..3))
+        .and_then(|c| std::str::from_utf8(c).ok())
+        .and_then(|c| c.parse::<u16>().ok())
+    else {
+        return;
+    };
+    const COMMON: [(u16, &str); 18] = [
+        (100, "100"),
+        (180, "180"),
+        (183, "183"),
+        (200, "200"),
+        (401, "401"),
+        (403, "403"),
+        (404, "404"),
+        (405, "405"),
+        (407, "407"),
+        (408, "408"),
+        (480, "480"),
+        (482, "482"),
+        (483, "483"),
+        (486, "486"),
+        (487, "487"),
+        (489, "489"),
+        (500, "500"),
+        (603, "603"),
+    ];
+    let label = COMMON
+        .iter()
+        .find(|(c, _)| *c == code)
+        .map_or_else(|| class(code), |(_, l)| *l);
+    metrics::counter!("cusax_sip_responses_total", "direction" => "sent", "code" => label)
+        .increment(1);
 }
 
 /// Where a direct response goes (RFC 3261 §18.2.2, RFC 3581 §4).
@@ -377,7 +436,7 @@ pub(crate) struct SipAddrs {
 pub(crate) async fn start(
     services: &Services,
     tasks: &mut JoinSet<()>,
-) -> Result<SipAddrs, StartError> {
+) -> Result<(SipAddrs, Arc<SipContext>), StartError> {
     let bind = SocketAddr::new(services.config.server.bind, services.config.sip.port);
     let sip_cfg = &services.config.sip;
     // UDP and TCP share one port. With port 0 the port the kernel picks for UDP may be taken
@@ -444,11 +503,14 @@ pub(crate) async fn start(
     let tcp_addr = crate::sip_tcp::spawn(&ctx, sip_cfg, tcp, None, tasks)?;
     let acceptor = tokio_rustls::TlsAcceptor::from(services.tls.clone());
     let tls_addr = crate::sip_tcp::spawn(&ctx, sip_cfg, tls, Some(acceptor), tasks)?;
-    Ok(SipAddrs {
-        udp: Some(udp_addr),
-        tcp: Some(tcp_addr),
-        tls: Some(tls_addr),
-    })
+    Ok((
+        SipAddrs {
+            udp: Some(udp_addr),
+            tcp: Some(tcp_addr),
+            tls: Some(tls_addr),
+        },
+        ctx,
+    ))
 }
 
 /// Fires the proxy's transaction timers (retransmissions, timeouts) every few milliseconds.
@@ -502,7 +564,11 @@ async fn write_back(ctx: Arc<SipContext>, store: Arc<dyn LocationStore>, every: 
         let now = cusax_store::unix_now();
         let expired = ctx.core.location().sweep(now);
         ctx.core.calls().sweep(std::time::Instant::now());
-        match ctx.core.location().flush(&*store).await {
+        let t = std::time::Instant::now();
+        let flushed = ctx.core.location().flush(&*store).await;
+        metrics::histogram!("cusax_store_seconds", "op" => "save_bindings")
+            .record(t.elapsed().as_secs_f64());
+        match flushed {
             Ok(n) if n > 0 || expired > 0 => {
                 tracing::debug!(written = n, expired, "sip: location written back");
             }

@@ -33,7 +33,7 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 pub(crate) async fn start(
     services: &Services,
     tasks: &mut JoinSet<()>,
-) -> Result<(Option<SocketAddr>, Option<SocketAddr>), StartError> {
+) -> Result<(Option<SocketAddr>, Option<SocketAddr>, XmppService), StartError> {
     let cfg = &services.config;
     let bind = |port: u16| SocketAddr::new(cfg.server.bind, port);
     let tls_port = if cfg.xmpp.port == 0 {
@@ -83,13 +83,13 @@ pub(crate) async fn start(
     ));
     tasks.spawn(accept_loop(
         direct,
-        service,
+        service.clone(),
         upgrader,
         true,
         limit,
         services.clone(),
     ));
-    Ok(addrs)
+    Ok((addrs.0, addrs.1, service))
 }
 
 async fn accept_loop(

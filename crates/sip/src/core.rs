@@ -247,7 +247,11 @@ impl SipCore {
 
     /// Loads an account into the cache after [`Outcome::NeedAccount`].
     pub async fn load_account(&self, user: &str, realm: &Domain) -> Result<(), StoreError> {
-        self.accounts.load(&*self.store, user, realm).await
+        let t = std::time::Instant::now();
+        let r = self.accounts.load(&*self.store, user, realm).await;
+        metrics::histogram!("cusax_store_seconds", "op" => "load_account")
+            .record(t.elapsed().as_secs_f64());
+        r
     }
 
     /// Resolves an alias into the cache after [`Outcome::NeedAlias`].

@@ -152,6 +152,29 @@ impl Location {
         n
     }
 
+    /// Every binding held (for operators; takes each shard lock in turn).
+    pub fn all(&self) -> Vec<Binding> {
+        let mut out = Vec::new();
+        for s in &*self.shards {
+            let shard = s.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            for list in shard.map.values() {
+                out.extend(list.iter().cloned());
+            }
+        }
+        out
+    }
+
+    /// Removes the bindings of `aor` whose contact is `contact` (all when `None`); returns how
+    /// many. The change is written back like any other.
+    pub fn remove(&self, aor: &Aor, contact: Option<&str>) -> usize {
+        self.update(aor, |list| {
+            let before = list.len();
+            list.retain(|b| contact.is_some_and(|c| b.contact != c));
+            let n = before - list.len();
+            (n, n > 0)
+        })
+    }
+
     /// Removes every binding of `aor` (the account was deleted); marks it dirty.
     pub fn remove_aor(&self, aor: &Aor) {
         self.update(aor, |list| {

@@ -94,6 +94,7 @@ impl SipCore {
             }
             Lookup::Unknown => {
                 tracing::info!(protocol = "sip", account = %format_args!("{user}@{realm}"), peer = %peer.addr, method = "REGISTER", reason = "unknown account", "authentication failed");
+                metrics::counter!("cusax_auth_failures_total", "protocol" => "sip").increment(1);
                 // Same work and same answer as a wrong password: existence does not show.
                 let _ = self.verify_digest(now, req, peer, &creds, realm, None);
                 return self.challenge(now, req, peer, realm, false);
@@ -116,6 +117,7 @@ impl SipCore {
             }
             Err(e) => {
                 tracing::info!(protocol = "sip", account = %acct.id, peer = %peer.addr, method = "REGISTER", reason = %e, "authentication failed");
+                metrics::counter!("cusax_auth_failures_total", "protocol" => "sip").increment(1);
                 return self.challenge(now, req, peer, realm, false);
             }
         };

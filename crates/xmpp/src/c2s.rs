@@ -162,8 +162,10 @@ impl XmppService {
                         username,
                         condition,
                     } => {
-                        tracing::info!(%peer, user = ?username, condition = condition.as_str(), "c2s authentication failed");
                         let acct = username.as_deref().and_then(|u| self.account_for(&neg, u));
+                        tracing::info!(protocol = "xmpp", account = %acct.as_ref().map(ToString::to_string).unwrap_or_else(|| format!("{username:?}")), %peer, condition = condition.as_str(), "authentication failed");
+                        metrics::counter!("cusax_auth_failures_total", "protocol" => "xmpp")
+                            .increment(1);
                         let key = acct.as_ref().map(ToString::to_string);
                         self.inner
                             .throttle
@@ -171,7 +173,7 @@ impl XmppService {
                     }
                     ServerEvent::Authenticated { username } => {
                         account = self.account_for(&neg, &username);
-                        tracing::info!(%peer, user = %username, "c2s authenticated");
+                        tracing::info!(protocol = "xmpp", account = %account.as_ref().map(ToString::to_string).unwrap_or_else(|| username.clone()), %peer, "authenticated");
                     }
                     ServerEvent::BindRequest { resource, .. } => neg.complete_bind(Ok(resource)),
                     ServerEvent::Bound(_) => bound = true,

@@ -333,6 +333,7 @@ impl SipCore {
             }
             Lookup::Unknown => {
                 tracing::info!(protocol = "sip", account = %format_args!("{user}@{realm}"), peer = %peer.addr, method = %String::from_utf8_lossy(req.method_bytes()), reason = "unknown account", "authentication failed");
+                metrics::counter!("cusax_auth_failures_total", "protocol" => "sip").increment(1);
                 let _ = self.verify_digest(now, req, peer, &creds, &realm, None);
                 return Err(self.challenge_for(now, req, peer, &realm, false, true));
             }
@@ -355,6 +356,7 @@ impl SipCore {
             }
             Err(e) => {
                 tracing::info!(protocol = "sip", account = %acct.id, peer = %peer.addr, method = %String::from_utf8_lossy(req.method_bytes()), reason = %e, "authentication failed");
+                metrics::counter!("cusax_auth_failures_total", "protocol" => "sip").increment(1);
                 return Err(self.challenge_for(now, req, peer, &realm, false, true));
             }
         }

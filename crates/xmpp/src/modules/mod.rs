@@ -119,6 +119,13 @@ pub async fn handle(svc: &XmppService, session: &Session, mut el: Element) {
             return;
         }
     };
+    let kind: &'static str = match el.name() {
+        "iq" => "iq",
+        "message" => "message",
+        "presence" => "presence",
+        _ => "other",
+    };
+    metrics::counter!("cusax_xmpp_stanzas_total", "kind" => kind).increment(1);
     match el.name() {
         "iq" => iq(svc, session, el, target).await,
         "message" => message::outbound(svc, session, el, target).await,
