@@ -83,8 +83,6 @@ pub struct SipSection {
     /// Host written into Via and Record-Route; default: the bind address, or this host's
     /// primary address when binding to all interfaces.
     pub advertise: Option<String>,
-    /// Refuse REGISTER and calls of local users over plain UDP/TCP (TLS only).
-    pub tls_required: bool,
     /// Stamp `Call-Info: <xmpp:JID>;purpose=impp` on INVITEs of authenticated users and drop
     /// any other `impp` Call-Info (RFC 7081 §3.5).
     pub call_info: bool,
@@ -132,14 +130,30 @@ pub struct HttpSection {
     pub provisioning_includes_password: bool,
 }
 
-/// `[tls]`
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+/// `[tls]`: one TLS policy for SIP, XMPP and HTTPS (RFC 7081 §7, requirements SS-06/XS-06).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TlsSection {
     /// PEM certificate chain; relative paths are under the data directory.
     pub cert: Option<PathBuf>,
     /// PEM private key; relative paths are under the data directory.
     pub key: Option<PathBuf>,
+    /// Lowest TLS version accepted on every TLS listener: `"1.2"` or `"1.3"`.
+    pub min_version: String,
+    /// Both protocols authenticate users only over TLS: XMPP requires STARTTLS or direct
+    /// TLS (its default anyway), SIP refuses REGISTER and calls of local users over UDP/TCP.
+    pub required: bool,
+}
+
+impl Default for TlsSection {
+    fn default() -> Self {
+        Self {
+            cert: None,
+            key: None,
+            min_version: "1.2".to_owned(),
+            required: false,
+        }
+    }
 }
 
 /// `[accounts]`
@@ -177,7 +191,6 @@ impl Default for SipSection {
             digest_algorithms: vec!["MD5".to_owned()],
             tls_port: 5061,
             advertise: None,
-            tls_required: false,
             call_info: true,
             refuse_simple: true,
             policy: std::collections::BTreeMap::new(),
@@ -275,6 +288,17 @@ impl Config {
                 "accounts.scram_iterations must be at least 4096 (RFC 7677 §4)".into(),
             ));
         }
+        if !matches!(self.tls.min_version.as_str(), "1.2" | "1.3") {
+            return Err(ConfigError::Invalid(format!(
+                "tls.min_version must be \"1.2\" or \"1.3\", not {:?}",
+                self.tls.min_version
+            )));
+        }
+        if self.tls.required && self.xmpp.dangerous_allow_plain {
+            return Err(ConfigError::Invalid(
+                "tls.required and xmpp.dangerous_allow_plain contradict each other".into(),
+            ));
+        }
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             return Err(ConfigError::Invalid(
                 "tls.cert and tls.key go together".into(),
@@ -342,8 +366,6 @@ tls_port = 5061
 # Host put into Via and Record-Route (default: the bind address, or this host's primary
 # address when binding to 0.0.0.0). Set it to the public name or address behind NAT.
 # advertise = "sip.example.org"
-# Accept REGISTER and calls of local users only over TLS.
-tls_required = false
 # CUSAX (RFC 7081): stamp Call-Info <xmpp:JID>;purpose=impp on calls of authenticated users.
 call_info = true
 # CUSAX: presence and IM belong to XMPP; refuse SIMPLE (489 / 405).
@@ -376,6 +398,13 @@ provisioning_includes_password = false
 # first domain is generated at first start under tls/.
 # cert = "tls/{domain}.crt"
 # key = "tls/{domain}.key"
+# One policy for every TLS listener (SIP 5061, XMPP STARTTLS and 5223, HTTPS): the lowest
+# version accepted, "1.2" or "1.3".
+min_version = "1.2"
+# Authenticate users only over TLS on both protocols: XMPP requires TLS anyway (unless
+# xmpp.dangerous_allow_plain); this also makes SIP refuse REGISTER and calls over UDP/TCP,
+# which most desk phones cannot do, hence off by default.
+required = false
 
 [accounts]
 # PBKDF2 iterations for SCRAM verifiers derived when a password is set.

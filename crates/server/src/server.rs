@@ -137,7 +137,7 @@ impl Server {
             .clone()
             .zip(self.config.tls.key.clone());
         let tls_files = tls::ensure_cert(&dir, configured, &self.config.server.domains)?;
-        let tls_config = tls::server_config(&tls_files)?;
+        let tls_config = tls::server_config_min(&tls_files, &self.config.tls.min_version)?;
 
         let shutdown = CancellationToken::new();
         let mut tasks = JoinSet::new();

@@ -419,7 +419,7 @@ fn proxy_config(services: &Services) -> ProxyConfig {
         },
         default_policy,
         domains,
-        tls_required: s.tls_required,
+        tls_required: services.config.tls.required,
         ..ProxyConfig::default()
     }
 }

@@ -93,6 +93,14 @@ pub fn ensure_cert(
 
 /// Builds the rustls server configuration every TLS listener shares (TLS 1.2 minimum).
 pub fn server_config(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    server_config_min(files, "1.2")
+}
+
+/// [`server_config`] accepting only TLS `min_version` (`"1.3"`) and up; anything else means 1.2.
+pub fn server_config_min(
+    files: &TlsFiles,
+    min_version: &str,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let pem = |path: &PathBuf, message: String| TlsError::Pem {
         path: path.clone(),
         message,
@@ -106,7 +114,12 @@ pub fn server_config(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig>, TlsE
     }
     let key =
         PrivateKeyDer::from_pem_file(&files.key).map_err(|e| pem(&files.key, e.to_string()))?;
-    let cfg = rustls::ServerConfig::builder()
+    let versions: &[&'static rustls::SupportedProtocolVersion] = if min_version == "1.3" {
+        &[&rustls::version::TLS13]
+    } else {
+        &[&rustls::version::TLS13, &rustls::version::TLS12]
+    };
+    let cfg = rustls::ServerConfig::builder_with_protocol_versions(versions)
         .with_no_client_auth()
         .with_single_cert(certs, key)?;
     Ok(Arc::new(cfg))

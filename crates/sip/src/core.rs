@@ -271,14 +271,27 @@ impl SipCore {
     /// account; a deleted account loses its bindings, and so does a locked one (RFC 7081
     /// §3.2: a lock applies to both protocols at once).
     pub fn on_change(&self, change: &Change) {
+        let gone = matches!(change.kind, ChangeKind::Deleted | ChangeKind::Locked);
+        if gone {
+            // The cached account still knows its aliases: their bindings go too.
+            let id = &change.account;
+            if let crate::accounts::Lookup::Hit(acct) =
+                self.accounts.get(id.user(), id.domain().as_str())
+            {
+                for aor in &acct.aors {
+                    self.location.remove_aor(aor);
+                }
+                for n in &acct.numbers {
+                    if let Ok(aor) = cusax_account::Aor::parse(&format!("sip:{n}@{}", id.domain()))
+                    {
+                        self.location.remove_aor(&aor);
+                    }
+                }
+            }
+            self.location.remove_aor(&id.aor());
+        }
         self.accounts.invalidate(&change.account);
         self.aliases.clear();
-        match change.kind {
-            ChangeKind::Deleted | ChangeKind::Locked => {
-                self.location.remove_aor(&change.account.aor());
-            }
-            _ => {}
-        }
     }
 
     /// The change feed lost events: forget every cached account.
