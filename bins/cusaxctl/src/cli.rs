@@ -6,7 +6,8 @@ use std::path::PathBuf;
 #[derive(Parser)]
 #[command(
     version,
-    about = "Administer cusax accounts, domains and aliases; print DNS records"
+    about = "Administer cusax accounts, domains and aliases; print DNS records; show and end \
+             the live XMPP sessions and SIP bindings of a running cusaxd"
 )]
 pub struct Cli {
     /// The server's data directory.
@@ -42,6 +43,61 @@ pub enum Cmd {
         /// Time to live of every record, in seconds (RFC 2181 §8: at most 2^31 - 1).
         #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u32).range(0..=2_147_483_647))]
         ttl: u32,
+    },
+    /// Live XMPP sessions of the running server (admin API).
+    #[command(subcommand)]
+    Sessions(SessionsCmd),
+    /// Live SIP bindings (registered devices) of the running server (admin API).
+    #[command(subcommand)]
+    Bindings(BindingsCmd),
+}
+
+/// How to reach the running server's admin API, and how to print its answer.
+#[derive(Args, Clone, Default)]
+pub struct ApiArgs {
+    /// The admin API's address, `https://HOST:PORT`; default: `server.bind` and `http.port`
+    /// of the data directory's `cusaxd.toml` (loopback when bound to every address).
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+    /// Print the API's JSON answer instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand)]
+pub enum SessionsCmd {
+    /// List XMPP sessions: all, or those of one bare JID (or one full JID).
+    List {
+        jid: Option<String>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// End the sessions of a bare JID (every resource) or of one full JID.
+    Kick {
+        jid: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum BindingsCmd {
+    /// List SIP bindings: all, or those of one address of record.
+    List {
+        /// `sip:user@domain` (or `user@domain`).
+        aor: Option<String>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Remove the bindings of an address of record, or only the one with `--contact`.
+    Remove {
+        /// `sip:user@domain` (or `user@domain`).
+        aor: String,
+        /// Remove only the binding of this contact URI.
+        #[arg(long, value_name = "URI")]
+        contact: Option<String>,
+        #[command(flatten)]
+        api: ApiArgs,
     },
 }
 
@@ -82,6 +138,13 @@ pub enum UserCmd {
     Unlock { user: String },
     /// Create accounts in bulk from CSV lines `user@domain,password[,alias…]`.
     Import { file: PathBuf },
+    /// Live view of one account in the running server: lock state, XMPP sessions, SIP
+    /// bindings and calls.
+    Status {
+        user: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
 }
 
 #[derive(Subcommand)]

@@ -1,10 +1,12 @@
-//! The `user`, `domain`, `alias` and `dns` verbs.
+//! The `user`, `domain`, `alias` and `dns` verbs; `sessions`, `bindings` and `user status`
+//! are in `live`.
 
 use crate::cli::{AliasCmd, Cmd, DomainCmd, UserCmd};
 use crate::{import, secret};
 use anyhow::{Context, bail};
 use cusax_account::{AccountId, Alias, Credentials, Domain, Password};
 use cusax_server::config::Config;
+use cusax_server::datadir::DataDir;
 use cusax_store::sqlite::SqliteStore;
 use cusax_store::{AccountStore, AliasStore, DomainStore, StoreError};
 
@@ -14,6 +16,8 @@ pub struct Ctx {
     pub iterations: u32,
     /// The server's configuration (`cusaxd.toml` in the data directory, or the defaults).
     pub config: Config,
+    /// The data directory (certificate and admin token of the running server).
+    pub dir: DataDir,
 }
 
 impl Ctx {
@@ -32,6 +36,8 @@ pub async fn dispatch(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<()> {
         Cmd::Domain(d) => domain(ctx, d).await,
         Cmd::Alias(a) => alias(ctx, a).await,
         Cmd::Dns { domain, host, ttl } => dns(ctx, &domain, host.as_deref(), ttl).await,
+        Cmd::Sessions(c) => crate::live::sessions(ctx, c).await,
+        Cmd::Bindings(c) => crate::live::bindings(ctx, c).await,
     }
 }
 
@@ -127,6 +133,7 @@ async fn user(ctx: &Ctx, cmd: UserCmd) -> anyhow::Result<()> {
             println!("unlocked {id}");
         }
         UserCmd::Import { file } => import::run(ctx, &file).await?,
+        UserCmd::Status { user, api } => crate::live::user_status(ctx, &user, &api).await?,
     }
     Ok(())
 }

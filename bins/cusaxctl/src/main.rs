@@ -1,13 +1,16 @@
 //! `cusaxctl`: administration of cusax accounts, domains and aliases, directly on the store,
-//! and the DNS records that publish a domain.
+//! the DNS records that publish a domain, and the live state of a running server.
 //!
-//! Works whether or not `cusaxd` runs; a running server sees each change within a fraction of
-//! a second through the store's change log.
+//! The store verbs work whether or not `cusaxd` runs; a running server sees each change within
+//! a fraction of a second through the store's change log. `sessions`, `bindings` and
+//! `user status` ask the running server through its admin API.
 
+mod api;
 mod cli;
 mod commands;
 mod dns;
 mod import;
+mod live;
 mod secret;
 
 use clap::Parser;
@@ -41,6 +44,7 @@ async fn run(cli: cli::Cli) -> anyhow::Result<()> {
         store,
         iterations: config.accounts.scram_iterations,
         config,
+        dir,
     };
     let result = commands::dispatch(&ctx, cli.cmd).await;
     ctx.store.close().await;
