@@ -470,4 +470,90 @@ fn admin_api_shows_and_ends_both_sides_and_metrics_count_them() {
     assert_eq!((s, body.as_str()), (200, "{\"removed\":1}"));
     let (_, body) = admin(&env, "GET", "/admin/v1/bindings", Some(token));
     assert_eq!(body, "[]");
+
+    // A password set through the admin API holds on both protocols at once.
+    let (s, body) = admin_put(
+        &env,
+        &format!("/admin/v1/users/{}/password", jid("alice")),
+        token,
+        r#"{"password":"n3w-pass"}"#,
+    );
+    assert_eq!(s, 204, "{body}");
+    std::fs::write(
+        dir.path().join("new.csv"),
+        format!("SEQUENTIAL\nalice;n3w-pass;{DOMAIN}\n"),
+    )
+    .expect("csv");
+    // The server learns of the change from the change log (polled): retry, bounded.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !sipp_register(&env, dir.path(), "new.csv") {
+        assert!(Instant::now() < deadline, "SIP never took the new password");
+    }
+    assert!(
+        !sipp_register(&env, dir.path(), "alice.csv"),
+        "SIP still takes the old password"
+    );
+    // New password in with both SCRAMs, old one refused.
+    env.peer(
+        "login",
+        &[(&jid("alice"), "n3w-pass"), (&jid("alice"), "pw-alice")],
+    );
+
+    // A lock ends the SIP side too: the binding just made is gone.
+    let out = env.server.ctl(&["user", "lock", &jid("alice")], "");
+    assert!(out.status.success(), "lock: {out:?}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, body) = admin(&env, "GET", "/admin/v1/bindings", Some(token));
+        if body == "[]" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "binding survived the lock: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn admin_put(env: &Env, path: &str, token: &str, json: &str) -> (u16, String) {
+    let http = env.server.addr("http").expect("https listening");
+    let out = Command::new("curl")
+        .args(["-sS", "-X", "PUT", "--cacert"])
+        .arg(env.server.data_dir.join(format!("tls/{DOMAIN}.crt")))
+        .args(["--resolve", &format!("{DOMAIN}:{}:127.0.0.1", http.port())])
+        .args([
+            "-w",
+            "\n%{http_code}",
+            "-H",
+            &format!("Authorization: Bearer {token}"),
+        ])
+        .args(["-H", "Content-Type: application/json", "--data", json])
+        .arg(format!("https://{DOMAIN}:{}{path}", http.port()))
+        .output()
+        .expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').expect("status line");
+    (code.parse().expect("status code"), body.to_owned())
+}
+
+/// One REGISTER with digest by sipp from the CSV `csv` in `dir`; true on a 200.
+fn sipp_register(env: &Env, dir: &Path, csv: &str) -> bool {
+    Command::new("timeout")
+        .arg("30")
+        .arg("sipp")
+        .arg(env.server.addr("sip_udp").expect("sip").to_string())
+        .arg("-sf")
+        .arg(cusax_testkit::sipp_scenarios().join("register_digest.xml"))
+        .args([
+            "-t", "u1", "-inf", csv, "-au", "[field0]", "-ap", "[field1]",
+        ])
+        .args(["-auth_uri", DOMAIN, "-m", "1", "-nd", "-nostdin"])
+        .args(["-recv_timeout", "3000", "-timeout", "20s", "-timeout_error"])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("sipp runs")
+        .success()
 }

@@ -12,6 +12,7 @@
 //! | GET | `/admin/v1/bindings[?aor=sip:…]` | SIP bindings, all or of one AOR |
 //! | DELETE | `/admin/v1/bindings/{aor}[?contact=URI]` | removes bindings: `{"removed": n}` |
 //! | GET | `/admin/v1/users/{user@domain}` | both sides of one account, and its calls |
+//! | PUT | `/admin/v1/users/{user@domain}/password` | `{"password": "…"}`: new SIP and XMPP credentials at once |
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -50,7 +51,12 @@ pub struct BindingInfo {
 }
 
 /// What the admin API reads and changes in the running server.
+#[async_trait::async_trait]
 pub trait LiveState: Send + Sync {
+    /// Sets a new password: both protocols' verifiers are replaced in one store write, and
+    /// both halves of the running server pick the change up from the change feed.
+    /// `Ok(false)`: no such account.
+    async fn set_password(&self, account: &str, password: String) -> Result<bool, String>;
     /// Every XMPP session, or those of one bare JID.
     fn sessions(&self, bare: Option<&str>) -> Vec<SessionInfo>;
     /// Ends the sessions of a bare JID (all resources) or of a full JID; returns how many.
@@ -124,6 +130,10 @@ pub fn routes(state: AdminState) -> Router {
             axum::routing::delete(remove_bindings),
         )
         .route("/admin/v1/users/{account}", get(user))
+        .route(
+            "/admin/v1/users/{account}/password",
+            axum::routing::put(set_password),
+        )
         .with_state(state)
 }
 
@@ -231,6 +241,45 @@ async fn user(
     Json(view).into_response()
 }
 
+#[derive(Debug, Deserialize)]
+struct NewPassword {
+    password: String,
+}
+
+async fn set_password(
+    State(st): State<AdminState>,
+    headers: HeaderMap,
+    Path(account): Path<String>,
+    Json(body): Json<NewPassword>,
+) -> Response {
+    if !st.authorized(&headers) {
+        return unauthorized();
+    }
+    if body.password.is_empty() {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(serde_json::json!({"error": "empty password"})),
+        )
+            .into_response();
+    }
+    match st.live.set_password(&account, body.password).await {
+        Ok(true) => {
+            tracing::info!(account, "admin: password changed (SIP and XMPP)");
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Ok(false) => (
+            StatusCode::NOT_FOUND,
+            Json(serde_json::json!({"error": "no such account"})),
+        )
+            .into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(serde_json::json!({ "error": e })),
+        )
+            .into_response(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,7 +293,11 @@ mod tests {
         ended: Mutex<Vec<String>>,
     }
 
+    #[async_trait::async_trait]
     impl LiveState for Fake {
+        async fn set_password(&self, account: &str, _password: String) -> Result<bool, String> {
+            Ok(account == "bob@example.org")
+        }
         fn sessions(&self, bare: Option<&str>) -> Vec<SessionInfo> {
             vec![SessionInfo {
                 jid: format!("{}/phone", bare.unwrap_or("alice@example.org")),
@@ -270,13 +323,30 @@ mod tests {
     }
 
     async fn call(app: &Router, method: &str, uri: &str, token: Option<&str>) -> (u16, String) {
+        call_with(app, method, uri, token, None).await
+    }
+
+    async fn call_with(
+        app: &Router,
+        method: &str,
+        uri: &str,
+        token: Option<&str>,
+        json: Option<&str>,
+    ) -> (u16, String) {
         let mut req = Request::builder().method(method).uri(uri);
         if let Some(t) = token {
             req = req.header("authorization", format!("Bearer {t}"));
         }
+        let body = match json {
+            Some(j) => {
+                req = req.header("content-type", "application/json");
+                Body::from(j.to_owned())
+            }
+            None => Body::empty(),
+        };
         let resp = app
             .clone()
-            .oneshot(req.body(Body::empty()).expect("request"))
+            .oneshot(req.body(body).expect("request"))
             .await
             .expect("answer");
         let status = resp.status().as_u16();
@@ -341,6 +411,20 @@ mod tests {
             )
             .await
             .0,
+            400
+        );
+        let pw = Some(r#"{"password":"n3w"}"#);
+        let url = "/admin/v1/users/bob@example.org/password";
+        assert_eq!(call_with(&app, "PUT", url, None, pw).await.0, 401);
+        assert_eq!(call_with(&app, "PUT", url, Some("s3cr3t"), pw).await.0, 204);
+        let other = "/admin/v1/users/carol@example.org/password";
+        assert_eq!(
+            call_with(&app, "PUT", other, Some("s3cr3t"), pw).await.0,
+            404
+        );
+        let empty = Some(r#"{"password":""}"#);
+        assert_eq!(
+            call_with(&app, "PUT", url, Some("s3cr3t"), empty).await.0,
             400
         );
     }

@@ -11,9 +11,46 @@ use std::sync::{Arc, OnceLock};
 pub(crate) struct Live {
     pub(crate) sip: Arc<SipContext>,
     pub(crate) xmpp: XmppService,
+    pub(crate) store: Arc<cusax_store::sqlite::SqliteStore>,
+    pub(crate) scram_iterations: u32,
 }
 
+#[async_trait::async_trait]
 impl LiveState for Live {
+    async fn set_password(&self, account: &str, password: String) -> Result<bool, String> {
+        use cusax_store::AccountStore;
+        let Ok(id) = cusax_account::AccountId::parse(account) else {
+            return Ok(false);
+        };
+        if self
+            .store
+            .account(&id)
+            .await
+            .map_err(|e| e.to_string())?
+            .is_none()
+        {
+            return Ok(false);
+        }
+        let iterations = self.scram_iterations;
+        let for_derive = id.clone();
+        // PBKDF2 is CPU work: off the async workers.
+        let creds = tokio::task::spawn_blocking(move || {
+            cusax_account::Credentials::derive(
+                &for_derive,
+                &cusax_account::Password::new(&password),
+                &[],
+                iterations,
+            )
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        self.store
+            .set_credentials(&id, &creds)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(true)
+    }
+
     fn sessions(&self, bare: Option<&str>) -> Vec<SessionInfo> {
         let mut v: Vec<SessionInfo> = self
             .xmpp

@@ -170,6 +170,8 @@ impl Server {
         let live = Arc::new(crate::live::Live {
             sip: sip_ctx,
             xmpp: xmpp_service,
+            store: store.clone(),
+            scram_iterations: self.config.accounts.scram_iterations,
         });
         let admin = cusax_http::AdminState::new(&token, live.clone(), crate::live::metrics(live));
         listening.http =
