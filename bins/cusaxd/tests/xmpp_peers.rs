@@ -371,6 +371,10 @@ fn admin_api_shows_and_ends_both_sides_and_metrics_count_them() {
         401
     );
 
+    let (s0, before) = admin(&env, "GET", "/metrics", None);
+    assert_eq!(s0, 200);
+    assert!(!before.contains("method=\"REGISTER\""), "{before}");
+
     // alice on SIP (sipp registers her) …
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(
@@ -556,4 +560,88 @@ fn sipp_register(env: &Env, dir: &Path, csv: &str) -> bool {
         .status()
         .expect("sipp runs")
         .success()
+}
+
+/// RFC 7081 §2: a client configured only from the provisioning JSON logs in to both
+/// protocols — sipp registers with the SIP username, realm, registrar port and transport it
+/// names, slixmpp logs in with the JID and port it names.
+#[test]
+fn a_client_configured_from_the_provisioning_json_logs_in_to_both() {
+    cusax_testkit::require_sipp();
+    let env = Env::start(&["alice"]);
+    let http = env.server.addr("http").expect("https listening");
+    let out = Command::new("curl")
+        .args(["-sS", "--fail", "--cacert"])
+        .arg(env.server.data_dir.join(format!("tls/{DOMAIN}.crt")))
+        .args(["--resolve", &format!("{DOMAIN}:{}:127.0.0.1", http.port())])
+        .args(["-u", &format!("{}:pw-alice", jid("alice"))])
+        .arg(format!("https://{DOMAIN}:{}/provisioning", http.port()))
+        .output()
+        .expect("curl runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let sip = &doc["sip"];
+    let (user, realm) = (
+        sip["username"].as_str().expect("username"),
+        sip["realm"].as_str().expect("realm"),
+    );
+    let port = sip["port"].as_u64().expect("port");
+    let transport = sip["transports"][0].as_str().expect("a transport");
+    assert_eq!(transport, "udp");
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("from-json.csv"),
+        format!("SEQUENTIAL\n{user};pw-alice;{realm}\n"),
+    )
+    .expect("csv");
+    let registered = Command::new("timeout")
+        .arg("30")
+        .arg("sipp")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("-sf")
+        .arg(cusax_testkit::sipp_scenarios().join("register_digest.xml"))
+        .args([
+            "-t",
+            "u1",
+            "-inf",
+            "from-json.csv",
+            "-au",
+            "[field0]",
+            "-ap",
+            "[field1]",
+        ])
+        .args(["-auth_uri", realm, "-m", "1", "-nd", "-nostdin"])
+        .args(["-recv_timeout", "5000", "-timeout", "20s", "-timeout_error"])
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("sipp runs")
+        .success();
+    assert!(registered, "REGISTER with the provisioned SIP settings");
+
+    let xmpp = &doc["xmpp"];
+    let jid_from_json = xmpp["jid"].as_str().expect("jid");
+    let xport = xmpp["port"].as_u64().expect("xmpp port");
+    assert_eq!(xmpp["starttls_required"], true);
+    let out = Command::new(python())
+        .arg(workspace().join("tests/slixmpp/peer.py"))
+        .args(["login", "--addr", &format!("127.0.0.1:{xport}"), "--ca"])
+        .arg(env.server.data_dir.join(format!("tls/{DOMAIN}.crt")))
+        .args([
+            "--user",
+            jid_from_json,
+            "pw-alice",
+            "--user",
+            jid_from_json,
+            "wrong",
+        ])
+        .output()
+        .expect("python runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("OK"), "{text}");
 }
