@@ -18,7 +18,8 @@ pub use traits::{
     AccountRecord, AccountStore, AliasStore, Change, ChangeKind, ChangeLog, DomainStore, Store,
 };
 pub use xmpp_data::{
-    BlockStore, OfflineStore, RosterItem, RosterStore, Subscription, VcardStore, XmppDataStore,
+    BlockStore, OfflineStore, PrivateStore, RosterItem, RosterStore, Subscription, VcardStore,
+    XmppDataStore,
 };
 
 /// Seconds since the Unix epoch, as stored in every `*_at` column.

@@ -55,9 +55,9 @@ pub trait AccountStore: Send + Sync {
     /// Locks or unlocks an account.
     async fn set_locked(&self, id: &AccountId, locked: bool) -> Result<(), StoreError>;
     /// Deletes an account and every trace of it, atomically: credentials, aliases, its roster,
-    /// vCard, offline messages and block list, the SIP bindings of its AOR and of its aliases
-    /// (where the backend also is the [`LocationStore`](crate::LocationStore)), and other
-    /// accounts' roster items naming it (their roster versions move on), so that a later
+    /// vCard, offline messages, block list and private XML, the SIP bindings of its AOR and of
+    /// its aliases (where the backend also is the [`LocationStore`](crate::LocationStore)), and
+    /// other accounts' roster items naming it (their roster versions move on), so that a later
     /// account of the same name inherits no presence subscription. Kept, because they belong
     /// to others: their block-list entries for the address (a block that outlived a re-created
     /// name should still hold) and messages it sent that wait in their offline storage. The

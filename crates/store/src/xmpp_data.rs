@@ -1,5 +1,6 @@
-//! RFC 6121 §2 (roster), XEP-0054 (vCard), XEP-0160 (offline messages), XEP-0191 (blocking):
-//! the per-account XMPP data, stored beside the account and deleted with it.
+//! RFC 6121 §2 (roster), XEP-0054 (vCard), XEP-0160 (offline messages), XEP-0191 (blocking),
+//! XEP-0049 (private XML storage): the per-account XMPP data, stored beside the account and
+//! deleted with it.
 //!
 //! Contacts are bare JIDs kept as text (they may be remote). Stanzas and vCards are kept as
 //! XML text: the store never interprets them.
@@ -153,6 +154,31 @@ pub trait BlockStore: Send + Sync {
     async fn unblock(&self, owner: &AccountId, jids: &[String]) -> Result<(), StoreError>;
 }
 
+/// XEP-0049 private XML storage: per account, one XML fragment (the stored elements, as
+/// text) per namespace.
+#[async_trait]
+pub trait PrivateStore: Send + Sync {
+    /// The fragment stored under `namespace`, if any.
+    async fn private_xml(
+        &self,
+        owner: &AccountId,
+        namespace: &str,
+    ) -> Result<Option<String>, StoreError>;
+    /// Stores (or replaces) the fragment of `namespace`; returns `false`, storing nothing,
+    /// when that would make the account hold more than `max_namespaces` namespaces. An
+    /// unknown account is [`StoreError::UnknownAccount`].
+    async fn set_private_xml(
+        &self,
+        owner: &AccountId,
+        namespace: &str,
+        xml: &str,
+        max_namespaces: u32,
+    ) -> Result<bool, StoreError>;
+}
+
 /// Everything the XMPP server keeps per account beyond the account itself.
-pub trait XmppDataStore: RosterStore + VcardStore + OfflineStore + BlockStore {}
-impl<T: RosterStore + VcardStore + OfflineStore + BlockStore> XmppDataStore for T {}
+pub trait XmppDataStore:
+    RosterStore + VcardStore + OfflineStore + BlockStore + PrivateStore
+{
+}
+impl<T: RosterStore + VcardStore + OfflineStore + BlockStore + PrivateStore> XmppDataStore for T {}

@@ -1,8 +1,11 @@
-//! In-memory roster, vCards, offline messages and block lists (same behaviour as SQLite).
+//! In-memory roster, vCards, offline messages, block lists and private XML (same behaviour as
+//! SQLite).
 
 use super::MemoryStore;
 use crate::StoreError;
-use crate::xmpp_data::{BlockStore, OfflineStore, RosterItem, RosterStore, VcardStore};
+use crate::xmpp_data::{
+    BlockStore, OfflineStore, PrivateStore, RosterItem, RosterStore, VcardStore,
+};
 use async_trait::async_trait;
 use cusax_account::AccountId;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -14,6 +17,7 @@ pub(super) struct XmppData {
     vcards: HashMap<AccountId, String>,
     offline: HashMap<AccountId, VecDeque<String>>,
     blocked: HashMap<AccountId, BTreeSet<String>>,
+    private: HashMap<AccountId, BTreeMap<String, String>>,
 }
 
 impl XmppData {
@@ -23,6 +27,7 @@ impl XmppData {
         self.vcards.remove(id);
         self.offline.remove(id);
         self.blocked.remove(id);
+        self.private.remove(id);
         let jid = id.to_string();
         for (ver, items) in self.rosters.values_mut() {
             if items.remove(&jid).is_some() {
@@ -184,5 +189,39 @@ impl BlockStore for MemoryStore {
             }
         }
         Ok(())
+    }
+}
+
+#[async_trait]
+impl PrivateStore for MemoryStore {
+    async fn private_xml(
+        &self,
+        owner: &AccountId,
+        namespace: &str,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .lock()
+            .xmpp
+            .private
+            .get(owner)
+            .and_then(|m| m.get(namespace).cloned()))
+    }
+
+    async fn set_private_xml(
+        &self,
+        owner: &AccountId,
+        namespace: &str,
+        xml: &str,
+        max_namespaces: u32,
+    ) -> Result<bool, StoreError> {
+        self.with_account(owner, |x| {
+            let m = x.private.entry(owner.clone()).or_default();
+            let others = m.len() - usize::from(m.contains_key(namespace));
+            if others >= max_namespaces as usize {
+                return false;
+            }
+            m.insert(namespace.to_owned(), xml.to_owned());
+            true
+        })
     }
 }

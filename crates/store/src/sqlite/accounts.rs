@@ -227,9 +227,9 @@ impl crate::AccountStore for SqliteStore {
             .iter()
             .map(|r| Alias::parse(r.get::<&str, _>(0)).map_err(|_| StoreError::Corrupt("alias")))
             .collect::<Result<Vec<_>, _>>()?;
-        // Credentials, aliases, the roster and its version, vCard, offline messages and block
-        // list go by ON DELETE CASCADE; other accounts' roster items naming this one by the
-        // trigger `roster_items_forget_deleted_account` (migration 0003).
+        // Credentials, aliases, the roster and its version, vCard, offline messages, block
+        // list and private XML go by ON DELETE CASCADE; other accounts' roster items naming
+        // this one by the trigger `roster_items_forget_deleted_account` (migration 0003).
         let r = sqlx::query("DELETE FROM accounts WHERE username = $1 AND domain = $2")
             .bind(id.user())
             .bind(id.domain().as_str())

@@ -1,9 +1,10 @@
-//! SQLite tables `roster_items`, `roster_versions`, `vcards`, `offline_messages`, `blocklist`.
+//! SQLite tables `roster_items`, `roster_versions`, `vcards`, `offline_messages`, `blocklist`,
+//! `private_xml`.
 
 use super::SqliteStore;
 use crate::StoreError;
 use crate::xmpp_data::{
-    BlockStore, OfflineStore, RosterItem, RosterStore, Subscription, VcardStore,
+    BlockStore, OfflineStore, PrivateStore, RosterItem, RosterStore, Subscription, VcardStore,
 };
 use async_trait::async_trait;
 use cusax_account::AccountId;
@@ -281,5 +282,61 @@ impl BlockStore for SqliteStore {
         }
         tx.commit().await?;
         Ok(())
+    }
+}
+
+#[async_trait]
+impl PrivateStore for SqliteStore {
+    async fn private_xml(
+        &self,
+        owner: &AccountId,
+        namespace: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query(
+            "SELECT xml FROM private_xml WHERE username = $1 AND domain = $2 AND namespace = $3",
+        )
+        .bind(owner.user())
+        .bind(owner.domain().as_str())
+        .bind(namespace)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    async fn set_private_xml(
+        &self,
+        owner: &AccountId,
+        namespace: &str,
+        xml: &str,
+        max_namespaces: u32,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        require_account(&mut tx, owner).await?;
+        // Namespaces other than this one: replacing a fragment never counts as a new one.
+        let others: i64 = sqlx::query(
+            "SELECT COUNT(*) FROM private_xml WHERE username = $1 AND domain = $2 \
+             AND namespace != $3",
+        )
+        .bind(owner.user())
+        .bind(owner.domain().as_str())
+        .bind(namespace)
+        .fetch_one(&mut *tx)
+        .await?
+        .get(0);
+        if others >= i64::from(max_namespaces) {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO private_xml (username, domain, namespace, xml) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (username, domain, namespace) DO UPDATE SET xml = excluded.xml",
+        )
+        .bind(owner.user())
+        .bind(owner.domain().as_str())
+        .bind(namespace)
+        .bind(xml)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
     }
 }

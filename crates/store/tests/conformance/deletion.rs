@@ -2,7 +2,8 @@
 //! trace of it on both protocols, the same way on every backend.
 //!
 //! What goes: credentials, aliases, SIP bindings of the AOR and of every alias, the account's
-//! roster, vCard, offline messages and block list, and other users' roster items naming it.
+//! roster, vCard, offline messages, block list and private XML, and other users' roster items
+//! naming it.
 //! What stays, because it is other users' data: their block-list entries for the address and
 //! messages from it waiting in their offline storage (see `AccountStore::delete_account`).
 
@@ -76,6 +77,9 @@ async fn populate<S: Store + XmppDataStore + LocationStore>(s: &S) -> People {
     s.block(&p.dana, &["spam@remote.example".into()])
         .await
         .expect("block");
+    s.set_private_xml(&p.dana, "urn:x:prefs", "<prefs xmlns='urn:x:prefs'/>", 8)
+        .await
+        .expect("private");
 
     let pending = RosterItem {
         pending_in: true,
@@ -154,6 +158,12 @@ pub async fn battery<S: Store + XmppDataStore + LocationStore>(s: &S) {
     assert_eq!(s.vcard(&p.dana).await.expect("vcard"), None);
     assert_eq!(s.offline_count(&p.dana).await.expect("count"), 0);
     assert!(s.blocklist(&p.dana).await.expect("blocklist").is_empty());
+    assert_eq!(
+        s.private_xml(&p.dana, "urn:x:prefs")
+            .await
+            .expect("private"),
+        None
+    );
 
     // Eve's item for dana (with its subscription and pending request) is gone, her other one
     // stays, and her roster version moved on so her clients fetch the change.
@@ -272,6 +282,7 @@ async fn deletion_sqlite_leaves_no_row_naming_the_account() {
         "vcards",
         "offline_messages",
         "blocklist",
+        "private_xml",
         "location",
     ] {
         assert!(

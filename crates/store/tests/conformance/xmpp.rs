@@ -1,5 +1,6 @@
-//! RFC 6121 roster, XEP-0054 vCards, XEP-0160 offline and XEP-0191 block lists: the same
-//! behaviour on every backend, including cleanup when an account is deleted.
+//! RFC 6121 roster, XEP-0054 vCards, XEP-0160 offline, XEP-0191 block lists and XEP-0049
+//! private XML: the same behaviour on every backend, including cleanup when an account is
+//! deleted.
 
 use super::{creds, id};
 use cusax_store::{RosterItem, Store, StoreError, Subscription, XmppDataStore};
@@ -15,6 +16,7 @@ pub async fn battery<S: Store + XmppDataStore>(s: &S) {
     }
     roster(s, &ann, &ben).await;
     vcard_offline_block(s, &ann).await;
+    private_xml(s, &ann, &ben).await;
     deletion(s, &ann, &ben).await;
 }
 
@@ -124,6 +126,52 @@ async fn vcard_offline_block<S: Store + XmppDataStore>(s: &S, ann: &cusax_accoun
     );
     s.unblock(ann, &[]).await.expect("unblock all");
     assert!(s.blocklist(ann).await.expect("list").is_empty());
+    assert_eq!(s.private_xml(ann, "urn:x:a").await.expect("get"), None);
+}
+
+async fn private_xml<S: Store + XmppDataStore>(
+    s: &S,
+    ann: &cusax_account::AccountId,
+    ben: &cusax_account::AccountId,
+) {
+    assert_eq!(s.private_xml(ann, "urn:x:a").await.expect("get"), None);
+    assert!(
+        s.set_private_xml(ann, "urn:x:a", "<a xmlns='urn:x:a'/>", 2)
+            .await
+            .expect("set")
+    );
+    assert!(
+        s.set_private_xml(ann, "urn:x:b", "<b xmlns='urn:x:b'/>", 2)
+            .await
+            .expect("set")
+    );
+    assert!(
+        !s.set_private_xml(ann, "urn:x:c", "<c xmlns='urn:x:c'/>", 2)
+            .await
+            .expect("set"),
+        "a third namespace exceeds the limit"
+    );
+    assert_eq!(s.private_xml(ann, "urn:x:c").await.expect("get"), None);
+    assert!(
+        s.set_private_xml(ann, "urn:x:a", "<a xmlns='urn:x:a'>2</a>", 2)
+            .await
+            .expect("replace"),
+        "replacing a namespace is not a new one"
+    );
+    assert_eq!(
+        s.private_xml(ann, "urn:x:a").await.expect("get").as_deref(),
+        Some("<a xmlns='urn:x:a'>2</a>")
+    );
+    assert_eq!(
+        s.private_xml(ben, "urn:x:a").await.expect("get"),
+        None,
+        "per account"
+    );
+    let ghost = id("ghost@xmpp.example");
+    assert!(matches!(
+        s.set_private_xml(&ghost, "urn:x:a", "<a/>", 2).await,
+        Err(StoreError::UnknownAccount(_))
+    ));
 }
 
 async fn deletion<S: Store + XmppDataStore>(
@@ -156,4 +204,5 @@ async fn deletion<S: Store + XmppDataStore>(
     assert_eq!(s.vcard(ann).await.expect("vcard"), None);
     assert_eq!(s.offline_count(ann).await.expect("count"), 0);
     assert!(s.blocklist(ann).await.expect("list").is_empty());
+    assert_eq!(s.private_xml(ann, "urn:x:a").await.expect("get"), None);
 }
