@@ -28,8 +28,8 @@ use crate::core::{Outcome, Peer, SipCore};
 use bytes::Bytes;
 use cusax_sip_proto::message::{HeaderKind, Limits, build_cancel};
 use cusax_sip_proto::transaction::{
-    ClientInvite, ClientNonInvite, Disposition, Output, ServerInvite, ServerNonInvite,
-    TransactionKey,
+    ClientInvite, ClientInviteState, ClientNonInvite, Disposition, Output, ServerInvite,
+    ServerNonInvite, TransactionKey,
 };
 use cusax_sip_proto::{Method, Request, Response, SipMessage, parse_datagram};
 use std::cmp::Reverse;
@@ -157,7 +157,16 @@ struct ClientEntry {
 enum TimerRef {
     Server(TransactionKey),
     Client(TransactionKey),
+    /// Timer C of a proxied INVITE (RFC 3261 §16.6 step 11, §16.8).
+    TimerC(TransactionKey),
 }
+
+/// Timer C: a proxied INVITE that has no final answer after this long is cancelled (408).
+/// RFC 3261 §16.6 step 11 asks for more than 3 minutes.
+const TIMER_C: std::time::Duration = std::time::Duration::from_secs(185);
+
+/// Proxied requests in progress at most; beyond that new ones get 503 (bounded memory).
+const MAX_SERVER_TRANSACTIONS: usize = 200_000;
 
 #[derive(Debug)]
 struct Timer {
@@ -306,6 +315,7 @@ impl SipCore {
                         self.drain_client(&mut st, &key, now, &mut out);
                     }
                 }
+                TimerRef::TimerC(key) => self.timer_c(&mut st, &key, now, &mut out),
             }
         }
         out
@@ -345,7 +355,22 @@ impl SipCore {
             ServerTxn::NonInvite(x) => x.poll_timeout(),
         };
         if terminated {
-            st.servers.remove(key);
+            if let Some(gone) = st.servers.remove(key) {
+                // A branch that never answered finally (a phone that ignored our CANCEL) has no
+                // timer left in Proceeding: it ends with the request it belonged to.
+                for b in gone.fwd.branches {
+                    let stuck = st.clients.get(&b.key).is_some_and(|c| match &c.txn {
+                        ClientTxn::Invite(x) => matches!(
+                            x.state(),
+                            ClientInviteState::Calling | ClientInviteState::Proceeding
+                        ),
+                        ClientTxn::NonInvite(_) => false,
+                    });
+                    if stuck {
+                        st.clients.remove(&b.key);
+                    }
+                }
+            }
         } else if next.is_some_and(|t| t <= now) {
             // Zero-length timers (reliable transports) fire at once.
             match &mut e.txn {
@@ -522,7 +547,21 @@ impl SipCore {
         };
         let mut out = Vec::new();
         let mut st = self.lock_proxy();
+        if st.servers.len() >= MAX_SERVER_TRANSACTIONS {
+            drop(st);
+            tracing::warn!("sip/proxy: transaction table full; answering 503");
+            return self.local_response(
+                req,
+                peer,
+                503,
+                "Service Unavailable",
+                &[("Retry-After", b"5")],
+            );
+        }
         st.servers.insert(key.clone(), entry);
+        if invite {
+            st.arm(Some(t + TIMER_C), TimerRef::TimerC(key.clone()));
+        }
         self.start_branches(&mut st, &key, first, t, &mut out);
         self.drain_server(&mut st, &key, t, &mut out);
         Outcome::Send(out)
@@ -808,6 +847,31 @@ impl SipCore {
             },
         );
         self.drain_client(st, &ckey, t, out);
+    }
+
+    /// Timer C fired: the INVITE had no final answer for minutes (a phone ringing forever):
+    /// cancel what still rings and answer 408 (RFC 3261 §16.8).
+    fn timer_c(&self, st: &mut ProxyState, key: &TransactionKey, t: Instant, out: &mut Vec<Send>) {
+        let Some(e) = st.servers.get_mut(key) else {
+            return;
+        };
+        if e.fwd.finished {
+            return;
+        }
+        e.fwd.finished = true;
+        e.fwd.groups.clear();
+        let to_cancel = Self::pending_branches(&mut e.fwd);
+        let timeout = self
+            .response(&e.request, &e.peer, 408, "Request Timeout")
+            .build()
+            .freeze();
+        if let ServerTxn::Invite(x) = &mut e.txn {
+            x.send_response(t, 408, timeout);
+        }
+        for (r, dest) in to_cancel {
+            self.send_cancel(st, key, &r, dest, t, out);
+        }
+        self.drain_server(st, key, t, out);
     }
 
     /// §16.10: CANCEL for a proxied INVITE.

@@ -522,3 +522,41 @@ async fn a_confirmed_call_is_an_event_until_bye() {
         Ok(crate::calls::CallEvent::Ended { .. })
     ));
 }
+
+#[tokio::test]
+async fn timer_c_ends_a_call_that_rings_forever_and_nothing_is_left() {
+    let h = harness().await;
+    h.register_alice(C1).await;
+    let out = sends(h.call("bob", "hunter2", "sip:alice@example.org", "").await);
+    let ringing = answer(&h, &out, 180, "Ringing", "192.0.2.10:5062");
+    assert!(
+        ringing.iter().any(|l| l.starts_with("SIP/2.0 180")),
+        "{ringing:?}"
+    );
+    let t0 = std::time::Instant::now();
+    assert!(
+        h.core
+            .tick(t0 + std::time::Duration::from_secs(60))
+            .is_empty(),
+        "a ringing phone is not a timeout yet"
+    );
+    let fired: Vec<String> = h
+        .core
+        .tick(t0 + std::time::Duration::from_secs(190))
+        .iter()
+        .map(first_line)
+        .collect();
+    assert!(
+        fired.iter().any(|l| l.starts_with("SIP/2.0 408")),
+        "{fired:?}"
+    );
+    assert!(
+        fired.iter().any(|l| l.starts_with("CANCEL sip:alice@")),
+        "{fired:?}"
+    );
+    // The phone ignores the CANCEL and the caller never ACKs: still, every transaction ends.
+    for secs in [400, 800, 1600] {
+        let _ = h.core.tick(t0 + std::time::Duration::from_secs(secs));
+    }
+    assert!(h.core.is_idle(), "{:?}", h.core.transaction_counts());
+}
