@@ -2,29 +2,11 @@
 //! Jitsi properties format); wrong credentials get 401 with no account data, a locked account 403.
 
 use cusax_testkit::Cusaxd;
-use std::process::Command;
 
 /// Fetches `path` from the server with curl (an independent HTTP client), trusting our cert.
 fn get(s: &Cusaxd, path: &str, user: Option<&str>) -> (u16, String) {
-    let http = s.addr("http").expect("https listening");
-    let cert = s.data_dir.join("tls/localhost.crt");
-    let mut cmd = Command::new("curl");
-    cmd.args(["-sS", "--cacert"]).arg(&cert);
-    cmd.args(["--resolve", &format!("localhost:{}:127.0.0.1", http.port())]);
-    cmd.args(["-w", "\n%{http_code}"]);
-    if let Some(u) = user {
-        cmd.args(["-u", u]);
-    }
-    cmd.arg(format!("https://localhost:{}{path}", http.port()));
-    let out = cmd.output().expect("curl runs (Debian package curl)");
-    assert!(
-        out.status.success(),
-        "curl: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').expect("status line");
-    (code.parse().expect("status code"), body.to_owned())
+    let extra: Vec<&str> = user.iter().flat_map(|u| ["-u", *u]).collect();
+    cusax_testkit::https(s, "localhost", "GET", path, &extra)
 }
 
 #[test]

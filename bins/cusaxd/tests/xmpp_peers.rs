@@ -328,28 +328,11 @@ fn hostile_xml_gets_stream_errors_and_service_goes_on() {
     );
 }
 
-/// Calls the admin API (or `/metrics`) with curl, trusting our certificate; returns status
-/// and body.
+/// Calls the admin API (or `/metrics`) with curl; returns status and body.
 fn admin(env: &Env, method: &str, path: &str, token: Option<&str>) -> (u16, String) {
-    let http = env.server.addr("http").expect("https listening");
-    let mut cmd = Command::new("curl");
-    cmd.args(["-sS", "-X", method, "--cacert"])
-        .arg(env.server.data_dir.join(format!("tls/{DOMAIN}.crt")))
-        .args(["--resolve", &format!("{DOMAIN}:{}:127.0.0.1", http.port())])
-        .args(["-w", "\n%{http_code}"]);
-    if let Some(t) = token {
-        cmd.args(["-H", &format!("Authorization: Bearer {t}")]);
-    }
-    cmd.arg(format!("https://{DOMAIN}:{}{path}", http.port()));
-    let out = cmd.output().expect("curl runs (Debian package curl)");
-    assert!(
-        out.status.success(),
-        "curl: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').expect("status line");
-    (code.parse().expect("status code"), body.to_owned())
+    let auth = token.map(|t| format!("Authorization: Bearer {t}"));
+    let extra: Vec<&str> = auth.iter().flat_map(|h| ["-H", h.as_str()]).collect();
+    cusax_testkit::https(&env.server, DOMAIN, method, path, &extra)
 }
 
 /// RFC 7081 §3.2 operations: the admin API lists a live XMPP session and a SIP binding of the
@@ -521,38 +504,35 @@ fn admin_api_shows_and_ends_both_sides_and_metrics_count_them() {
 }
 
 fn admin_put(env: &Env, path: &str, token: &str, json: &str) -> (u16, String) {
-    let http = env.server.addr("http").expect("https listening");
-    let out = Command::new("curl")
-        .args(["-sS", "-X", "PUT", "--cacert"])
-        .arg(env.server.data_dir.join(format!("tls/{DOMAIN}.crt")))
-        .args(["--resolve", &format!("{DOMAIN}:{}:127.0.0.1", http.port())])
-        .args([
-            "-w",
-            "\n%{http_code}",
-            "-H",
-            &format!("Authorization: Bearer {token}"),
-        ])
-        .args(["-H", "Content-Type: application/json", "--data", json])
-        .arg(format!("https://{DOMAIN}:{}{path}", http.port()))
-        .output()
-        .expect("curl runs");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').expect("status line");
-    (code.parse().expect("status code"), body.to_owned())
+    let auth = format!("Authorization: Bearer {token}");
+    let extra = [
+        "-H",
+        &auth,
+        "-H",
+        "Content-Type: application/json",
+        "--data",
+        json,
+    ];
+    cusax_testkit::https(&env.server, DOMAIN, "PUT", path, &extra)
 }
 
 /// One REGISTER with digest by sipp from the CSV `csv` in `dir`; true on a 200.
 fn sipp_register(env: &Env, dir: &Path, csv: &str) -> bool {
+    let addr = env.server.addr("sip_udp").expect("sip").to_string();
+    sipp_register_at(&addr, DOMAIN, dir, csv)
+}
+
+fn sipp_register_at(addr: &str, realm: &str, dir: &Path, csv: &str) -> bool {
     Command::new("timeout")
         .arg("30")
         .arg("sipp")
-        .arg(env.server.addr("sip_udp").expect("sip").to_string())
+        .arg(addr)
         .arg("-sf")
         .arg(cusax_testkit::sipp_scenarios().join("register_digest.xml"))
         .args([
             "-t", "u1", "-inf", csv, "-au", "[field0]", "-ap", "[field1]",
         ])
-        .args(["-auth_uri", DOMAIN, "-m", "1", "-nd", "-nostdin"])
+        .args(["-auth_uri", realm, "-m", "1", "-nd", "-nostdin"])
         .args(["-recv_timeout", "3000", "-timeout", "20s", "-timeout_error"])
         .current_dir(dir)
         .stdout(Stdio::null())
@@ -569,21 +549,11 @@ fn sipp_register(env: &Env, dir: &Path, csv: &str) -> bool {
 fn a_client_configured_from_the_provisioning_json_logs_in_to_both() {
     cusax_testkit::require_sipp();
     let env = Env::start(&["alice"]);
-    let http = env.server.addr("http").expect("https listening");
-    let out = Command::new("curl")
-        .args(["-sS", "--fail", "--cacert"])
-        .arg(env.server.data_dir.join(format!("tls/{DOMAIN}.crt")))
-        .args(["--resolve", &format!("{DOMAIN}:{}:127.0.0.1", http.port())])
-        .args(["-u", &format!("{}:pw-alice", jid("alice"))])
-        .arg(format!("https://{DOMAIN}:{}/provisioning", http.port()))
-        .output()
-        .expect("curl runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let login = format!("{}:pw-alice", jid("alice"));
+    let (code, body) =
+        cusax_testkit::https(&env.server, DOMAIN, "GET", "/provisioning", &["-u", &login]);
+    assert_eq!(code, 200, "{body}");
+    let doc: serde_json::Value = serde_json::from_str(&body).expect("JSON");
     let sip = &doc["sip"];
     let (user, realm) = (
         sip["username"].as_str().expect("username"),
@@ -598,30 +568,12 @@ fn a_client_configured_from_the_provisioning_json_logs_in_to_both() {
         format!("SEQUENTIAL\n{user};pw-alice;{realm}\n"),
     )
     .expect("csv");
-    let registered = Command::new("timeout")
-        .arg("30")
-        .arg("sipp")
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("-sf")
-        .arg(cusax_testkit::sipp_scenarios().join("register_digest.xml"))
-        .args([
-            "-t",
-            "u1",
-            "-inf",
-            "from-json.csv",
-            "-au",
-            "[field0]",
-            "-ap",
-            "[field1]",
-        ])
-        .args(["-auth_uri", realm, "-m", "1", "-nd", "-nostdin"])
-        .args(["-recv_timeout", "5000", "-timeout", "20s", "-timeout_error"])
-        .current_dir(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("sipp runs")
-        .success();
+    let registered = sipp_register_at(
+        &format!("127.0.0.1:{port}"),
+        realm,
+        dir.path(),
+        "from-json.csv",
+    );
     assert!(registered, "REGISTER with the provisioned SIP settings");
 
     let xmpp = &doc["xmpp"];

@@ -245,3 +245,33 @@ pub fn free_sip_port() -> u16 {
     }
     panic!("no port free for both UDP and TCP");
 }
+
+/// An HTTPS request to the server's HTTP listener with curl (an independent client), trusting
+/// the certificate of `domain` from the data directory and resolving `domain` to 127.0.0.1;
+/// `extra` are more curl arguments (headers, `-u`, `--data`). Returns status and body.
+pub fn https(
+    srv: &Cusaxd,
+    domain: &str,
+    method: &str,
+    path: &str,
+    extra: &[&str],
+) -> (u16, String) {
+    let http = srv.addr("http").expect("https listening");
+    let out = Command::new("curl")
+        .args(["-sS", "-X", method, "--cacert"])
+        .arg(srv.data_dir.join(format!("tls/{domain}.crt")))
+        .args(["--resolve", &format!("{domain}:{}:127.0.0.1", http.port())])
+        .args(["-w", "\n%{http_code}"])
+        .args(extra)
+        .arg(format!("https://{domain}:{}{path}", http.port()))
+        .output()
+        .expect("curl runs (Debian package curl)");
+    assert!(
+        out.status.success(),
+        "curl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').expect("status line");
+    (code.parse().expect("status code"), body.to_owned())
+}
