@@ -1,6 +1,7 @@
 //! RFC 6120/6121: the XMPP service of `cusaxd` — c2s sessions, the router and the feature
 //! modules (roster, presence, messages, offline storage, vCards with the pinned SIP address,
-//! disco, ping, version, blocking, password change).
+//! disco, ping, version, blocking, password change, private storage, and PEP with "on the
+//! phone" and the SIP reachability address).
 //!
 //! Sockets and TLS belong to `cusax-server`: it accepts connections, performs TLS and hands
 //! each stream to [`XmppService::serve`]. Negotiation and stanza parsing are the sans-IO

@@ -29,6 +29,8 @@ pub(crate) struct Inner {
     pub(crate) throttle: AuthThrottle,
     pub(crate) fake_salt: FakeSaltKey,
     pub(crate) shutdown: CancellationToken,
+    /// XEP-0163 PEP items and the interests of available resources.
+    pub(crate) pep: crate::modules::pep::Pep,
 }
 
 impl std::fmt::Debug for XmppService {
@@ -50,6 +52,7 @@ impl XmppService {
                 throttle: AuthThrottle::default(),
                 fake_salt: FakeSaltKey::random(),
                 shutdown,
+                pep: crate::modules::pep::Pep::default(),
             }),
         }
     }
@@ -73,6 +76,10 @@ impl XmppService {
                 c = changes.recv() => c,
             };
             match change {
+                Ok(c) if c.kind == ChangeKind::Aliases => {
+                    // XEP-0152: contacts learn the new SIP addresses.
+                    crate::modules::reach::republish(&self, &c.account).await;
+                }
                 Ok(c) => self.on_change(&c),
                 Err(broadcast::error::RecvError::Lagged(n)) => {
                     tracing::warn!(missed = n, "account change feed lagged");
@@ -85,7 +92,10 @@ impl XmppService {
     fn on_change(&self, c: &Change) {
         let text = match c.kind {
             ChangeKind::Locked => "account locked",
-            ChangeKind::Deleted => "account deleted",
+            ChangeKind::Deleted => {
+                self.inner.pep.forget(&c.account.to_string());
+                "account deleted"
+            }
             _ => return,
         };
         let err = StreamError::with_text(StreamErrorCondition::NotAuthorized, text);
@@ -93,6 +103,13 @@ impl XmppService {
         if n > 0 {
             tracing::info!(account = %c.account, sessions = n, reason = text, "closing sessions");
         }
+    }
+
+    /// RFC 7081 §5 and XEP-0108: `account` started its first SIP call (`true`) or ended its
+    /// last one (`false`). Contacts of users who opted in see "on the phone" meanwhile (see
+    /// [`modules::activity`](crate::modules::activity)); callers keep the call count.
+    pub async fn set_in_call(&self, account: &AccountId, in_call: bool) {
+        crate::modules::activity::set_in_call(self, account, in_call).await;
     }
 
     /// Whether a local account exists (for addressing decisions).

@@ -21,6 +21,7 @@ const SERVER_FEATURES: &[&str] = &[
     super::version::NS,
     super::blocking::NS,
     super::register::NS,
+    super::private::NS,
     "msgoffline",
     "urn:xmpp:delay",
 ];
@@ -57,7 +58,12 @@ pub async fn handle(svc: &XmppService, payload: &Element, target: &Target) -> Iq
     if ns == NS_INFO {
         if account {
             q.append_child(identity("account", "registered", None));
+            // XEP-0163 §6.1: every account is a PEP service.
+            q.append_child(identity("pubsub", "pep", None));
             q.append_child(feature(NS_INFO));
+            for f in super::pep::ACCOUNT_FEATURES {
+                q.append_child(feature(f));
+            }
         } else {
             q.append_child(identity("server", "im", Some("cusaxd")));
             for f in SERVER_FEATURES {

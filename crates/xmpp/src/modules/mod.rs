@@ -1,12 +1,17 @@
 //! RFC 6120 §8 and §10: stanza handling for bound sessions — stamping, addressing, the IQ
 //! dispatch to feature modules (one file each), and delivery to local sessions.
 
+pub mod activity;
 pub mod blocking;
+pub mod caps;
 pub mod disco;
 pub mod message;
 pub mod offline;
+pub mod pep;
 pub mod ping;
 pub mod presence;
+pub mod private;
+pub mod reach;
 pub mod register;
 pub mod roster;
 pub mod vcard;
@@ -54,6 +59,8 @@ pub enum IqReply {
     Result(Option<Element>),
     /// An error condition.
     Error(E),
+    /// An error condition with an application-specific condition element (RFC 6120 §8.3.3.2).
+    ErrorWith(E, Element),
 }
 
 impl XmppService {
@@ -164,7 +171,12 @@ async fn iq(svc: &XmppService, session: &Session, el: Element, target: Target) {
         _ => {}
     }
     if !request {
-        return; // results and errors addressed to the server or an account end here
+        // Results and errors addressed to the server or an account end here; some answer
+        // the server's own questions (XEP-0115 caps).
+        if target == Target::Server {
+            pep::on_server_answer(svc, session, &el).await;
+        }
+        return;
     }
     let Some(payload) = stanza::first_child(&el) else {
         return svc.reply(session, error_reply(&el, E::BadRequest));
@@ -178,6 +190,10 @@ async fn iq(svc: &XmppService, session: &Session, el: Element, target: Target) {
         (ping::NS, Target::Server | Target::OwnAccount) => ping::handle(&el),
         (version::NS, Target::Server) => version::handle(&el),
         (blocking::NS, Target::OwnAccount) => blocking::handle(svc, session, &el, payload).await,
+        (pep::NS, Target::OwnAccount | Target::LocalBare(_)) => {
+            pep::handle(svc, session, &el, payload, &target).await
+        }
+        (private::NS, _) => private::handle(svc, session, &el, payload, &target).await,
         (register::NS, Target::Server | Target::OwnAccount) => {
             register::handle(svc, session, &el, payload).await
         }
@@ -189,6 +205,13 @@ async fn iq(svc: &XmppService, session: &Session, el: Element, target: Target) {
     let answer = match reply {
         IqReply::Result(p) => stanza::iq_result(&el, p),
         IqReply::Error(c) => error_reply(&el, c),
+        IqReply::ErrorWith(c, app) => {
+            let mut e = error_reply(&el, c);
+            if let Some(err) = e.get_child_mut("error", ns::JABBER_CLIENT) {
+                err.append_child(app);
+            }
+            e
+        }
     };
     svc.reply(session, answer);
 }

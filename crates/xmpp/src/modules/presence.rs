@@ -124,6 +124,7 @@ async fn broadcast(svc: &XmppService, session: &Session, mut el: Element) {
         }
         return;
     }
+    super::pep::on_available(svc, session, &el, !was_available, &roster).await;
     if was_available {
         return;
     }
@@ -284,7 +285,10 @@ pub async fn subscription_from_user(
         subscription_to_contact(svc, &cid, &session.bare, kind, p).await;
     }
     match kind {
-        "subscribed" => presence_of_user_to(svc, &session.bare, contact, true),
+        "subscribed" => {
+            presence_of_user_to(svc, &session.bare, contact, true);
+            super::pep::on_subscribed(svc, &session.account, contact).await;
+        }
         "unsubscribed" => presence_of_user_to(svc, &session.bare, contact, false),
         _ => {}
     }
@@ -383,6 +387,7 @@ pub fn is_hidden(item: &RosterItem) -> bool {
 
 /// §4.5.2: a session that ends while available sends `unavailable` on its behalf.
 pub async fn on_disconnect(svc: &XmppService, session: &Session) {
+    svc.inner.pep.caps.forget(session.id);
     let Some(handle) = svc.inner.router.unregister(&session.bare, session.id) else {
         return;
     };

@@ -1,0 +1,131 @@
+//! XEP-0049 (Private XML Storage) §2–§3: any XML a user's clients keep on the server, one
+//! fragment per namespace, readable and writable by the account's own resources only.
+//!
+//! Also where users switch "on the phone" on (see `activity.rs`): storing the namespace
+//! `urn:cusax:phone-activity:0` takes effect at once.
+
+use super::{IqReply, Session, Target};
+use crate::service::XmppService;
+use cusax_xmpp_proto::stanza::StanzaErrorCondition as E;
+use minidom::Element;
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+/// The private storage namespace.
+pub const NS: &str = "jabber:iq:private";
+/// Largest fragment per namespace, in bytes of XML.
+const MAX_FRAGMENT: usize = 64 * 1024;
+/// Most namespaces per account.
+const MAX_NAMESPACES: u32 = 64;
+
+/// §3 (error conditions): namespaces reserved by the protocol cannot be stored.
+fn reserved(ns: &str) -> bool {
+    ns.is_empty()
+        || ns.starts_with("jabber:")
+        || ns.starts_with("http://jabber.org/")
+        || ns == "vcard-temp"
+}
+
+/// Handles private storage get and set (own account only).
+pub async fn handle(
+    svc: &XmppService,
+    session: &Session,
+    iq: &Element,
+    payload: &Element,
+    target: &Target,
+) -> IqReply {
+    if payload.name() != "query" {
+        return IqReply::Error(E::BadRequest);
+    }
+    if *target != Target::OwnAccount {
+        return IqReply::Error(E::Forbidden);
+    }
+    let children: Vec<&Element> = payload.children().collect();
+    if children.is_empty() {
+        return IqReply::Error(E::NotAcceptable);
+    }
+    if children.iter().any(|c| reserved(&c.ns())) {
+        return IqReply::Error(E::NotAcceptable);
+    }
+    if iq.attr("type") == Some("set") {
+        return set(svc, session, &children).await;
+    }
+    let [asked] = children.as_slice() else {
+        return IqReply::Error(E::BadRequest); // one namespace per get
+    };
+    get(svc, session, asked).await
+}
+
+async fn get(svc: &XmppService, session: &Session, asked: &Element) -> IqReply {
+    let ns = asked.ns();
+    let stored = match svc.inner.store.private_xml(&session.account, &ns).await {
+        Ok(s) => s,
+        Err(_) => return IqReply::Error(E::InternalServerError),
+    };
+    let mut out = match stored {
+        Some(fragment) => {
+            match Element::from_str(&format!("<query xmlns='{NS}'>{fragment}</query>")) {
+                Ok(q) => q,
+                Err(_) => return IqReply::Error(E::InternalServerError),
+            }
+        }
+        None => Element::bare("query", NS),
+    };
+    if out.children().next().is_none() {
+        out.append_child(Element::bare(asked.name(), ns.as_str())); // nothing stored: echo
+    }
+    IqReply::Result(Some(out))
+}
+
+async fn set(svc: &XmppService, session: &Session, children: &[&Element]) -> IqReply {
+    let mut by_ns: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    for c in children {
+        let xml = by_ns.entry(c.ns()).or_default();
+        if cusax_xmpp_proto::xml::write_element(c, "", xml).is_err() {
+            return IqReply::Error(E::BadRequest);
+        }
+        if xml.len() > MAX_FRAGMENT {
+            return IqReply::Error(E::NotAcceptable);
+        }
+    }
+    let store = &svc.inner.store;
+    for (ns, xml) in &by_ns {
+        let text = String::from_utf8_lossy(xml);
+        match store
+            .set_private_xml(&session.account, ns, &text, MAX_NAMESPACES)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => return IqReply::Error(E::ResourceConstraint),
+            Err(_) => return IqReply::Error(E::InternalServerError),
+        }
+    }
+    if by_ns.contains_key(super::activity::NS_OPT_IN) {
+        super::activity::refresh(svc, &session.account).await;
+    }
+    IqReply::Result(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reserved;
+
+    #[test]
+    fn protocol_namespaces_are_reserved() {
+        for ns in [
+            "jabber:iq:roster",
+            "http://jabber.org/protocol/disco#info",
+            "vcard-temp",
+            "",
+        ] {
+            assert!(reserved(ns), "{ns}");
+        }
+        for ns in [
+            "urn:cusax:phone-activity:0",
+            "storage:bookmarks",
+            "exodus:prefs",
+        ] {
+            assert!(!reserved(ns), "{ns}");
+        }
+    }
+}
