@@ -192,11 +192,14 @@ setup_cusaxd() {
   mkdir -p "$d/data"
   if [[ ! -x $cusaxd_bin || ! -x $cusaxctl_bin ]]; then srv_error="cusaxd or cusaxctl not built"; return 1; fi
   # Plain TCP for the benchmark; idle connections send nothing, so no idle timeout within
-  # the test; no direct-TLS port needed.
+  # the test; no direct-TLS port needed; SIP over TLS on any free port (5061 may be taken).
   cat >"$d/cusaxd.toml" <<EOF
 [server]
 domains = ["$domain"]
 bind = "127.0.0.1"
+
+[sip]
+tls_port = 0
 
 [xmpp]
 port = $sport
