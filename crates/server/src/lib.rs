@@ -9,6 +9,7 @@ pub mod datadir;
 mod http_listener;
 mod live;
 pub mod logging;
+mod on_the_phone;
 mod server;
 mod sip_listener;
 mod sip_tcp;

@@ -163,6 +163,14 @@ impl Server {
         let (xmpp, xmpp_tls, xmpp_service) =
             crate::xmpp_listener::start(&services, &mut tasks).await?;
         (listening.xmpp, listening.xmpp_tls) = (xmpp, xmpp_tls);
+        // RFC 7081 §5: calls on the SIP side show as "on the phone" on the XMPP side.
+        let calls = sip_ctx.clone();
+        tasks.spawn(crate::on_the_phone::run(
+            sip_ctx.core.calls().subscribe(),
+            move || calls.core.calls().snapshot(),
+            xmpp_service.clone(),
+            shutdown.clone(),
+        ));
         let token = dir.admin_token().map_err(|source| StartError::DataDir {
             path: dir.admin_token_path(),
             source,
