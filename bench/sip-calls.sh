@@ -52,7 +52,7 @@ cusaxd_bin="" cusaxctl_bin=""
 callers=1000
 callees=1
 hold_ms=0
-rates="500 1000 2000 3000 4000 5000 6000 8000"
+rates="1000 2000 3000 4000 5000 6000 8000"
 step_s=10
 refine=2
 ref_rate=1000         # rate for the latency / CPU comparison (about half of Kamailio's max here)
@@ -184,6 +184,17 @@ json_str() {
     if (NR > 1) print "\\n"; print } END { }' | { printf '"'; cat; printf '"'; }
 }
 
+# udp_drops PORT... -> "d1 d2 ...": datagrams the kernel dropped (receive
+# buffer full) on the UDP sockets bound to each local port, from /proc/net/udp
+udp_drops() {
+  cat /proc/net/udp /proc/net/udp6 2>/dev/null | awk -v ports="$*" '
+    function hex(h,   i, v) { v = 0; for (i = 1; i <= length(h); i++) v = v * 16 + index("0123456789ABCDEF", toupper(substr(h, i, 1))) - 1; return v }
+    BEGIN { n = split(ports, p, " ") }
+    $2 ~ /:/ && $1 != "sl" { k = split($2, a, ":"); d[hex(a[k])] += $NF }
+    END { for (i = 1; i <= n; i++) printf "%s%d", (i > 1 ? " " : ""), d[p[i]] + 0; print "" }' 2>/dev/null \
+  || echo 0 0 0
+}
+
 # start_uas NAME_DIR SERVER_PORT [EXTRA...] -> uas_pid (sipp itself, so that
 # SIGUSR1 asks it to finish its calls and exit; bounded by its -timeout)
 start_uas() {
@@ -260,6 +271,12 @@ run_step() {
   local s0 s1 c00 c01 c10 c11 t0 t1 rc=0 uac_pids=() r_i n_i
   read -r s0 u0 < <(proc_ticks_multi "$spid" "$uas_pid")
   c00=$(cpu_busy 0); c10=$(cpu_busy 1); t0=$(now_ms)
+  # UDP receive-buffer drops: server socket(s), UAS, UACs (max over samples,
+  # as a socket's counter disappears with its sipp)
+  local drop_ports=("$sport" "$(uas_port "$sport")") d0 dmax dv
+  for ((i = 0; i < callees; i++)); do drop_ports+=("$(uac_port "$sport" "$i")"); done
+  read -r -a d0 < <(udp_drops "${drop_ports[@]}")
+  dmax=("${d0[@]}")
   for ((i = 0; i < callees; i++)); do
     r_i=$((rate / callees + (i < rate % callees ? 1 : 0)))
     n_i=$((r_i * step_s)); calls=$((calls + n_i))
@@ -284,6 +301,8 @@ run_step() {
     ((alive)) || break
     sleep 0.25
     read -r -a v < <(proc_ticks_multi "$spid" "$uas_pid" "${uac_pids[@]}")
+    read -r -a dv < <(udp_drops "${drop_ports[@]}")
+    for ((k = 0; k < ${#dv[@]}; k++)); do ((dv[k] > dmax[k])) && dmax[k]=${dv[k]}; done
     local st=0 k
     for ((k = 2; k < ${#v[@]}; k++)); do st=$((st + v[k])); done
     if ((st > 0)); then
@@ -299,6 +318,8 @@ run_step() {
     ((t1 > t0)) || t1=$((t0 + 1))
   fi
   finish_uas
+  local drops_srv=$((dmax[0] - d0[0])) drops_uas=$((dmax[1] - d0[1])) drops_uac=0
+  for ((k = 2; k < ${#dmax[@]}; k++)); do drops_uac=$((drops_uac + dmax[k] - d0[k])); done
 
   local wall_ms=$((t1 - t0))
   local ok=0 failed=0 retrans=0 outgoing=0 uas_ok=0 uas_failed=0 uas_retrans=0 f
@@ -361,11 +382,11 @@ run_step() {
 
   step_verdict=$verdict step_p50=$p50 step_p99=$p99 step_cpu=$srv_cpu step_achieved=$achieved
   step_sipp_cpu=$sipp_cpu step_us=$us_per_call step_contended=$contended
-  printf '  %-15s %6d/s  achieved %5d/s  ok %7d  failed %6d (%6.3f%%)  retrans %5d+%d  setup p50 %4s ms  p99 %5s ms  server CPU %5.1f%%  sipp CPU %5.1f%%  other cpu0 %4.1f%% cpu1 %4.1f%%  %s\n' \
+  printf '  %-15s %6d/s  achieved %5d/s  ok %7d  failed %6d (%6.3f%%)  retrans %5d+%d  setup p50 %4s ms  p99 %5s ms  server CPU %5.1f%%  sipp CPU %5.1f%%  other cpu0 %4.1f%% cpu1 %4.1f%%  udp drops srv/uas/uac %d/%d/%d  %s\n' \
     "$name" "$rate" "$achieved" "$ok" "$lost" "$(awk -v p="$fail_ppm" 'BEGIN { print p / 10000 }')" "$retrans" "$uas_retrans" \
-    "$p50" "$p99" "$srv_cpu" "$sipp_cpu" "$fg0" "$fg1" "$verdict" >&2
+    "$p50" "$p99" "$srv_cpu" "$sipp_cpu" "$fg0" "$fg1" "$drops_srv" "$drops_uas" "$drops_uac" "$verdict" >&2
   [[ -n $errs ]] && printf '%s\n' "$errs" | sed 's/^/      /' >&2
-  steps_json+="${steps_json:+,}{\"rate\":$rate,\"calls\":$calls,\"outgoing\":$outgoing,\"ok\":$ok,\"failed\":$lost,\"fail_ppm\":$fail_ppm,\"retransmissions_uac\":$retrans,\"retransmissions_uas\":$uas_retrans,\"uas_ok\":$uas_ok,\"uas_failed\":$uas_failed,\"achieved_rate\":$achieved,\"p50_ms\":$p50,\"p99_ms\":$p99,\"bye_p99_ms\":$bye_p99,\"server_cpu_pct\":$srv_cpu,\"server_cpu_us_per_call\":$us_per_call,\"sipp_cpu_pct\":$sipp_cpu,\"other_load_cpu0_pct\":$fg0,\"other_load_cpu1_pct\":$fg1,\"contended\":$contended,\"sipp_exit\":$rc,\"verdict\":\"$verdict\",\"errors\":$(json_str "$errs")}"
+  steps_json+="${steps_json:+,}{\"rate\":$rate,\"calls\":$calls,\"outgoing\":$outgoing,\"ok\":$ok,\"failed\":$lost,\"fail_ppm\":$fail_ppm,\"retransmissions_uac\":$retrans,\"retransmissions_uas\":$uas_retrans,\"uas_ok\":$uas_ok,\"uas_failed\":$uas_failed,\"achieved_rate\":$achieved,\"p50_ms\":$p50,\"p99_ms\":$p99,\"bye_p99_ms\":$bye_p99,\"server_cpu_pct\":$srv_cpu,\"server_cpu_us_per_call\":$us_per_call,\"sipp_cpu_pct\":$sipp_cpu,\"other_load_cpu0_pct\":$fg0,\"other_load_cpu1_pct\":$fg1,\"udp_drops_server\":$drops_srv,\"udp_drops_uas\":$drops_uas,\"udp_drops_uac\":$drops_uac,\"contended\":$contended,\"sipp_exit\":$rc,\"verdict\":\"$verdict\",\"errors\":$(json_str "$errs")}"
   # let the server drain retransmissions and expiring transactions
   if [[ $verdict == pass ]]; then sleep 2; else sleep 6; fi
 }
@@ -441,13 +462,14 @@ for s in "${server_list[@]}"; do
   wait_idle "$idle_wait" || true
   log "$s: up (pid $srv_pid); stepping"
 
-  best=0 best_cpu=0 best_sipp=0 first_fail=0 have_ref=0 contended=false limit="" last_cpu=0 last_sipp=0
+  repeats=0 best=0 best_cpu=0 best_sipp=0 first_fail=0 have_ref=0 contended=false limit="" last_cpu=0 last_sipp=0
   for rate in $rates; do
     run_step "$s" "$srv_pid" "$sport" "$rate"
-    if [[ $step_verdict != pass && $step_contended == true ]]; then
+    if [[ $step_verdict != pass && $step_contended == true ]] && ((repeats < 2)); then
       # another process took a benchmark core: wait for quiet cores, once more
       log "$s: $rate/s failed while other load shared a benchmark core; waiting for idle cores and repeating it"
-      wait_idle 120 || true
+      wait_idle 60 || true
+      repeats=$((repeats + 1))
       run_step "$s" "$srv_pid" "$sport" "$rate"
     fi
     [[ $steps_json == *'"contended":true'* ]] && contended=true
@@ -468,9 +490,10 @@ for s in "${server_list[@]}"; do
     kill -0 "$srv_pid" 2>/dev/null || break
     mid=$(((lo + hi) / 2 / 50 * 50))
     run_step "$s" "$srv_pid" "$sport" "$mid"
-    if [[ $step_verdict != pass && $step_contended == true ]]; then
+    if [[ $step_verdict != pass && $step_contended == true ]] && ((repeats < 2)); then
       log "$s: $mid/s failed while other load shared a benchmark core; waiting for idle cores and repeating it"
-      wait_idle 120 || true
+      wait_idle 60 || true
+      repeats=$((repeats + 1))
       run_step "$s" "$srv_pid" "$sport" "$mid"
     fi
     if [[ $step_verdict == pass ]]; then lo=$mid best=$mid best_cpu=$step_cpu best_sipp=$step_sipp_cpu
