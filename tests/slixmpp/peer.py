@@ -12,10 +12,17 @@ import logging
 import ssl
 import sys
 
+import xml.etree.ElementTree as ET
+
 import slixmpp
 from slixmpp.exceptions import IqError
 
 TIMEOUT = 15
+PUBSUB = "http://jabber.org/protocol/pubsub"
+ACTIVITY = "http://jabber.org/protocol/activity"
+REACH = "urn:xmpp:reach:0"
+# XEP-0163 with caps, so that the client announces activity+notify and reach+notify
+PEP_PLUGINS = ("xep_0115", "xep_0163", "xep_0108", "xep_0152")
 
 
 def fail(msg):
@@ -24,13 +31,13 @@ def fail(msg):
 
 
 class Peer(slixmpp.ClientXMPP):
-    def __init__(self, jid, password, args, mech=None):
+    def __init__(self, jid, password, args, mech=None, plugins=()):
         kw = {"sasl_mech": mech} if mech else {}
         super().__init__(jid, password, **kw)
         self.args = args
         self.ca_certs = args.ca
         self.enable_direct_tls = False
-        for p in ("xep_0030", "xep_0054", "xep_0077", "xep_0199", "xep_0203"):
+        for p in ("xep_0030", "xep_0054", "xep_0077", "xep_0199", "xep_0203", *plugins):
             self.register_plugin(p)
         self.started = asyncio.Event()
         self.auth_failed = asyncio.Event()
@@ -46,6 +53,14 @@ class Peer(slixmpp.ClientXMPP):
         self.add_event_handler("message", lambda m: self.messages.put_nowait(m))
         self.add_event_handler("presence_available", lambda p: self.presences.put_nowait(p))
         self.add_event_handler("presence_unavailable", lambda p: self.presences.put_nowait(p))
+        self.pep = asyncio.Queue()  # (from bare JID, node, payload element or None)
+        self.add_event_handler("pubsub_publish", self._pep_event)
+
+    def _pep_event(self, msg):
+        for items in msg.xml.iter(f"{{{PUBSUB}#event}}items"):
+            for item in items.findall(f"{{{PUBSUB}#event}}item"):
+                payload = next(iter(item), None)
+                self.pep.put_nowait((msg["from"].bare, items.get("node"), payload))
 
     async def _start(self, _event):
         await self.get_roster()
@@ -65,9 +80,9 @@ class Peer(slixmpp.ClientXMPP):
         return self.started.is_set()
 
 
-async def wait_for(queue, pred, what):
+async def wait_for(queue, pred, what, timeout=TIMEOUT):
     try:
-        async with asyncio.timeout(TIMEOUT):
+        async with asyncio.timeout(timeout):
             while True:
                 item = await queue.get()
                 if pred(item):
@@ -76,9 +91,9 @@ async def wait_for(queue, pred, what):
         fail(f"timed out waiting for {what}")
 
 
-def peer(args, i, mech=None):
+def peer(args, i, mech=None, plugins=()):
     jid, pw = args.user[i]
-    return Peer(jid, pw, args, mech)
+    return Peer(jid, pw, args, mech, plugins)
 
 
 async def scenario_login(args):
@@ -215,6 +230,62 @@ async def scenario_refused(args):
     if await peer(args, 0).login():
         fail("login accepted")
     print("login refused", flush=True)
+
+
+def reach_uris(payload):
+    return [a.get("uri") for a in payload.findall(f"{{{REACH}}}addr")] if payload is not None else []
+
+
+def on_the_phone(payload):
+    return payload is not None and payload.find(f"{{{ACTIVITY}}}talking/{{{ACTIVITY}}}on_the_phone") is not None
+
+
+async def scenario_on_the_phone(args):
+    """user 0 (alice) opts in to "on the phone" (XEP-0049) and shares presence with user 1
+    (bob, a PEP client with caps). bob gets alice's reachability (XEP-0152) by notification
+    and by fetching it, prints READY, then must see her activity talking/on_the_phone
+    (prints ON_THE_PHONE) and its withdrawal (prints STOPPED) as the test runs her call.
+    bob's own activity (he did not opt in) must never appear."""
+    a, b = peer(args, 0), peer(args, 1, plugins=PEP_PLUGINS)
+    if not (await a.login() and await b.login()):
+        fail("login")
+    bare_a, bare_b = a.boundjid.bare, b.boundjid.bare
+    opt_in = a.Iq(stype="set")
+    opt_in.append(ET.fromstring(
+        "<query xmlns='jabber:iq:private'>"
+        "<phone-activity xmlns='urn:cusax:phone-activity:0' publish='true'/></query>"))
+    await opt_in.send(timeout=TIMEOUT)
+    print("alice opted in", flush=True)
+    # slixmpp approves and subscribes back on both sides: a mutual subscription, at the end
+    # of which the server sends bob alice's current items (a new subscriber).
+    a.send_presence(pto=bare_b, ptype="subscribe")
+    _, _, reach = await wait_for(b.pep, lambda e: e[0] == bare_a and e[1] == REACH, "alice's reach at bob")
+    if f"sip:{bare_a}" not in reach_uris(reach):
+        fail(f"alice's reach notification: {reach_uris(reach)}")
+    print(f"reach notified: {reach_uris(reach)}", flush=True)
+    got = await b.plugin["xep_0060"].get_items(jid=bare_a, node=REACH, timeout=TIMEOUT)
+    fetched = [u for item in got.xml.iter(f"{{{PUBSUB}}}item") for u in reach_uris(next(iter(item), None))]
+    if f"sip:{bare_a}" not in fetched:
+        fail(f"alice's reach fetched: {fetched}")
+    print(f"reach fetched: {fetched}", flush=True)
+    item = b.client_roster[bare_a]
+    print(f"bob's subscription to alice: {item['subscription']}", flush=True)
+    print("READY", flush=True)
+
+    own = []
+    def activity_of(who, pred):
+        def check(e):
+            if e[0] == bare_b and e[1] == ACTIVITY:
+                own.append(e)
+            return e[0] == who and e[1] == ACTIVITY and pred(e[2])
+        return check
+    # the test now starts alice's call
+    await wait_for(b.pep, activity_of(bare_a, on_the_phone), "alice on the phone", 60)
+    print("ON_THE_PHONE", flush=True)
+    await wait_for(b.pep, activity_of(bare_a, lambda p: p is not None and len(p) == 0), "alice's activity withdrawn")
+    print("STOPPED", flush=True)
+    if own:
+        fail(f"bob's own activity was published without his opt-in: {own}")
 
 
 SCENARIOS = {n[len("scenario_"):]: f for n, f in globals().items() if n.startswith("scenario_")}

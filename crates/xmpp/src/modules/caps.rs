@@ -171,6 +171,11 @@ pub(crate) fn on_answer(svc: &XmppService, session: &Session, iq: &Element) -> b
         },
         None => Interest::Unfiltered,
     };
+    if let Interest::Known { nodes, .. } = &next {
+        tracing::debug!(jid = %session.full, ?nodes, "PEP notifications filtered by caps");
+    } else {
+        tracing::debug!(jid = %session.full, "no caps answer: PEP notifications unfiltered");
+    }
     map.insert(session.id, next);
     deferred
 }
