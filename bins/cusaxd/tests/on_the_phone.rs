@@ -1,4 +1,4 @@
-//! RFC 7081 §5 end to end, "on the phone": a SIP call through `cusaxd` (sipp phones) shows as
+//! XEP-0108 and XEP-0152 over PEP end to end, "on the phone": a SIP call through `cusaxd` (sipp phones) shows as
 //! XEP-0108 user activity to the caller's XMPP contact (a slixmpp client with PEP and caps,
 //! `tests/slixmpp/peer.py on_the_phone`), and the contact learns the caller's SIP address
 //! from her XEP-0152 reachability node.

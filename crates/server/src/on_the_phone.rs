@@ -1,4 +1,5 @@
-//! RFC 7081 §5 and XEP-0108: the calls the SIP proxy sees become "on the phone" on XMPP.
+//! XEP-0108 §2.2 (user activity over PEP): the calls the SIP proxy sees become "on the phone"
+//! on XMPP.
 //!
 //! The one place that sees both services: it follows the proxy's call events, counts the
 //! calls of each local account, and tells the XMPP service when an account starts its first

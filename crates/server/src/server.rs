@@ -163,7 +163,7 @@ impl Server {
         let (xmpp, xmpp_tls, xmpp_service) =
             crate::xmpp_listener::start(&services, &mut tasks).await?;
         (listening.xmpp, listening.xmpp_tls) = (xmpp, xmpp_tls);
-        // RFC 7081 §5: calls on the SIP side show as "on the phone" on the XMPP side.
+        // XEP-0108: calls on the SIP side show as "on the phone" on the XMPP side.
         let calls = sip_ctx.clone();
         tasks.spawn(crate::on_the_phone::run(
             sip_ctx.core.calls().subscribe(),

@@ -105,7 +105,7 @@ impl XmppService {
         }
     }
 
-    /// RFC 7081 §5 and XEP-0108: `account` started its first SIP call (`true`) or ended its
+    /// XEP-0108 "on the phone": `account` started its first SIP call (`true`) or ended its
     /// last one (`false`). Contacts of users who opted in see "on the phone" meanwhile (see
     /// [`modules::activity`](crate::modules::activity)); callers keep the call count.
     pub async fn set_in_call(&self, account: &AccountId, in_call: bool) {

@@ -170,7 +170,7 @@ struct Event {
     payload: Option<Element>,
 }
 
-/// The PEP notifications among `stanzas`, checking their envelope (§4.3.2).
+/// The PEP notifications among `stanzas`, checking their envelope (XEP-0163 §4.3.1).
 fn events(stanzas: &[Element]) -> Vec<Event> {
     stanzas
         .iter()
@@ -276,7 +276,7 @@ async fn on_the_phone_is_off_by_default_and_reaches_owner_and_subscribers_once_o
     w.call("alice", false).await;
     let got = node_events(&bob_in, ACTIVITY).await;
     assert_eq!(got.len(), 1, "{got:?}");
-    assert!(is_stopped(&got[0]), "XEP-0108 §3 stop publishing: {got:?}");
+    assert!(is_stopped(&got[0]), "XEP-0108 §2.2 stop command: {got:?}");
 }
 
 #[tokio::test]

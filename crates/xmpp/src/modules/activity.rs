@@ -1,10 +1,10 @@
-//! XEP-0108 (User Activity) §3 for RFC 7081 §5: "on the phone" while a user is in a SIP call.
+//! XEP-0108 (User Activity) §2.2 over PEP: "on the phone" while a user is in a SIP call.
 //!
 //! The server crate tells the service when an account starts its first call and ends its
 //! last one ([`XmppService::set_in_call`]). For users who opted in, the PEP node
 //! `http://jabber.org/protocol/activity` then shows
 //! `<activity><talking><on_the_phone/></talking></activity>`; when the call ends it shows the
-//! activity the user's client had published again, or `<activity/>` ("stop publishing").
+//! activity the user's client had published again, or `<activity/>` (§2.2 "stop command").
 //!
 //! The opt-in (CUSAX SEC-10: a call is private by default) is the user's own setting, kept in
 //! XEP-0049 private XML storage under [`NS_OPT_IN`]:
@@ -35,7 +35,7 @@ pub(crate) fn on_the_phone() -> Item {
     }
 }
 
-/// §3 "stop publishing": an empty activity.
+/// §2.2 "stop command": an empty activity.
 fn stopped() -> Item {
     Item {
         id: "current".to_owned(),

@@ -1,4 +1,4 @@
-//! XEP-0115 §6.2 and XEP-0163 §4.3.1 (filtered notifications): which PEP nodes each available
+//! XEP-0115 §6.2 and XEP-0163 §4.2 (notification filtering): which PEP nodes each available
 //! resource wants, learnt from the `NODE+notify` features of its entity capabilities.
 //!
 //! When an available presence carries `<c node='…' ver='…'/>` with a `ver` this session has

@@ -17,7 +17,7 @@
 //! of the owner and of such contacts that wants the node (XEP-0115 `NODE+notify`, see
 //! `caps.rs` for the rule without caps), except where either side blocks the other
 //! (XEP-0191). A newly available resource gets the current items of its own account and of
-//! the accounts it is subscribed to (§4.3.3), and so does a new subscriber.
+//! the accounts it is subscribed to (§4.3.4), and so does a new subscriber.
 //!
 //! Not offered: explicit subscriptions, node creation, configuration, retraction and
 //! deletion (`feature-not-implemented`), access models other than `presence`
@@ -153,7 +153,7 @@ fn item_el(ns: &str, item: &Item) -> Element {
     el
 }
 
-/// §4.3.2: the notification of `item` from `owner` (bare JID) to one resource.
+/// §4.3.1: the notification of `item` from `owner` (bare JID) to one resource.
 fn event(svc: &XmppService, owner: &str, to: &str, node: &str, item: &Item) -> Element {
     let id = format!("pep-{}", svc.inner.pep.next());
     let mut msg = stanza::stanza(
@@ -240,7 +240,7 @@ fn to_resources(svc: &XmppService, owner: &str, to: &str, node: &str, item: &Ite
     }
 }
 
-/// §4.3.1: notifies the owner's resources and subscribed contacts of a new item.
+/// §4.3.3: notifies the owner's resources and subscribed contacts of a new item.
 pub(crate) async fn broadcast(svc: &XmppService, owner: &AccountId, node: &str, item: &Item) {
     let bare = owner.to_string();
     let roster = svc
@@ -258,7 +258,7 @@ pub(crate) async fn broadcast(svc: &XmppService, owner: &AccountId, node: &str, 
     }
 }
 
-/// §4.3.3: the current items of the session's own account and of every local account it
+/// §4.3.4: the current items of the session's own account and of every local account it
 /// has a presence subscription to (`to`/`both`), for a newly available resource.
 async fn send_last_items(svc: &XmppService, session: &Session, roster: &[RosterItem]) {
     let mut owners = vec![session.account.clone()];
@@ -286,7 +286,7 @@ async fn send_last_items(svc: &XmppService, session: &Session, roster: &[RosterI
 }
 
 /// Presence hook: an available presence from `session` (`initial`: its first one). Learns
-/// the resource's interests and sends it the last items (§4.3.3).
+/// the resource's interests and sends it the last items (§4.3.4).
 pub(crate) async fn on_available(
     svc: &XmppService,
     session: &Session,
@@ -327,7 +327,7 @@ pub(crate) async fn on_server_answer(svc: &XmppService, session: &Session, iq: &
 }
 
 /// Subscription hook: `owner` approved `subscriber`'s presence subscription, so the
-/// subscriber's available resources get the owner's current items (§4.3.3, "new subscribers").
+/// subscriber's available resources get the owner's current items (§4.3.4, "new subscribers").
 pub(crate) async fn on_subscribed(svc: &XmppService, owner: &AccountId, subscriber: &str) {
     let Some(sub) = local_account(svc, subscriber) else {
         return;
@@ -407,7 +407,7 @@ fn options_acceptable(options: &Element) -> bool {
         .all(|v| v.text().trim() == "presence")
 }
 
-/// A payload without children or text ("stop publishing", e.g. XEP-0108 §3 `<activity/>`).
+/// A payload without children or text ("stop publishing", e.g. XEP-0108 §2.2 `<activity/>`).
 fn is_empty_payload(p: &Element) -> bool {
     p.children().next().is_none() && p.text().trim().is_empty()
 }

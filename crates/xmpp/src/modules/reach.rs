@@ -1,4 +1,4 @@
-//! XEP-0152 (Reachability Addresses) §4.2 over PEP, for RFC 7081 §3: contacts learn where a
+//! XEP-0152 (Reachability Addresses) §4.2 over PEP, for RFC 7081 §3.3: contacts learn where a
 //! user is reached by SIP without fetching the vCard.
 //!
 //! The node `urn:xmpp:reach:0` of every account is the server's: it always holds the
