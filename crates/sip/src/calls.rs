@@ -1,5 +1,5 @@
 //! RFC 3261 §12 and §16.7: the calls (INVITE dialogs) the proxy sees confirmed and ended, as
-//! events for the rest of the service — "on the phone" presence (RFC 7081 §5, XEP-0108),
+//! events for the rest of the service — "on the phone" presence (XEP-0108; requirement CL-32, not in RFC 7081 itself),
 //! logs and metrics. Only dialog-level facts are kept: Call-ID, the local accounts in the
 //! call, and when it was confirmed.
 

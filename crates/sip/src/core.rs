@@ -190,7 +190,7 @@ impl SipCore {
         }
     }
 
-    /// Calls in progress and their events (RFC 7081 §5 "on the phone").
+    /// Calls in progress and their events ("on the phone", XEP-0108 and requirement CL-32).
     pub fn calls(&self) -> &crate::calls::Calls {
         &self.calls
     }
