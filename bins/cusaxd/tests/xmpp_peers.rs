@@ -263,6 +263,39 @@ fn lock_ends_live_session_and_refuses_next_login() {
         "{rest:?}"
     );
     env.peer("refused", &[(&jid("alice"), "pw-alice")]);
+    // The same lock on the SIP side: the next REGISTER, with the right password, gets 403.
+    cusax_testkit::require_sipp();
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("alice.csv"),
+        format!("SEQUENTIAL\nalice;pw-alice;{DOMAIN}\n"),
+    )
+    .expect("csv");
+    let refused = Command::new("timeout")
+        .arg("30")
+        .arg("sipp")
+        .arg(env.server.addr("sip_udp").expect("sip").to_string())
+        .arg("-sf")
+        .arg(cusax_testkit::sipp_scenarios().join("register_locked.xml"))
+        .args([
+            "-t",
+            "u1",
+            "-inf",
+            "alice.csv",
+            "-au",
+            "[field0]",
+            "-ap",
+            "[field1]",
+        ])
+        .args(["-auth_uri", DOMAIN, "-m", "1", "-nd", "-nostdin"])
+        .args(["-recv_timeout", "3000", "-timeout", "20s", "-timeout_error"])
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("sipp runs")
+        .success();
+    assert!(refused, "REGISTER of the locked account answered 403");
 }
 
 /// Sends `payload` on a fresh connection and returns what the server wrote until it closed.
