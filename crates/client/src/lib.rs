@@ -5,6 +5,10 @@
 //! transaction machines, digest arithmetic); this crate drives it with tokio sockets and timers
 //! and reports what happens as a stream of typed [`Event`]s.
 
+pub mod event;
 pub mod media;
+pub mod sip;
 
+pub use event::{CallDirection, CallState, Event};
 pub use media::{AudioSource, Codec, MediaConfig, MediaStats};
+pub use sip::{Account, Secret, TransportKind, UaConfig, UaError, UserAgent};

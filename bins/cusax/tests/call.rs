@@ -1,0 +1,309 @@
+//! End to end through a real `cusaxd` on loopback: bob runs `cusax listen --auto-answer`, alice
+//! runs `cusax call sip:bob@example.org`; both print JSON events. Checked: bob is told who calls
+//! (From and the proxy's CUSAX `impp` Call-Info, RFC 7081 §6), both sides go through their call
+//! states, and each side's recording holds the other side's tone (Goertzel filter).
+//!
+//! Build the server first (`cargo build -p cusaxd -p cusaxctl`) so that it is current.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use cusax_testkit::Cusaxd;
+use serde_json::Value;
+
+const DOMAIN: &str = "example.org";
+const STEP: Duration = Duration::from_secs(15);
+
+/// A running `cusax` with its stdout parsed line by line on a thread.
+struct Client {
+    name: &'static str,
+    child: Child,
+    lines: mpsc::Receiver<Value>,
+    seen: Vec<Value>,
+    stderr: PathBuf,
+}
+
+impl Client {
+    fn start(name: &'static str, dir: &Path, args: &[&str]) -> Self {
+        let stderr = dir.join(format!("{name}.stderr"));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cusax"))
+            .args(args)
+            .env("RUST_LOG", "debug")
+            .env("XDG_CONFIG_HOME", dir) // no personal config file gets in the way
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr).expect("stderr file"))
+            .spawn()
+            .expect("cusax starts");
+        let out = child.stdout.take().expect("piped stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let v = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("not a JSON event line: {line:?}: {e}"));
+                if tx.send(v).is_err() {
+                    return;
+                }
+            }
+        });
+        Self {
+            name,
+            child,
+            lines,
+            seen: Vec::new(),
+            stderr,
+        }
+    }
+
+    fn report(&self) -> String {
+        format!(
+            "{} events: {:#?}\n{} stderr:\n{}",
+            self.name,
+            self.seen,
+            self.name,
+            std::fs::read_to_string(&self.stderr).unwrap_or_default()
+        )
+    }
+
+    /// Waits (bounded) for the first event matching `pred`, keeping all events seen.
+    fn wait_for(&mut self, what: &str, server: &Cusaxd, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + STEP;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(v) => {
+                    self.seen.push(v.clone());
+                    if pred(&v) {
+                        return v;
+                    }
+                }
+                Err(_) => panic!(
+                    "{}: no {what} within {STEP:?}\n{}\nserver log:\n{}",
+                    self.name,
+                    self.report(),
+                    server.log()
+                ),
+            }
+        }
+    }
+
+    /// Waits (bounded) for the process to exit after its stdout closed; returns success.
+    fn wait_exit(&mut self) -> bool {
+        let deadline = Instant::now() + STEP;
+        while let Ok(v) = self
+            .lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            self.seen.push(v);
+        }
+        loop {
+            if let Some(st) = self.child.try_wait().expect("wait") {
+                return st.success();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not exit\n{}",
+                self.name,
+                self.report()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn states(&self) -> Vec<String> {
+        self.seen
+            .iter()
+            .filter(|e| e["event"] == "call_state")
+            .map(|e| e["state"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn password_file(dir: &Path, user: &str, pw: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let p = dir.join(format!("{user}.password"));
+    std::fs::write(&p, format!("{pw}\n")).expect("write");
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    p
+}
+
+/// Power of one frequency in a signal (Goertzel algorithm), normalised by length.
+fn goertzel(samples: &[f64], rate: f64, hz: f64) -> f64 {
+    let coeff = 2.0 * (std::f64::consts::TAU * hz / rate).cos();
+    let (mut s1, mut s2) = (0.0, 0.0);
+    for &x in samples {
+        let s = x + coeff * s1 - s2;
+        s2 = s1;
+        s1 = s;
+    }
+    (s1 * s1 + s2 * s2 - coeff * s1 * s2) / samples.len().max(1) as f64
+}
+
+/// Asserts that `path` holds at least `min_secs` of audio dominated by `tone` rather than by
+/// a neighbouring frequency or by `other` (the recorder's own tone).
+fn assert_tone(path: &Path, tone: f64, neighbour: f64, other: f64, min_secs: f64) {
+    let r = hound::WavReader::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let spec = r.spec();
+    assert_eq!(
+        (spec.channels, spec.sample_rate),
+        (1, 8000),
+        "{}",
+        path.display()
+    );
+    let s: Vec<f64> = r
+        .into_samples::<i16>()
+        .map(|v| f64::from(v.expect("sample")))
+        .collect();
+    assert!(
+        s.len() as f64 >= min_secs * 8000.0,
+        "{}: only {} samples",
+        path.display(),
+        s.len()
+    );
+    let p = goertzel(&s, 8000.0, tone);
+    let n = goertzel(&s, 8000.0, neighbour);
+    let o = goertzel(&s, 8000.0, other);
+    assert!(
+        p > 100.0 * n && p > 100.0 * o,
+        "{}: power at {tone} Hz {p:.3e}, at {neighbour} Hz {n:.3e}, at {other} Hz {o:.3e}",
+        path.display()
+    );
+}
+
+#[test]
+fn alice_calls_bob_through_cusaxd_with_audio_both_ways() {
+    let server = Cusaxd::start(DOMAIN);
+    server.import_users(DOMAIN, &[("alice", "alice-secret"), ("bob", "bob-secret")]);
+    let sip = server.addr("sip_udp").expect("sip_udp address").to_string();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    let bob_pw = password_file(dir, "bob", "bob-secret");
+    let alice_pw = password_file(dir, "alice", "alice-secret");
+    let bob_dir = dir.join("bob-calls");
+    let alice_wav = dir.join("alice.wav");
+
+    let mut bob = Client::start(
+        "bob",
+        dir,
+        &[
+            "listen",
+            "--server",
+            &sip,
+            "--user",
+            "bob@example.org",
+            "--password-file",
+            bob_pw.to_str().expect("utf-8"),
+            "--auto-answer",
+            "--record-dir",
+            bob_dir.to_str().expect("utf-8"),
+            "--tone",
+            "880",
+        ],
+    );
+    let reg = bob.wait_for("registration", &server, |e| e["event"] == "registered");
+    assert_eq!(reg["aor"], "sip:bob@example.org");
+
+    let mut alice = Client::start(
+        "alice",
+        dir,
+        &[
+            "call",
+            "sip:bob@example.org",
+            "--server",
+            &sip,
+            "--user",
+            "alice@example.org",
+            "--password-file",
+            alice_pw.to_str().expect("utf-8"),
+            "--tone",
+            "440",
+            "--duration",
+            "2",
+            "--record",
+            alice_wav.to_str().expect("utf-8"),
+        ],
+    );
+
+    // Bob learns who calls: the From and the CUSAX Call-Info the proxy vouches for.
+    let inc = bob.wait_for("incoming call", &server, |e| e["event"] == "incoming_call");
+    assert_eq!(inc["from"], "sip:alice@example.org");
+    assert_eq!(inc["to"], "sip:bob@example.org");
+    assert_eq!(
+        inc["call_info"],
+        serde_json::json!(["<xmpp:alice@example.org>;purpose=impp"])
+    );
+    assert_eq!(inc["auto_answer"], true);
+
+    let est = alice.wait_for("established call", &server, |e| e["state"] == "established");
+    assert_eq!(est["direction"], "outgoing");
+    assert_eq!(est["codec"], "PCMU");
+    let ended = alice.wait_for("end of call", &server, |e| {
+        e["state"] == "ended" || e["state"] == "failed"
+    });
+    assert_eq!(ended["reason"], "local hangup", "{}", alice.report());
+    assert!(
+        alice.wait_exit(),
+        "alice exits with success\n{}",
+        alice.report()
+    );
+    assert_eq!(
+        alice.states(),
+        ["calling", "ringing", "established", "ended"],
+        "{}",
+        alice.report()
+    );
+    let media = &ended["media"];
+    assert!(
+        media["packets_received"].as_u64().unwrap_or(0) >= 50,
+        "{media}"
+    );
+    assert_eq!(media["recording"], alice_wav.to_str().expect("utf-8"));
+
+    let bob_end = bob.wait_for("end of call", &server, |e| {
+        e["state"] == "ended" || e["state"] == "failed"
+    });
+    assert_eq!(bob_end["reason"], "remote hangup", "{}", bob.report());
+    assert_eq!(bob_end["call_id"], ended["call_id"]);
+    assert_eq!(
+        bob.states(),
+        ["ringing", "answered", "established", "ended"],
+        "{}",
+        bob.report()
+    );
+    let bob_est = bob
+        .seen
+        .iter()
+        .find(|e| e["state"] == "established")
+        .expect("established");
+    assert_eq!(bob_est["codec"], "PCMU");
+    let bob_wav = bob_dir.join("call-1.wav");
+    assert_eq!(
+        bob_end["media"]["recording"],
+        bob_wav.to_str().expect("utf-8")
+    );
+
+    // Bob stops like a service: SIGTERM, removal of the binding, exit 0.
+    let st = Command::new("kill")
+        .args(["-TERM", &bob.child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(st.success());
+    bob.wait_for("removal of the binding", &server, |e| {
+        e["event"] == "unregistered"
+    });
+    assert!(bob.wait_exit(), "bob exits with success\n{}", bob.report());
+
+    // Each side hears the other: alice's file holds bob's 880 Hz, bob's holds alice's 440 Hz.
+    assert_tone(&alice_wav, 880.0, 800.0, 440.0, 1.5);
+    assert_tone(&bob_wav, 440.0, 520.0, 880.0, 1.5);
+}

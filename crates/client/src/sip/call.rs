@@ -1,0 +1,916 @@
+//! RFC 3261 §13–§15 with RFC 3264: calls — INVITE with digest retry, CANCEL, ACK and BYE as
+//! caller; 180/200 (or 486/488), 2xx retransmission until ACK (§13.3.1.4), CANCEL and BYE
+//! as callee; media started once the offer/answer exchange is complete.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use cusax_sip_proto::message::{HeaderKind, RequestBuilder, ResponseBuilder, Scheme, Uri};
+use cusax_sip_proto::transaction::{
+    ServerInvite, ServerInviteState, ServerNonInvite, TransactionKey,
+};
+use cusax_sip_proto::{Method, Request, Response};
+use tokio::net::UdpSocket;
+use tokio::sync::watch;
+
+use super::auth::DigestState;
+use super::dialog::Dialog;
+use super::ua::{ALLOW, Actor, Purpose, ServerKind, ServerTx, USER_AGENT, UaError, token};
+use crate::event::{CallDirection, CallState, Event};
+use crate::media::audio::AudioError;
+use crate::media::sdp::{self, LocalMedia, Negotiated};
+use crate::media::{MediaConfig, MediaStats, rtp};
+
+/// Where a call is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Calling,
+    Ringing,
+    Answered,
+    Established,
+    /// Over; waiting only for the media task to finish the recording.
+    Ending,
+}
+
+/// The 2xx a callee retransmits until the ACK comes (§13.3.1.4).
+#[derive(Debug)]
+struct Retransmit {
+    bytes: Bytes,
+    next: Instant,
+    interval: Duration,
+    give_up: Instant,
+}
+
+/// One call, either direction.
+#[derive(Debug)]
+pub(crate) struct Call {
+    id: String,
+    direction: CallDirection,
+    phase: Phase,
+    media_cfg: MediaConfig,
+    rtp: Option<UdpSocket>,
+    local: LocalMedia,
+    local_sdp: Vec<u8>,
+    media_stop: Option<watch::Sender<bool>>,
+    /// The outcome of offer/answer, once known.
+    negotiated: Option<Negotiated>,
+    /// The final event, sent when the media task has finished.
+    final_event: Option<Event>,
+    dialog: Option<Dialog>,
+    // Caller side.
+    target: String,
+    from_tag: String,
+    cseq: u32,
+    invite: Option<Request>,
+    auth: Option<DigestState>,
+    auth_failures: u8,
+    provisional: bool,
+    /// Hang up as soon as possible: CANCEL on the first provisional, BYE on a 2xx.
+    cancel_wanted: bool,
+    cancel_sent: bool,
+    ack: Option<Bytes>,
+    // Callee side.
+    peer: SocketAddr,
+    ok: Option<Retransmit>,
+    offer_in_ack: bool,
+}
+
+impl Call {
+    /// The next callee-side 2xx retransmission.
+    pub(crate) fn next_timer(&self) -> Option<Instant> {
+        self.ok.as_ref().map(|r| r.next.min(r.give_up))
+    }
+
+    /// Stops the media task, if one runs.
+    pub(crate) fn stop_media(&mut self) {
+        if let Some(s) = self.media_stop.take() {
+            let _ = s.send(true);
+        }
+    }
+
+    fn event(&self, state: CallState) -> Event {
+        let mut e = Event::call(&self.id, self.direction, state);
+        if state == CallState::Established
+            && let (
+                Some(n),
+                Event::CallState {
+                    codec, remote_rtp, ..
+                },
+            ) = (self.negotiated, &mut e)
+        {
+            *codec = Some(n.codec);
+            *remote_rtp = Some(n.remote.to_string());
+        }
+        e
+    }
+}
+
+/// Binds an RTP socket synchronously (the handlers are not async).
+fn bind_rtp(ip: std::net::IpAddr) -> std::io::Result<UdpSocket> {
+    let s = std::net::UdpSocket::bind(SocketAddr::new(ip, 0))?;
+    s.set_nonblocking(true)?;
+    UdpSocket::from_std(s)
+}
+
+/// `sip:`/`sips:` URIs as given; `user@host` gets `sip:` in front.
+fn normalise_target(t: &str) -> Result<String, UaError> {
+    let t = t.trim();
+    // RFC 3986 §3.1: a scheme is a letter then letters, digits, `+`, `-`, `.`, before `:`.
+    let has_scheme = t.split_once(':').is_some_and(|(s, _)| {
+        s.starts_with(|c: char| c.is_ascii_alphabetic())
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+    });
+    let full = if has_scheme {
+        t.to_owned()
+    } else {
+        format!("sip:{t}")
+    };
+    match Uri::parse(full.as_bytes()) {
+        Some(u) if matches!(u.scheme(), Scheme::Sip | Scheme::Sips) && u.host().is_some() => {
+            Ok(full)
+        }
+        _ => Err(UaError::BadTarget(t.to_owned())),
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+impl Actor {
+    fn new_call(
+        &mut self,
+        id: String,
+        direction: CallDirection,
+        media_cfg: MediaConfig,
+        peer: SocketAddr,
+    ) -> Result<Call, UaError> {
+        let rtp = bind_rtp(self.transport.local().ip())?;
+        let local = LocalMedia {
+            rtp: rtp.local_addr()?,
+            session_id: u64::from(rand::random::<u32>()),
+            version: 1,
+        };
+        Ok(Call {
+            id,
+            direction,
+            phase: Phase::Calling,
+            media_cfg,
+            rtp: Some(rtp),
+            local,
+            local_sdp: Vec::new(),
+            media_stop: None,
+            negotiated: None,
+            final_event: None,
+            dialog: None,
+            target: String::new(),
+            from_tag: token(6),
+            cseq: 0,
+            invite: None,
+            auth: None,
+            auth_failures: 0,
+            provisional: false,
+            cancel_wanted: false,
+            cancel_sent: false,
+            ack: None,
+            peer,
+            ok: None,
+            offer_in_ack: false,
+        })
+    }
+
+    fn emit(&self, e: Event) {
+        let _ = self.events.send(e);
+    }
+
+    // ----- caller -------------------------------------------------------------------------
+
+    pub(crate) fn start_call(
+        &mut self,
+        now: Instant,
+        target: &str,
+        media: MediaConfig,
+    ) -> Result<String, UaError> {
+        let target = normalise_target(target)?;
+        if let crate::media::AudioSource::Wav(p) = &media.source {
+            // Fail now rather than when the call is answered.
+            crate::media::audio::read_wav(p)?;
+        }
+        let id = format!("{}@cusax", token(10));
+        let server = self.transport.server();
+        let mut call = self.new_call(id.clone(), CallDirection::Outgoing, media, server)?;
+        call.target = target;
+        call.local_sdp = sdp::offer(&call.local, &self.cfg.codecs);
+        self.calls.insert(id.clone(), call);
+        self.send_invite(now, &id);
+        self.emit(Event::call(
+            &id,
+            CallDirection::Outgoing,
+            CallState::Calling,
+        ));
+        Ok(id)
+    }
+
+    fn send_invite(&mut self, now: Instant, id: &str) {
+        let acct = &self.cfg.account;
+        let aor = acct.aor();
+        let from = match &acct.display_name {
+            Some(n) => format!("\"{}\" <{aor}>", n.replace('"', "")),
+            None => format!("<{aor}>"),
+        };
+        let impp = acct.impp.clone();
+        let via = self.via();
+        let contact = self.contact();
+        let secret = acct.secret.clone();
+        let Some(call) = self.calls.get_mut(id) else {
+            return;
+        };
+        call.cseq += 1;
+        let mut b = RequestBuilder::new("INVITE", call.target.as_bytes())
+            .header("Via", via.as_bytes())
+            .header("Max-Forwards", b"70")
+            .header("From", format!("{from};tag={}", call.from_tag).as_bytes())
+            .header("To", format!("<{}>", call.target).as_bytes())
+            .header("Call-ID", id.as_bytes())
+            .header("CSeq", format!("{} INVITE", call.cseq).as_bytes())
+            .header("Contact", contact.as_bytes())
+            .header("Allow", ALLOW.as_bytes())
+            .header("User-Agent", USER_AGENT.as_bytes());
+        if let Some(jid) = impp {
+            b = b.header("Call-Info", format!("<xmpp:{jid}>;purpose=impp").as_bytes());
+        }
+        if let Some(d) = &mut call.auth {
+            let v = d.authorize(&secret, "INVITE", &call.target, &token(8));
+            b = b.header(d.header_name(), v.as_bytes());
+        }
+        let bytes = b
+            .build_with_body(Some((b"application/sdp", &call.local_sdp)))
+            .freeze();
+        call.provisional = false;
+        if let Some((_, req)) = self.start_client(now, bytes, None, Some(id))
+            && let Some(call) = self.calls.get_mut(id)
+        {
+            call.invite = Some(req);
+        }
+    }
+
+    pub(crate) fn on_invite_timeout(&mut self, id: &str) {
+        self.finish(id, CallState::Failed, Some(408), "Request Timeout");
+    }
+
+    pub(crate) fn on_invite_response(&mut self, now: Instant, id: &str, resp: &Response) {
+        let code = resp.code();
+        let reason = text(resp.reason());
+        let Some(call) = self.calls.get_mut(id) else {
+            return;
+        };
+        match code {
+            100..=199 => {
+                call.provisional = true;
+                if call.cancel_wanted && !call.cancel_sent {
+                    self.send_cancel(now, id);
+                } else if code != 100 && call.phase == Phase::Calling {
+                    call.phase = Phase::Ringing;
+                    let e = call
+                        .event(CallState::Ringing)
+                        .with_reason(Some(code), &reason);
+                    self.emit(e);
+                }
+            }
+            200..=299 => self.on_invite_2xx(now, id, resp),
+            401 | 407 => {
+                call.auth_failures += 1;
+                let stale = DigestState::is_stale(resp);
+                match DigestState::from_response(resp) {
+                    Some(d) if (call.auth_failures < 2 || stale) && !call.cancel_wanted => {
+                        call.auth = Some(d);
+                        self.send_invite(now, id);
+                    }
+                    _ => self.finish(id, CallState::Failed, Some(code), &reason),
+                }
+            }
+            487 if call.cancel_wanted => self.finish(id, CallState::Ended, Some(487), "cancelled"),
+            _ => self.finish(id, CallState::Failed, Some(code), &reason),
+        }
+    }
+
+    fn on_invite_2xx(&mut self, now: Instant, id: &str, resp: &Response) {
+        let via = self.via();
+        let server = self.transport.server();
+        let codecs = self.cfg.codecs.clone();
+        let Some(call) = self.calls.get_mut(id) else {
+            return;
+        };
+        if let Some(d) = &call.dialog {
+            // A retransmission of the 2xx: the ACK was lost. (A 2xx of another fork, with
+            // another To tag, is not taken: that would need a second dialog.)
+            let same = resp
+                .to_addr()
+                .ok()
+                .and_then(|t| t.tag())
+                .is_some_and(|t| t == d.remote_tag.as_bytes());
+            if same && let Some(ack) = call.ack.clone() {
+                self.send(server, ack);
+            }
+            return;
+        }
+        let Some(invite) = call.invite.as_ref() else {
+            return;
+        };
+        let Some(mut dialog) = Dialog::uac(invite, resp) else {
+            tracing::warn!(call = id, "2xx without usable To tag or Contact");
+            return;
+        };
+        // §13.2.2.4: the ACK has the INVITE's CSeq number and goes along the route set.
+        let ack = dialog
+            .request("ACK", &via, Some(call.cseq))
+            .header("User-Agent", USER_AGENT.as_bytes())
+            .build()
+            .freeze();
+        call.ack = Some(ack.clone());
+        call.dialog = Some(dialog);
+        let cancel_wanted = call.cancel_wanted;
+        self.send(server, ack);
+        if cancel_wanted {
+            // Our hang-up lost the race against the answer: end the call with BYE.
+            self.send_bye(now, id);
+            self.finish(id, CallState::Ended, Some(200), "cancelled");
+            return;
+        }
+        match sdp::read_answer(resp.body(), &codecs) {
+            Ok(n) => {
+                self.start_media(id, n);
+                if let Some(call) = self.calls.get_mut(id) {
+                    call.phase = Phase::Established;
+                    let e = call.event(CallState::Established);
+                    self.emit(e);
+                }
+            }
+            Err(err) => {
+                tracing::warn!(call = id, error = %err, "unusable SDP answer");
+                self.send_bye(now, id);
+                self.finish(id, CallState::Failed, Some(488), &err.to_string());
+            }
+        }
+    }
+
+    fn send_cancel(&mut self, now: Instant, id: &str) {
+        let Some(call) = self.calls.get_mut(id) else {
+            return;
+        };
+        let Some(cancel) = call
+            .invite
+            .as_ref()
+            .and_then(cusax_sip_proto::message::build_cancel)
+        else {
+            return;
+        };
+        // The INVITE's 487 ends the call; a 2xx racing the CANCEL is answered with BYE.
+        call.cancel_wanted = true;
+        call.cancel_sent = true;
+        self.start_client(
+            now,
+            cancel.freeze(),
+            Some(Purpose::Cancel(id.to_owned())),
+            None,
+        );
+    }
+
+    fn send_bye(&mut self, now: Instant, id: &str) {
+        let via = self.via();
+        let Some(dialog) = self.calls.get_mut(id).and_then(|c| c.dialog.as_mut()) else {
+            return;
+        };
+        let bye = dialog
+            .request("BYE", &via, None)
+            .header("User-Agent", USER_AGENT.as_bytes())
+            .build()
+            .freeze();
+        self.start_client(now, bye, Some(Purpose::Bye(id.to_owned())), None);
+    }
+
+    /// Ends a call from this side: CANCEL while unanswered, BYE once a dialog exists.
+    pub(crate) fn hangup(&mut self, now: Instant, id: &str) {
+        let Some(call) = self.calls.get_mut(id) else {
+            return;
+        };
+        match (call.direction, call.phase) {
+            (_, Phase::Ending) => {}
+            (CallDirection::Outgoing, Phase::Calling | Phase::Ringing) => {
+                if call.provisional && !call.cancel_sent {
+                    self.send_cancel(now, id);
+                } else {
+                    // §9.1: no CANCEL before a provisional response; it goes out with the first.
+                    call.cancel_wanted = true;
+                }
+            }
+            (CallDirection::Incoming, Phase::Calling | Phase::Ringing) => {
+                self.reject_pending(now, id, 480, "Temporarily Unavailable");
+                self.finish(id, CallState::Ended, None, "local hangup");
+            }
+            (_, Phase::Answered | Phase::Established) => {
+                self.send_bye(now, id);
+                self.finish(id, CallState::Ended, None, "local hangup");
+            }
+        }
+    }
+
+    /// Reports the final state, after the media task (if any) has closed the recording.
+    pub(crate) fn finish(&mut self, id: &str, state: CallState, code: Option<u16>, reason: &str) {
+        let Some(call) = self.calls.get_mut(id) else {
+            return;
+        };
+        if call.phase == Phase::Ending {
+            return;
+        }
+        call.phase = Phase::Ending;
+        call.ok = None;
+        let e = call.event(state).with_reason(code, reason);
+        if call.media_stop.is_some() {
+            call.final_event = Some(e);
+            call.stop_media();
+        } else {
+            self.calls.remove(id);
+            self.emit(e);
+        }
+    }
+
+    pub(crate) fn on_media_done(&mut self, id: &str, r: Result<MediaStats, AudioError>) {
+        let Some(mut call) = self.calls.remove(id) else {
+            return;
+        };
+        let stats = r.unwrap_or_else(|e| {
+            tracing::warn!(call = id, error = %e, "media failed");
+            MediaStats::default()
+        });
+        let mut e = call.final_event.take().unwrap_or_else(|| {
+            call.event(CallState::Ended)
+                .with_reason(None, "media stopped")
+        });
+        if let Event::CallState { media, .. } = &mut e {
+            *media = Some(stats);
+        }
+        if call.phase != Phase::Ending {
+            // The media task ended on its own (recording error): the call goes on, unreported.
+            self.calls.insert(id.to_owned(), call);
+            return;
+        }
+        self.emit(e);
+    }
+
+    fn start_media(&mut self, id: &str, n: Negotiated) {
+        let done = self.media_done_tx.clone();
+        let Some(call) = self.calls.get_mut(id) else {
+            return;
+        };
+        let Some(socket) = call.rtp.take() else {
+            return;
+        };
+        let (stop_tx, stop_rx) = watch::channel(false);
+        call.media_stop = Some(stop_tx);
+        call.negotiated = Some(n);
+        let cfg = call.media_cfg.clone();
+        let id = id.to_owned();
+        tokio::spawn(async move {
+            let r = rtp::run(socket, n, cfg, stop_rx).await;
+            let _ = done.send((id, r));
+        });
+    }
+
+    // ----- callee -------------------------------------------------------------------------
+
+    /// Requests from the network: retransmissions go to their transaction, the rest by method.
+    pub(crate) fn on_request(&mut self, now: Instant, req: Request, from: SocketAddr) {
+        if let Some(key) = TransactionKey::server(&req)
+            && let Some(tx) = self.servers.get_mut(&key)
+        {
+            match (&mut tx.kind, req.method()) {
+                (ServerKind::Invite(t, _), Method::Ack) => {
+                    let _ = t.on_ack(now);
+                }
+                (ServerKind::Invite(t, _), _) => t.on_invite_retransmission(),
+                (ServerKind::NonInvite(t), _) => t.on_request_retransmission(),
+            }
+            if req.method() != Method::Ack {
+                return;
+            }
+        }
+        match req.method() {
+            Method::Invite => match req.to_addr().ok().and_then(|t| t.tag()) {
+                None => self.on_new_invite(now, req, from),
+                Some(_) => self.on_reinvite(now, req, from),
+            },
+            Method::Ack => self.on_ack(&req),
+            Method::Bye => self.on_bye(now, &req, from),
+            Method::Cancel => self.on_cancel(now, &req, from),
+            Method::Options => self.respond(now, &req, from, 200, "OK", &[]),
+            _ => self.respond(
+                now,
+                &req,
+                from,
+                405,
+                "Method Not Allowed",
+                &[("Allow", ALLOW)],
+            ),
+        }
+    }
+
+    /// Answers a non-INVITE request through a server transaction (absorbs retransmissions).
+    fn respond(
+        &mut self,
+        now: Instant,
+        req: &Request,
+        peer: SocketAddr,
+        code: u16,
+        reason: &str,
+        headers: &[(&str, &str)],
+    ) {
+        let tag = token(6);
+        let mut b = ResponseBuilder::new(req, code, reason).to_tag(tag.as_bytes());
+        for (n, v) in headers {
+            b = b.header(n, v.as_bytes());
+        }
+        let bytes = b.header("Server", USER_AGENT.as_bytes()).build().freeze();
+        let mut t = ServerNonInvite::new(self.transport.kind().reliable(), self.cfg.timers);
+        t.send_response(now, code, bytes);
+        if let Some(key) = TransactionKey::server(req) {
+            self.servers.insert(
+                key,
+                ServerTx {
+                    peer,
+                    kind: ServerKind::NonInvite(t),
+                },
+            );
+        }
+    }
+
+    /// Sends a response to the INVITE of call `id` through its server transaction.
+    fn respond_invite(
+        &mut self,
+        now: Instant,
+        id: &str,
+        code: u16,
+        reason: &str,
+        with_sdp: bool,
+    ) -> Option<Bytes> {
+        let contact = self.contact();
+        let call = self.calls.get(id)?;
+        let tag = call.dialog.as_ref()?.local_tag.clone();
+        let key = self.servers.iter().find_map(|(k, t)| match &t.kind {
+            ServerKind::Invite(_, cid) if cid == id => Some(k.clone()),
+            _ => None,
+        })?;
+        let tx = self.servers.get_mut(&key)?;
+        let ServerKind::Invite(t, _) = &mut tx.kind else {
+            return None;
+        };
+        let req = t.request().clone();
+        let mut b = ResponseBuilder::new(&req, code, reason).to_tag(tag.as_bytes());
+        if code < 300 {
+            b = b.header("Contact", contact.as_bytes());
+            // §12.1.1: the Record-Route of the request is copied into dialog-creating responses.
+            for h in req.headers_of(HeaderKind::RecordRoute) {
+                b = b.header("Record-Route", h.value);
+            }
+            b = b.header("Allow", ALLOW.as_bytes());
+        }
+        b = b.header("Server", USER_AGENT.as_bytes());
+        if with_sdp {
+            b = b.body(b"application/sdp", &call.local_sdp);
+        }
+        let bytes = b.build().freeze();
+        t.send_response(now, code, bytes.clone());
+        Some(bytes)
+    }
+
+    fn reject_pending(&mut self, now: Instant, id: &str, code: u16, reason: &str) {
+        let _ = self.respond_invite(now, id, code, reason, false);
+    }
+
+    fn on_new_invite(&mut self, now: Instant, req: Request, from: SocketAddr) {
+        let Ok(call_id) = req.call_id().map(text) else {
+            return;
+        };
+        let Some(key) = TransactionKey::server(&req) else {
+            return;
+        };
+        if self.calls.contains_key(&call_id) {
+            // Same Call-ID, new transaction, no To tag: another fork of a call we already have.
+            self.respond(now, &req, from, 482, "Loop Detected", &[]);
+            return;
+        }
+        let busy = !self.cfg.auto_answer
+            || self.is_shutting_down()
+            || self.calls.values().any(|c| c.phase != Phase::Ending);
+        let record = match (&self.cfg.record_dir, busy) {
+            (Some(d), false) => {
+                self.calls_answered += 1;
+                Some(recording_path(d, self.calls_answered))
+            }
+            _ => None,
+        };
+        let media = MediaConfig {
+            source: self.cfg.answer_source.clone(),
+            record,
+        };
+        let mut call = match self.new_call(call_id.clone(), CallDirection::Incoming, media, from) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot set up a call");
+                self.respond(now, &req, from, 500, "Server Internal Error", &[]);
+                return;
+            }
+        };
+        let local_tag = token(6);
+        let Some(dialog) = Dialog::uas(&req, &local_tag) else {
+            self.respond(now, &req, from, 400, "Bad Request", &[]);
+            return;
+        };
+        let from_addr = req.from_addr().ok();
+        let e = Event::IncomingCall {
+            call_id: call_id.clone(),
+            from: from_addr
+                .map(|f| text(f.uri().as_bytes()))
+                .unwrap_or_default(),
+            from_name: from_addr.and_then(|f| f.display_name()).map(|n| text(&n)),
+            to: req
+                .to_addr()
+                .map(|t| text(t.uri().as_bytes()))
+                .unwrap_or_default(),
+            call_info: req.values_of(HeaderKind::CallInfo).map(text).collect(),
+            auto_answer: !busy,
+        };
+        self.emit(e);
+        // Offer in the INVITE, or (empty body) an offer of ours in the 200 and the answer in
+        // the ACK (RFC 3264 §5, RFC 3261 §13.2.1).
+        let negotiated = if req.body().is_empty() {
+            call.local_sdp = sdp::offer(&call.local, &self.cfg.codecs);
+            call.offer_in_ack = true;
+            None
+        } else {
+            match sdp::answer(req.body(), &call.local, &self.cfg.codecs) {
+                Ok((body, n)) => {
+                    call.local_sdp = body;
+                    Some(n)
+                }
+                Err(err) => {
+                    tracing::info!(error = %err, "refusing an offer");
+                    call.dialog = Some(dialog);
+                    self.insert_invite_tx(now, key, req, from, &call_id);
+                    self.calls.insert(call_id.clone(), call);
+                    self.reject_pending(now, &call_id, 488, "Not Acceptable Here");
+                    self.finish(&call_id, CallState::Failed, Some(488), &err.to_string());
+                    return;
+                }
+            }
+        };
+        call.dialog = Some(dialog);
+        self.insert_invite_tx(now, key, req, from, &call_id);
+        self.calls.insert(call_id.clone(), call);
+        if busy {
+            self.reject_pending(now, &call_id, 486, "Busy Here");
+            self.finish(&call_id, CallState::Failed, Some(486), "Busy Here");
+            return;
+        }
+        let _ = self.respond_invite(now, &call_id, 180, "Ringing", false);
+        if let Some(c) = self.calls.get_mut(&call_id) {
+            c.phase = Phase::Ringing;
+        }
+        self.emit(Event::call(
+            &call_id,
+            CallDirection::Incoming,
+            CallState::Ringing,
+        ));
+        self.answer(now, &call_id, negotiated);
+    }
+
+    fn insert_invite_tx(
+        &mut self,
+        now: Instant,
+        key: TransactionKey,
+        req: Request,
+        peer: SocketAddr,
+        id: &str,
+    ) {
+        let t = ServerInvite::new(now, req, self.transport.kind().reliable(), self.cfg.timers);
+        self.servers.insert(
+            key,
+            ServerTx {
+                peer,
+                kind: ServerKind::Invite(Box::new(t), id.to_owned()),
+            },
+        );
+    }
+
+    /// Sends the 200 with our SDP and starts media when the answer is known.
+    fn answer(&mut self, now: Instant, id: &str, negotiated: Option<Negotiated>) {
+        let Some(ok) = self.respond_invite(now, id, 200, "OK", true) else {
+            return;
+        };
+        let t1 = self.cfg.timers.t1;
+        let give_up = now + self.cfg.timers.t1x64();
+        if let Some(call) = self.calls.get_mut(id) {
+            call.phase = Phase::Answered;
+            call.ok = Some(Retransmit {
+                bytes: ok,
+                next: now + t1,
+                interval: t1,
+                give_up,
+            });
+        }
+        self.emit(Event::call(
+            id,
+            CallDirection::Incoming,
+            CallState::Answered,
+        ));
+        if let Some(n) = negotiated {
+            self.start_media(id, n);
+        }
+    }
+
+    /// 2xx retransmissions (§13.3.1.4): T1 doubling up to T2; no ACK after 64·T1 ends the
+    /// call with a BYE.
+    pub(crate) fn call_timers(&mut self, now: Instant) {
+        let t2 = self.cfg.timers.t2;
+        let mut resend = Vec::new();
+        let mut give_up = Vec::new();
+        for call in self.calls.values_mut() {
+            let Some(r) = &mut call.ok else { continue };
+            if r.give_up <= now {
+                give_up.push(call.id.clone());
+            } else if r.next <= now {
+                resend.push((call.peer, r.bytes.clone()));
+                r.interval = (r.interval * 2).min(t2);
+                r.next = now + r.interval;
+            }
+        }
+        for (peer, b) in resend {
+            self.send(peer, b);
+        }
+        for id in give_up {
+            self.send_bye(now, &id);
+            self.finish(&id, CallState::Failed, Some(408), "no ACK");
+        }
+    }
+
+    fn call_for_dialog(&self, req: &Request) -> Option<String> {
+        self.calls
+            .values()
+            .find(|c| c.dialog.as_ref().is_some_and(|d| d.matches(req)))
+            .map(|c| c.id.clone())
+    }
+
+    fn on_ack(&mut self, req: &Request) {
+        let Some(id) = self.call_for_dialog(req) else {
+            return;
+        };
+        let codecs = self.cfg.codecs.clone();
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if call.phase != Phase::Answered {
+            call.ok = None; // ACK of a re-INVITE's 2xx
+            return;
+        }
+        call.ok = None;
+        call.phase = Phase::Established;
+        let mut negotiated = None;
+        if call.offer_in_ack {
+            match sdp::read_answer(req.body(), &codecs) {
+                Ok(n) => negotiated = Some(n),
+                Err(err) => tracing::warn!(call = id, error = %err, "unusable answer in ACK"),
+            }
+        }
+        if let Some(n) = negotiated {
+            self.start_media(&id, n);
+        }
+        if let Some(call) = self.calls.get(&id) {
+            self.emit(call.event(CallState::Established));
+        }
+    }
+
+    fn on_bye(&mut self, now: Instant, req: &Request, from: SocketAddr) {
+        match self.call_for_dialog(req) {
+            Some(id) => {
+                self.respond(now, req, from, 200, "OK", &[]);
+                self.finish(&id, CallState::Ended, None, "remote hangup");
+            }
+            None => self.respond(now, req, from, 481, "Call/Transaction Does Not Exist", &[]),
+        }
+    }
+
+    fn on_cancel(&mut self, now: Instant, req: &Request, from: SocketAddr) {
+        let target = TransactionKey::cancel_target(req).and_then(|k| {
+            self.servers.get(&k).and_then(|t| match &t.kind {
+                ServerKind::Invite(t, id) => Some((t.state(), id.clone())),
+                ServerKind::NonInvite(_) => None,
+            })
+        });
+        let Some((state, id)) = target else {
+            self.respond(now, req, from, 481, "Call/Transaction Does Not Exist", &[]);
+            return;
+        };
+        self.respond(now, req, from, 200, "OK", &[]);
+        // §9.2: only a call not yet answered is cancelled; its INVITE gets 487.
+        let unanswered = state == ServerInviteState::Proceeding
+            && self
+                .calls
+                .get(&id)
+                .is_some_and(|c| c.phase != Phase::Answered && c.phase != Phase::Established);
+        if unanswered {
+            self.reject_pending(now, &id, 487, "Request Terminated");
+            self.finish(&id, CallState::Ended, Some(487), "cancelled");
+        }
+    }
+
+    /// A re-INVITE in an established dialog: the session is kept as it is, and our current
+    /// SDP is sent again (RFC 3264 §8: an unchanged description keeps its version).
+    fn on_reinvite(&mut self, now: Instant, req: Request, from: SocketAddr) {
+        let Some(id) = self.call_for_dialog(&req) else {
+            self.respond(now, &req, from, 481, "Call/Transaction Does Not Exist", &[]);
+            return;
+        };
+        let Some(key) = TransactionKey::server(&req) else {
+            return;
+        };
+        let contact = self.contact();
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        let Some(tag) = call.dialog.as_ref().map(|d| d.local_tag.clone()) else {
+            return;
+        };
+        let bytes = ResponseBuilder::new(&req, 200, "OK")
+            .to_tag(tag.as_bytes())
+            .header("Contact", contact.as_bytes())
+            .header("Allow", ALLOW.as_bytes())
+            .body(b"application/sdp", &call.local_sdp)
+            .build()
+            .freeze();
+        let mut t = ServerInvite::new(now, req, self.transport.kind().reliable(), self.cfg.timers);
+        t.send_response(now, 200, bytes.clone());
+        self.servers.insert(
+            key,
+            ServerTx {
+                peer: from,
+                kind: ServerKind::Invite(Box::new(t), id.clone()),
+            },
+        );
+        let (t1, give_up) = (self.cfg.timers.t1, now + self.cfg.timers.t1x64());
+        if let Some(call) = self.calls.get_mut(&id) {
+            call.ok = Some(Retransmit {
+                bytes,
+                next: now + t1,
+                interval: t1,
+                give_up,
+            });
+        }
+    }
+
+    /// A response no transaction wants: a retransmitted 2xx to an INVITE whose transaction
+    /// has ended is ACKed again (§13.2.2.4).
+    pub(crate) fn on_stray_response(&mut self, resp: &Response) {
+        if !(200..300).contains(&resp.code()) {
+            return;
+        }
+        let Ok(call_id) = resp.call_id() else {
+            return;
+        };
+        let server = self.transport.server();
+        if let Some(ack) = self.calls.get(&text(call_id)).and_then(|c| c.ack.clone()) {
+            self.send(server, ack);
+        }
+    }
+}
+
+/// The file a callee records call number `n` to.
+pub fn recording_path(dir: &std::path::Path, n: u32) -> PathBuf {
+    dir.join(format!("call-{n}.wav"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalise_target;
+
+    #[test]
+    fn targets() {
+        assert_eq!(
+            normalise_target("sip:bob@example.org").expect("ok"),
+            "sip:bob@example.org"
+        );
+        assert_eq!(
+            normalise_target("bob@example.org").expect("ok"),
+            "sip:bob@example.org"
+        );
+        assert_eq!(
+            normalise_target(" sips:bob@h:5061 ").expect("ok"),
+            "sips:bob@h:5061"
+        );
+        assert!(normalise_target("xmpp:bob@example.org").is_err());
+        assert!(normalise_target("tel:+123").is_err());
+        assert!(normalise_target("").is_err());
+    }
+}

@@ -1,0 +1,410 @@
+//! The user agent against a scripted SIP peer on loopback UDP: each test plays the server's
+//! side of an RFC 3261 exchange message by message and checks what the client sends and
+//! reports. Every wait is bounded.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use cusax_client::{
+    Account, CallState, Event, MediaConfig, Secret, TransportKind, UaConfig, UserAgent,
+};
+use cusax_sip_proto::digest::{
+    Algorithm, DigestConfig, NonceCounts, NonceKey, Verified, challenges, verify,
+};
+use cusax_sip_proto::message::{HeaderKind, ResponseBuilder};
+use cusax_sip_proto::{Limits, Method, Request, SipMessage, parse_datagram};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+const WAIT: Duration = Duration::from_secs(5);
+
+struct Peer {
+    sock: UdpSocket,
+    client: Option<SocketAddr>,
+}
+
+impl Peer {
+    async fn new() -> Self {
+        Self {
+            sock: UdpSocket::bind("127.0.0.1:0").await.expect("bind"),
+            client: None,
+        }
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.sock.local_addr().expect("addr")
+    }
+
+    /// The next request from the client (responses and retransmissions of other methods
+    /// are skipped).
+    async fn request(&mut self, method: Method) -> Request {
+        let mut buf = vec![0u8; 65_536];
+        loop {
+            let (n, from) = tokio::time::timeout(WAIT, self.sock.recv_from(&mut buf))
+                .await
+                .unwrap_or_else(|_| panic!("no {method:?} within {WAIT:?}"))
+                .expect("recv");
+            self.client = Some(from);
+            let msg = parse_datagram(Bytes::copy_from_slice(&buf[..n]), &Limits::default())
+                .expect("the client sends valid SIP");
+            if let SipMessage::Request(r) = msg
+                && r.method() == method
+            {
+                return r;
+            }
+        }
+    }
+
+    async fn send(&self, bytes: impl AsRef<[u8]>) {
+        let to = self.client.expect("a client has spoken");
+        self.sock.send_to(bytes.as_ref(), to).await.expect("send");
+    }
+}
+
+fn account(server: SocketAddr) -> Account {
+    Account {
+        user: "alice".into(),
+        domain: "example.org".into(),
+        display_name: None,
+        secret: Secret::new("alice", "pw"),
+        server,
+        transport: TransportKind::Udp,
+        impp: Some("alice@example.org".into()),
+    }
+}
+
+async fn next_event(events: &mut UnboundedReceiver<Event>) -> Event {
+    tokio::time::timeout(WAIT, events.recv())
+        .await
+        .expect("an event in time")
+        .expect("the user agent runs")
+}
+
+fn digest() -> (DigestConfig, NonceKey) {
+    let cfg = DigestConfig {
+        algorithms: vec![Algorithm::Md5],
+        ..DigestConfig::default()
+    };
+    (cfg, NonceKey::new([1; 32]))
+}
+
+fn challenge(req: &Request, code: u16, header: &str, stale: bool) -> bytes::BytesMut {
+    let (cfg, key) = digest();
+    let ch = challenges(&cfg, &key, b"example.org", b"", 1_000, stale).remove(0);
+    ResponseBuilder::new(req, code, "Unauthorized")
+        .to_tag(b"srv")
+        .header(header, &ch)
+        .build()
+}
+
+fn check_credentials(req: &Request, proxy: bool, method: &[u8]) {
+    let (cfg, key) = digest();
+    let creds = req
+        .digest_credentials(b"example.org", proxy)
+        .expect("credentials for the realm");
+    let ha1 = Algorithm::Md5.ha1(b"alice", b"example.org", b"pw");
+    let mut counts = NonceCounts::new(4);
+    let r = verify(
+        &cfg,
+        &key,
+        &mut counts,
+        &creds,
+        b"example.org",
+        method,
+        ha1.as_bytes(),
+        b"",
+        1_001,
+    );
+    assert_eq!(r, Ok(Verified::Ok));
+}
+
+#[tokio::test]
+async fn registers_with_digest_and_refreshes_before_expiry() {
+    let mut peer = Peer::new().await;
+    let mut cfg = UaConfig::new(account(peer.addr()));
+    cfg.register = true;
+    cfg.expires = 2;
+    let (ua, mut events) = UserAgent::start(cfg).await.expect("start");
+
+    let r1 = peer.request(Method::Register).await;
+    assert_eq!(r1.uri_bytes(), b"sip:example.org");
+    assert!(r1.first(HeaderKind::Authorization).is_none());
+    peer.send(challenge(&r1, 401, "WWW-Authenticate", false))
+        .await;
+
+    let r2 = peer.request(Method::Register).await;
+    check_credentials(&r2, false, b"REGISTER");
+    assert_eq!(
+        r2.call_id().ok(),
+        r1.call_id().ok(),
+        "one Call-ID per registration"
+    );
+    assert_eq!(
+        r2.cseq().expect("cseq").number,
+        r1.cseq().expect("cseq").number + 1
+    );
+    let contact = r2
+        .first(HeaderKind::Contact)
+        .expect("contact")
+        .value
+        .to_vec();
+    let granted = format!("{};expires=2", String::from_utf8_lossy(&contact));
+    peer.send(
+        ResponseBuilder::new(&r2, 200, "OK")
+            .to_tag(b"srv")
+            .header("Contact", granted.as_bytes())
+            .build(),
+    )
+    .await;
+    match next_event(&mut events).await {
+        Event::Registered { aor, expires, .. } => {
+            assert_eq!((aor.as_str(), expires), ("sip:alice@example.org", 2));
+        }
+        other => panic!("expected registered, got {other:?}"),
+    }
+
+    // Refresh after half the lifetime, with credentials for the cached nonce (nc 2).
+    let r3 = peer.request(Method::Register).await;
+    let creds = r3.digest_credentials(b"example.org", false).expect("creds");
+    assert_eq!(creds.nc, Some(&b"00000002"[..]));
+    // The nonce has gone stale at the server: the client retries with the new one.
+    peer.send(challenge(&r3, 401, "WWW-Authenticate", true))
+        .await;
+    let r4 = peer.request(Method::Register).await;
+    check_credentials(&r4, false, b"REGISTER");
+    peer.send(ResponseBuilder::new(&r4, 200, "OK").to_tag(b"srv").build())
+        .await;
+    assert!(matches!(
+        next_event(&mut events).await,
+        Event::Registered { .. }
+    ));
+
+    // Shutdown removes the binding.
+    let stopper = tokio::spawn(async move { ua.shutdown().await });
+    let r5 = peer.request(Method::Register).await;
+    assert_eq!(r5.expires().expect("expires"), Some(0));
+    peer.send(ResponseBuilder::new(&r5, 200, "OK").to_tag(b"srv").build())
+        .await;
+    assert!(matches!(
+        next_event(&mut events).await,
+        Event::Unregistered { .. }
+    ));
+    tokio::time::timeout(WAIT, stopper)
+        .await
+        .expect("stops")
+        .expect("join");
+}
+
+#[tokio::test]
+async fn wrong_password_is_reported_once() {
+    let mut peer = Peer::new().await;
+    let mut cfg = UaConfig::new(account(peer.addr()));
+    cfg.register = true;
+    let (_ua, mut events) = UserAgent::start(cfg).await.expect("start");
+    let r1 = peer.request(Method::Register).await;
+    peer.send(challenge(&r1, 401, "WWW-Authenticate", false))
+        .await;
+    let r2 = peer.request(Method::Register).await;
+    peer.send(challenge(&r2, 401, "WWW-Authenticate", false))
+        .await;
+    match next_event(&mut events).await {
+        Event::RegistrationFailed { code, .. } => assert_eq!(code, 401),
+        other => panic!("expected failure, got {other:?}"),
+    }
+}
+
+fn state(e: &Event) -> Option<CallState> {
+    match e {
+        Event::CallState { state, .. } => Some(*state),
+        _ => None,
+    }
+}
+
+const ANSWER: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+                      m=audio 9 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n";
+
+#[tokio::test]
+async fn caller_authenticates_follows_record_route_and_hangs_up_with_bye() {
+    let mut peer = Peer::new().await;
+    let (ua, mut events) = UserAgent::start(UaConfig::new(account(peer.addr())))
+        .await
+        .expect("start");
+    let id = ua
+        .call("bob@example.org", MediaConfig::default())
+        .await
+        .expect("call");
+    assert_eq!(
+        state(&next_event(&mut events).await),
+        Some(CallState::Calling)
+    );
+
+    let i1 = peer.request(Method::Invite).await;
+    assert_eq!(i1.uri_bytes(), b"sip:bob@example.org");
+    assert_eq!(i1.call_id().expect("call-id"), id.as_bytes());
+    let ci: Vec<&[u8]> = i1.values_of(HeaderKind::CallInfo).collect();
+    assert_eq!(ci, [&b"<xmpp:alice@example.org>;purpose=impp"[..]]);
+    assert!(i1.body().starts_with(b"v=0"));
+    peer.send(challenge(&i1, 407, "Proxy-Authenticate", false))
+        .await;
+    // The transaction ACKs the 407 with the INVITE's branch (RFC 3261 §17.1.1.3).
+    let ack = peer.request(Method::Ack).await;
+    assert_eq!(
+        ack.top_via().expect("via").branch(),
+        i1.top_via().expect("via").branch()
+    );
+
+    let i2 = peer.request(Method::Invite).await;
+    check_credentials(&i2, true, b"INVITE");
+    assert_eq!(i2.cseq().expect("cseq").number, 2);
+    let rr = "<sip:127.0.0.1:1;lr;ftag=x>";
+    let ringing = ResponseBuilder::new(&i2, 180, "Ringing")
+        .to_tag(b"bobtag")
+        .build();
+    peer.send(ringing).await;
+    assert_eq!(
+        state(&next_event(&mut events).await),
+        Some(CallState::Ringing)
+    );
+    let ok = ResponseBuilder::new(&i2, 200, "OK")
+        .to_tag(b"bobtag")
+        .header("Record-Route", rr.as_bytes())
+        .header("Contact", b"<sip:bob@127.0.0.1:7>")
+        .body(b"application/sdp", ANSWER.as_bytes())
+        .build();
+    peer.send(&ok).await;
+    match next_event(&mut events).await {
+        Event::CallState {
+            state,
+            codec,
+            remote_rtp,
+            ..
+        } => {
+            assert_eq!(state, CallState::Established);
+            assert_eq!(codec, Some(cusax_client::Codec::Pcma));
+            assert_eq!(remote_rtp.as_deref(), Some("127.0.0.1:9"));
+        }
+        other => panic!("expected established, got {other:?}"),
+    }
+    let ack = peer.request(Method::Ack).await;
+    assert_eq!(ack.uri_bytes(), b"sip:bob@127.0.0.1:7");
+    assert_eq!(ack.cseq().expect("cseq").number, 2);
+    let routes: Vec<&[u8]> = ack.values_of(HeaderKind::Route).collect();
+    assert_eq!(routes, [rr.as_bytes()]);
+    // A retransmitted 200 (our ACK was lost) is ACKed again.
+    peer.send(&ok).await;
+    let again = peer.request(Method::Ack).await;
+    assert_eq!(again.bytes(), ack.bytes());
+
+    ua.hangup(&id).await;
+    let bye = peer.request(Method::Bye).await;
+    assert_eq!(bye.uri_bytes(), b"sip:bob@127.0.0.1:7");
+    assert_eq!(bye.cseq().expect("cseq").number, 3);
+    assert_eq!(bye.to_addr().expect("to").tag(), Some(&b"bobtag"[..]));
+    peer.send(ResponseBuilder::new(&bye, 200, "OK").build())
+        .await;
+    match next_event(&mut events).await {
+        Event::CallState {
+            state,
+            reason,
+            media,
+            ..
+        } => {
+            assert_eq!(state, CallState::Ended);
+            assert_eq!(reason.as_deref(), Some("local hangup"));
+            assert!(media.is_some());
+        }
+        other => panic!("expected ended, got {other:?}"),
+    }
+    tokio::time::timeout(WAIT, ua.shutdown())
+        .await
+        .expect("stops");
+}
+
+#[tokio::test]
+async fn caller_cancels_an_unanswered_call() {
+    let mut peer = Peer::new().await;
+    let (ua, mut events) = UserAgent::start(UaConfig::new(account(peer.addr())))
+        .await
+        .expect("start");
+    let id = ua
+        .call("sip:bob@example.org", MediaConfig::default())
+        .await
+        .expect("call");
+    assert_eq!(
+        state(&next_event(&mut events).await),
+        Some(CallState::Calling)
+    );
+    let inv = peer.request(Method::Invite).await;
+    // Hang up before any provisional: the CANCEL waits for one (RFC 3261 §9.1).
+    ua.hangup(&id).await;
+    peer.send(
+        ResponseBuilder::new(&inv, 180, "Ringing")
+            .to_tag(b"t")
+            .build(),
+    )
+    .await;
+    let cancel = peer.request(Method::Cancel).await;
+    assert_eq!(cancel.uri_bytes(), inv.uri_bytes());
+    assert_eq!(
+        cancel.top_via().expect("via").branch(),
+        inv.top_via().expect("via").branch()
+    );
+    assert_eq!(
+        cancel.cseq().expect("cseq").number,
+        inv.cseq().expect("cseq").number
+    );
+    peer.send(ResponseBuilder::new(&cancel, 200, "OK").build())
+        .await;
+    peer.send(
+        ResponseBuilder::new(&inv, 487, "Request Terminated")
+            .to_tag(b"t")
+            .build(),
+    )
+    .await;
+    let ack = peer.request(Method::Ack).await;
+    assert_eq!(ack.to_addr().expect("to").tag(), Some(&b"t"[..]));
+    // The call ends as cancelled (a "ringing" may come first if the 180 overtook the hang-up).
+    let mut e = next_event(&mut events).await;
+    if state(&e) == Some(CallState::Ringing) {
+        e = next_event(&mut events).await;
+    }
+    match e {
+        Event::CallState {
+            state,
+            code,
+            reason,
+            ..
+        } => {
+            assert_eq!(state, CallState::Ended);
+            assert_eq!(code, Some(487));
+            assert_eq!(reason.as_deref(), Some("cancelled"));
+        }
+        other => panic!("expected ended, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn busy_callee_is_a_failed_call() {
+    let mut peer = Peer::new().await;
+    let (ua, mut events) = UserAgent::start(UaConfig::new(account(peer.addr())))
+        .await
+        .expect("start");
+    ua.call("sip:bob@example.org", MediaConfig::default())
+        .await
+        .expect("call");
+    next_event(&mut events).await;
+    let inv = peer.request(Method::Invite).await;
+    peer.send(
+        ResponseBuilder::new(&inv, 486, "Busy Here")
+            .to_tag(b"t")
+            .build(),
+    )
+    .await;
+    match next_event(&mut events).await {
+        Event::CallState { state, code, .. } => {
+            assert_eq!((state, code), (CallState::Failed, Some(486)));
+        }
+        other => panic!("expected failed, got {other:?}"),
+    }
+}
