@@ -3,6 +3,7 @@
 
 pub mod auth;
 mod call;
+mod callee;
 pub mod dialog;
 mod register;
 pub mod transport;
