@@ -182,9 +182,25 @@ fn assert_tone(path: &Path, tone: f64, neighbour: f64, other: f64, min_secs: f64
 
 #[test]
 fn alice_calls_bob_through_cusaxd_with_audio_both_ways() {
+    call_scenario(false, false);
+}
+
+/// The same call with bob registered over TCP (the proxy reaches him on his connection) and
+/// alice calling over UDP.
+#[test]
+fn udp_caller_reaches_tcp_callee_through_cusaxd() {
+    call_scenario(false, true);
+}
+
+fn call_scenario(alice_tcp: bool, bob_tcp: bool) {
     let server = Cusaxd::start(DOMAIN);
     server.import_users(DOMAIN, &[("alice", "alice-secret"), ("bob", "bob-secret")]);
-    let sip = server.addr("sip_udp").expect("sip_udp address").to_string();
+    let addr = |tcp: bool| {
+        let which = if tcp { "sip_tcp" } else { "sip_udp" };
+        server.addr(which).expect("SIP address").to_string()
+    };
+    let (alice_sip, bob_sip) = (addr(alice_tcp), addr(bob_tcp));
+    let tcp_flag = |tcp: bool| if tcp { vec!["--tcp"] } else { vec![] };
     let tmp = tempfile::tempdir().expect("tmp");
     let dir = tmp.path();
     let bob_pw = password_file(dir, "bob", "bob-secret");
@@ -192,13 +208,11 @@ fn alice_calls_bob_through_cusaxd_with_audio_both_ways() {
     let bob_dir = dir.join("bob-calls");
     let alice_wav = dir.join("alice.wav");
 
-    let mut bob = Client::start(
-        "bob",
-        dir,
-        &[
+    let bob_args = [
+        vec![
             "listen",
             "--server",
-            &sip,
+            &bob_sip,
             "--user",
             "bob@example.org",
             "--password-file",
@@ -209,18 +223,21 @@ fn alice_calls_bob_through_cusaxd_with_audio_both_ways() {
             "--tone",
             "880",
         ],
-    );
+        tcp_flag(bob_tcp),
+    ]
+    .concat();
+    let mut bob = Client::start("bob", dir, &bob_args);
     let reg = bob.wait_for("registration", &server, |e| e["event"] == "registered");
     assert_eq!(reg["aor"], "sip:bob@example.org");
+    let contact = reg["contact"].as_str().unwrap_or_default();
+    assert_eq!(contact.ends_with(";transport=tcp>"), bob_tcp, "{contact}");
 
-    let mut alice = Client::start(
-        "alice",
-        dir,
-        &[
+    let alice_args = [
+        vec![
             "call",
             "sip:bob@example.org",
             "--server",
-            &sip,
+            &alice_sip,
             "--user",
             "alice@example.org",
             "--password-file",
@@ -232,7 +249,10 @@ fn alice_calls_bob_through_cusaxd_with_audio_both_ways() {
             "--record",
             alice_wav.to_str().expect("utf-8"),
         ],
-    );
+        tcp_flag(alice_tcp),
+    ]
+    .concat();
+    let mut alice = Client::start("alice", dir, &alice_args);
 
     // Bob learns who calls: the From and the CUSAX Call-Info the proxy vouches for.
     let inc = bob.wait_for("incoming call", &server, |e| e["event"] == "incoming_call");
