@@ -327,3 +327,73 @@ fn call_scenario(alice_tcp: bool, bob_tcp: bool) {
     assert_tone(&alice_wav, 880.0, 800.0, 440.0, 1.5);
     assert_tone(&bob_wav, 440.0, 520.0, 880.0, 1.5);
 }
+
+#[test]
+fn wrong_password_ends_listen_with_failure() {
+    let server = Cusaxd::start(DOMAIN);
+    server.import_users(DOMAIN, &[("bob", "bob-secret")]);
+    let sip = server.addr("sip_udp").expect("sip_udp address").to_string();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let pw = password_file(tmp.path(), "bob", "not-bobs");
+    let args = [
+        "listen",
+        "--server",
+        &sip,
+        "--user",
+        "bob@example.org",
+        "--password-file",
+        pw.to_str().expect("utf-8"),
+    ];
+    let mut bob = Client::start("bob", tmp.path(), &args);
+    let f = bob.wait_for("refusal", &server, |e| e["event"] == "registration_failed");
+    assert_eq!(f["code"], 401);
+    assert!(
+        !bob.wait_exit(),
+        "listen fails when the registrar refuses it"
+    );
+}
+
+#[test]
+fn callee_without_auto_answer_refuses_with_486() {
+    let server = Cusaxd::start(DOMAIN);
+    server.import_users(DOMAIN, &[("alice", "a-secret"), ("bob", "b-secret")]);
+    let sip = server.addr("sip_udp").expect("sip_udp address").to_string();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (dir, bob_pw) = (tmp.path(), password_file(tmp.path(), "bob", "b-secret"));
+    let alice_pw = password_file(dir, "alice", "a-secret");
+    let bob_args = [
+        "listen",
+        "--server",
+        &sip,
+        "--user",
+        "bob@example.org",
+        "--password-file",
+        bob_pw.to_str().expect("utf-8"),
+    ];
+    let mut bob = Client::start("bob", dir, &bob_args);
+    bob.wait_for("registration", &server, |e| e["event"] == "registered");
+    let alice_args = [
+        "call",
+        "bob@example.org",
+        "--server",
+        &sip,
+        "--user",
+        "alice@example.org",
+        "--password-file",
+        alice_pw.to_str().expect("utf-8"),
+    ];
+    let mut alice = Client::start("alice", dir, &alice_args);
+    let inc = bob.wait_for("incoming call", &server, |e| e["event"] == "incoming_call");
+    assert_eq!(inc["auto_answer"], false);
+    let f = alice.wait_for("failure", &server, |e| e["state"] == "failed");
+    assert_eq!(
+        (f["code"].as_u64(), f["reason"].as_str()),
+        (Some(486), Some("Busy Here"))
+    );
+    assert!(
+        !alice.wait_exit(),
+        "a call never established exits with failure"
+    );
+    let b = bob.wait_for("refusal", &server, |e| e["state"] == "failed");
+    assert_eq!(b["code"], 486);
+}
