@@ -408,3 +408,49 @@ async fn busy_callee_is_a_failed_call() {
         other => panic!("expected failed, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn cancel_without_final_response_gives_up_after_64_t1() {
+    let mut peer = Peer::new().await;
+    let mut cfg = UaConfig::new(account(peer.addr()));
+    // T1 = 10 ms: the RFC 3261 §9.1 limit of 64·T1 is 640 ms.
+    cfg.timers.t1 = Duration::from_millis(10);
+    let (ua, mut events) = UserAgent::start(cfg).await.expect("start");
+    let id = ua
+        .call("sip:bob@example.org", MediaConfig::default())
+        .await
+        .expect("call");
+    assert_eq!(
+        state(&next_event(&mut events).await),
+        Some(CallState::Calling)
+    );
+    let inv = peer.request(Method::Invite).await;
+    peer.send(
+        ResponseBuilder::new(&inv, 180, "Ringing")
+            .to_tag(b"t")
+            .build(),
+    )
+    .await;
+    assert_eq!(
+        state(&next_event(&mut events).await),
+        Some(CallState::Ringing)
+    );
+    ua.hangup(&id).await;
+    let cancel = peer.request(Method::Cancel).await;
+    peer.send(ResponseBuilder::new(&cancel, 200, "OK").build())
+        .await;
+    // No 487 ever comes for the INVITE.
+    match next_event(&mut events).await {
+        Event::CallState {
+            state,
+            code,
+            reason,
+            ..
+        } => {
+            assert_eq!(state, CallState::Ended);
+            assert_eq!(code, Some(408));
+            assert_eq!(reason.as_deref(), Some("cancelled"));
+        }
+        other => panic!("expected ended, got {other:?}"),
+    }
+}

@@ -67,6 +67,8 @@ pub(crate) struct Call {
     /// Hang up as soon as possible: CANCEL on the first provisional, BYE on a 2xx.
     pub(super) cancel_wanted: bool,
     pub(super) cancel_sent: bool,
+    /// §9.1: without a final response 64·T1 after the CANCEL, the call is given up.
+    pub(super) cancel_deadline: Option<Instant>,
     pub(super) ack: Option<Bytes>,
     // Callee side.
     pub(super) peer: SocketAddr,
@@ -77,7 +79,8 @@ pub(crate) struct Call {
 impl Call {
     /// The next callee-side 2xx retransmission.
     pub(crate) fn next_timer(&self) -> Option<Instant> {
-        self.ok.as_ref().map(|r| r.next.min(r.give_up))
+        let ok = self.ok.as_ref().map(|r| r.next.min(r.give_up));
+        ok.into_iter().chain(self.cancel_deadline).min()
     }
 
     /// Stops the media task, if one runs.
@@ -172,6 +175,7 @@ impl Actor {
             provisional: false,
             cancel_wanted: false,
             cancel_sent: false,
+            cancel_deadline: None,
             ack: None,
             peer,
             ok: None,
@@ -368,6 +372,7 @@ impl Actor {
         // The INVITE's 487 ends the call; a 2xx racing the CANCEL is answered with BYE.
         call.cancel_wanted = true;
         call.cancel_sent = true;
+        call.cancel_deadline = Some(now + self.cfg.timers.t1x64());
         self.start_client(
             now,
             cancel.freeze(),

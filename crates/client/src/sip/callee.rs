@@ -269,13 +269,18 @@ impl Actor {
         }
     }
 
-    /// 2xx retransmissions (§13.3.1.4): T1 doubling up to T2; no ACK after 64·T1 ends the
-    /// call with a BYE.
+    /// Per-call timers: 2xx retransmissions (§13.3.1.4), T1 doubling up to T2, and no ACK after
+    /// 64·T1 ends the call with a BYE; a CANCEL without final response after 64·T1 (§9.1).
     pub(crate) fn call_timers(&mut self, now: Instant) {
         let t2 = self.cfg.timers.t2;
         let mut resend = Vec::new();
         let mut give_up = Vec::new();
+        let mut cancelled = Vec::new();
         for call in self.calls.values_mut() {
+            if call.cancel_deadline.is_some_and(|d| d <= now) {
+                call.cancel_deadline = None;
+                cancelled.push(call.id.clone());
+            }
             let Some(r) = &mut call.ok else { continue };
             if r.give_up <= now {
                 give_up.push(call.id.clone());
@@ -291,6 +296,10 @@ impl Actor {
         for id in give_up {
             self.send_bye(now, &id);
             self.finish(&id, CallState::Failed, Some(408), "no ACK");
+        }
+        for id in cancelled {
+            // The callee never answered the CANCELled INVITE (RFC 3261 §9.1).
+            self.finish(&id, CallState::Ended, Some(408), "cancelled");
         }
     }
 
