@@ -454,3 +454,126 @@ async fn cancel_without_final_response_gives_up_after_64_t1() {
         other => panic!("expected ended, got {other:?}"),
     }
 }
+
+/// A response of the peer (the client's answer to an INVITE it received).
+async fn response(peer: &Peer) -> cusax_sip_proto::Response {
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        let (n, _) = tokio::time::timeout(WAIT, peer.sock.recv_from(&mut buf))
+            .await
+            .expect("a response in time")
+            .expect("recv");
+        if let Ok(SipMessage::Response(r)) =
+            parse_datagram(Bytes::copy_from_slice(&buf[..n]), &Limits::default())
+        {
+            return r;
+        }
+    }
+}
+
+#[tokio::test]
+async fn callee_answers_retransmits_200_until_ack_and_ends_on_bye() {
+    let mut peer = Peer::new().await;
+    let mut cfg = UaConfig::new(account(peer.addr()));
+    cfg.register = true;
+    cfg.auto_answer = true;
+    cfg.timers.t1 = Duration::from_millis(20);
+    let (_ua, mut events) = UserAgent::start(cfg).await.expect("start");
+    let reg = peer.request(Method::Register).await;
+    peer.send(ResponseBuilder::new(&reg, 200, "OK").to_tag(b"r").build())
+        .await;
+    assert!(matches!(
+        next_event(&mut events).await,
+        Event::Registered { .. }
+    ));
+
+    let me = peer.addr();
+    let offer = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+                 m=audio 9 RTP/AVP 8 0\r\n";
+    let invite = format!(
+        "INVITE sip:alice@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKin1\r\n\
+         Record-Route: <sip:{me};lr>\r\nMax-Forwards: 70\r\n\
+         From: \"Bob\" <sip:bob@example.org>;tag=b1\r\nTo: <sip:alice@example.org>\r\n\
+         Call-ID: in-1\r\nCSeq: 1 INVITE\r\nContact: <sip:bob@{me}>\r\n\
+         Call-Info: <xmpp:bob@example.org>;purpose=impp\r\n\
+         Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{offer}",
+        offer.len()
+    );
+    peer.send(&invite).await;
+    match next_event(&mut events).await {
+        Event::IncomingCall {
+            from,
+            from_name,
+            call_info,
+            auto_answer,
+            ..
+        } => {
+            assert_eq!(from, "sip:bob@example.org");
+            assert_eq!(from_name.as_deref(), Some("Bob"));
+            assert_eq!(call_info, ["<xmpp:bob@example.org>;purpose=impp"]);
+            assert!(auto_answer);
+        }
+        other => panic!("expected incoming call, got {other:?}"),
+    }
+    let ringing = response(&peer).await;
+    assert_eq!(ringing.code(), 180);
+    let tag = ringing
+        .to_addr()
+        .expect("to")
+        .tag()
+        .expect("To tag")
+        .to_vec();
+    let ok = response(&peer).await;
+    assert_eq!(ok.code(), 200);
+    assert_eq!(
+        ok.to_addr().expect("to").tag(),
+        Some(tag.as_slice()),
+        "one dialog"
+    );
+    let rr: Vec<&[u8]> = ok.values_of(HeaderKind::RecordRoute).collect();
+    assert_eq!(
+        rr,
+        [format!("<sip:{me};lr>").as_bytes()],
+        "Record-Route copied"
+    );
+    assert!(ok.first(HeaderKind::Contact).is_some());
+    // The answer takes the offerer's first codec.
+    assert!(String::from_utf8_lossy(ok.body()).contains("m=audio "));
+    assert!(String::from_utf8_lossy(ok.body()).contains(" RTP/AVP 8\r\n"));
+    // Without an ACK the 200 comes again (RFC 3261 §13.3.1.4).
+    let again = response(&peer).await;
+    assert_eq!(again.code(), 200);
+    assert_eq!(again.bytes(), ok.bytes());
+
+    let tag = String::from_utf8_lossy(&tag).into_owned();
+    let in_dialog = |method: &str, cseq: u32, branch: &str| {
+        format!(
+            "{method} sip:alice@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch={branch}\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:bob@example.org>;tag=b1\r\n\
+             To: <sip:alice@example.org>;tag={tag}\r\nCall-ID: in-1\r\n\
+             CSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n"
+        )
+    };
+    peer.send(in_dialog("ACK", 1, "z9hG4bKack")).await;
+    let mut e = next_event(&mut events).await;
+    while state(&e) != Some(CallState::Established) {
+        assert!(
+            matches!(state(&e), Some(CallState::Ringing | CallState::Answered)),
+            "{e:?}"
+        );
+        e = next_event(&mut events).await;
+    }
+    peer.send(in_dialog("BYE", 2, "z9hG4bKbye")).await;
+    let mut bye_ok = response(&peer).await;
+    while bye_ok.cseq().expect("cseq").method_bytes != b"BYE" {
+        bye_ok = response(&peer).await; // a last 200 to the INVITE may still be in flight
+    }
+    assert_eq!(bye_ok.code(), 200);
+    match next_event(&mut events).await {
+        Event::CallState { state, reason, .. } => {
+            assert_eq!(state, CallState::Ended);
+            assert_eq!(reason.as_deref(), Some("remote hangup"));
+        }
+        other => panic!("expected ended, got {other:?}"),
+    }
+}
