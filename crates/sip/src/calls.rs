@@ -106,7 +106,7 @@ impl Calls {
         };
         if fresh {
             for account in accounts {
-                tracing::info!(protocol = "sip", account = %account, call_id, "call confirmed");
+                tracing::debug!(protocol = "sip", account = %account, call_id, "call confirmed");
                 let _ = self.tx.send(CallEvent::Confirmed {
                     account,
                     call_id: call_id.to_owned(),
@@ -125,7 +125,7 @@ impl Calls {
 
     fn announce_end(&self, call_id: &str, call: Call) {
         for account in call.accounts {
-            tracing::info!(protocol = "sip", account = %account, call_id, "call ended");
+            tracing::debug!(protocol = "sip", account = %account, call_id, "call ended");
             let _ = self.tx.send(CallEvent::Ended {
                 account,
                 call_id: call_id.to_owned(),
