@@ -435,7 +435,9 @@ for s in "${server_list[@]}"; do
       # machine); read by cusaxd serve as DATA_DIR/cusaxd.toml
       mkdir -p "$tmp/cusaxd/data"
       printf '[sip]\ntls_port = 0\n\n[xmpp]\ntls_port = 0\n' >"$tmp/cusaxd/data/cusaxd.toml"
-      start_cusaxd "$sport" || true ;;
+      # warnings only (Kamailio runs with debug=1, errors only); cusaxd's info
+      # level logs every authenticated request
+      RUST_LOG=${RUST_LOG:-warn} start_cusaxd "$sport" || true ;;
     *) srv_error="unknown server" ;;
   esac
   if [[ -z $srv_pid ]]; then
