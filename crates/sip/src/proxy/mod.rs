@@ -165,8 +165,10 @@ enum TimerRef {
 /// RFC 3261 §16.6 step 11 asks for more than 3 minutes.
 const TIMER_C: std::time::Duration = std::time::Duration::from_secs(185);
 
-/// Proxied requests in progress at most; beyond that new ones get 503 (bounded memory).
-const MAX_SERVER_TRANSACTIONS: usize = 200_000;
+/// Proxied requests in progress at most; beyond that new ones get 503 (bounded memory). A
+/// completed transaction lingers 32 s on UDP (RFC 3261 timers J and L), so a call (INVITE and
+/// BYE) holds two for about that long: 600k covers ~9,000 calls/s, at a few KiB each.
+const MAX_SERVER_TRANSACTIONS: usize = 600_000;
 
 #[derive(Debug)]
 struct Timer {
