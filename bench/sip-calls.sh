@@ -265,7 +265,7 @@ smoke_call() {
 # run_step NAME SERVER_PID PORT RATE -> sets step_* globals, appends a JSON row
 run_step() {
   local name=$1 spid=$2 sport=$3 rate=$4
-  local dir="$tmp/$name/r$rate" i calls=0
+  local dir="$tmp/$name/r$rate" i k st calls=0
   # a repeated rate gets its own directory (sipp output files are found by glob)
   [[ -e $dir ]] && dir="$tmp/$name/r$rate-$(date +%s%N)"
   mkdir -p "$dir"
@@ -310,7 +310,7 @@ run_step() {
     read -r -a v < <(proc_ticks_multi "$spid" "$uas_pid" "${uac_pids[@]}")
     read -r -a dv < <(udp_drops "${drop_ports[@]}")
     for ((k = 0; k < ${#dv[@]}; k++)); do ((dv[k] > dmax[k])) && dmax[k]=${dv[k]}; done
-    local st=0 k
+    st=0
     for ((k = 2; k < ${#v[@]}; k++)); do st=$((st + v[k])); done
     if ((st > 0)); then
       last_sipp=$((st + v[1] - u0)) last_s1=${v[0]} last_c01=$(cpu_busy 0) last_c11=$(cpu_busy 1) last_t1=$(now_ms)
@@ -388,7 +388,8 @@ run_step() {
   fi
 
   step_verdict=$verdict step_p50=$p50 step_p99=$p99 step_cpu=$srv_cpu step_achieved=$achieved
-  step_sipp_cpu=$sipp_cpu step_us=$us_per_call step_contended=$contended
+  step_sipp_cpu=$sipp_cpu step_us=$us_per_call step_contended=$contended step_503=""
+  [[ $errs == *"503 Service Unavailable"* ]] && step_503=" (503s)"
   printf '  %-15s %6d/s %3ds  achieved %5d/s  ok %7d  failed %6d (%6.3f%%)  retrans %5d+%d  setup p50 %4s ms  p99 %5s ms  server CPU %5.1f%%  sipp CPU %5.1f%%  other cpu0 %4.1f%% cpu1 %4.1f%%  udp drops srv/uas/uac %d/%d/%d  %s\n' \
     "$name" "$rate" "$step_s" "$achieved" "$ok" "$lost" "$(awk -v p="$fail_ppm" 'BEGIN { print p / 10000 }')" "$retrans" "$uas_retrans" \
     "$p50" "$p99" "$srv_cpu" "$sipp_cpu" "$fg0" "$fg1" "$drops_srv" "$drops_uas" "$drops_uac" "$verdict" >&2
@@ -494,13 +495,13 @@ for s in "${server_list[@]}"; do
     if [[ $step_verdict == pass ]]; then
       best=$rate best_cpu=$step_cpu best_sipp=$step_sipp_cpu
     else
-      first_fail=$rate fail_cpu=$step_cpu fail_sipp=$step_sipp_cpu fail_contended=$step_contended; break
+      first_fail=$rate fail_cpu=$step_cpu fail_sipp=$step_sipp_cpu fail_contended=$step_contended fail_503=$step_503; break
     fi
     kill -0 "$srv_pid" 2>/dev/null || { log "$s: server died"; break; }
   done
   # bisect between the last passing and the first failing rate
   lo=$best hi=$first_fail
-  for ((k = 0; k < refine && hi > 0 && hi - lo > 200; k++)); do
+  for ((rk = 0; rk < refine && hi > 0 && hi - lo > 200; rk++)); do
     kill -0 "$srv_pid" 2>/dev/null || break
     mid=$(((lo + hi) / 2 / 50 * 50))
     run_step "$s" "$srv_pid" "$sport" "$mid"
@@ -511,13 +512,13 @@ for s in "${server_list[@]}"; do
       run_step "$s" "$srv_pid" "$sport" "$mid"
     fi
     if [[ $step_verdict == pass ]]; then lo=$mid best=$mid best_cpu=$step_cpu best_sipp=$step_sipp_cpu
-    else hi=$mid fail_cpu=$step_cpu fail_sipp=$step_sipp_cpu fail_contended=$step_contended; fi
+    else hi=$mid fail_cpu=$step_cpu fail_sipp=$step_sipp_cpu fail_contended=$step_contended fail_503=$step_503; fi
   done
   # what stopped it: the core that was (nearly) full at the first failing step
   if ((first_fail > 0)); then
     limit=$(awk -v s="$fail_cpu" -v l="$fail_sipp" -v c="$fail_contended" 'BEGIN {
       a = (s >= 85); b = (l >= 85)
-      print (a && b) ? "server+loader" : a ? "server" : b ? "loader" : c == "true" ? "other load" : "neither core full" }')
+      print (a && b) ? "server+loader" : a ? "server" : b ? "loader" : c == "true" ? "other load" : "neither core full" }')$fail_503
   else
     limit="not reached"
   fi
@@ -527,13 +528,13 @@ for s in "${server_list[@]}"; do
   best_short=$best confirmed=null
   if ((confirm_s > 0 && best > 0)) && kill -0 "$srv_pid" 2>/dev/null; then
     saved_step_s=$step_s step_s=$confirm_s try=$best
-    for ((k = 0; k < 4; k++)); do
+    for ((ck = 0; ck < 4; ck++)); do
       log "$s: confirming $try calls/s for ${confirm_s}s (after a ${confirm_gap}s pause)"
       sleep "$confirm_gap"
       run_step "$s" "$srv_pid" "$sport" "$try"
       if [[ $step_verdict == pass ]]; then confirmed=$try best=$try best_cpu=$step_cpu best_sipp=$step_sipp_cpu; break; fi
       kill -0 "$srv_pid" 2>/dev/null || break
-      ((k == 0)) && limit="$limit; ${confirm_s}s: $step_verdict at $try"
+      ((ck == 0)) && limit="$limit; ${confirm_s}s: $step_verdict at $try$step_503"
       try=$((try * 9 / 10 / 50 * 50))
     done
     step_s=$saved_step_s
