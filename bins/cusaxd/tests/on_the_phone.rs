@@ -282,9 +282,14 @@ fn a_call_shows_the_caller_on_the_phone_to_her_contact_until_bye() {
         "{}",
         fail("UAS, peer, UAC exit status", &seen.join("\n"))
     );
+    let (_, metrics) = cusax_testkit::https(&server, DOMAIN, "GET", "/metrics", &[]);
     assert!(
-        server.log().contains("call ended"),
+        metrics.contains("cusax_sip_requests_total{method=\"BYE\"}")
+            && metrics.contains("cusax_sip_calls_active 0"),
         "{}",
-        fail("the proxy saw no BYE", "")
+        fail(
+            "the proxy saw no BYE, or the call is still counted",
+            &metrics
+        )
     );
 }

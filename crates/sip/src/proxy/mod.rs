@@ -159,6 +159,9 @@ enum TimerRef {
     Client(TransactionKey),
     /// Timer C of a proxied INVITE (RFC 3261 §16.6 step 11, §16.8).
     TimerC(TransactionKey),
+    /// A branch still without a final answer when its request ended: removed if it is
+    /// still waiting when this fires (RFC 3261 §16.8: 64·T1 after CANCEL).
+    Reap(TransactionKey),
 }
 
 /// Timer C: a proxied INVITE that has no final answer after this long is cancelled (408).
@@ -318,6 +321,18 @@ impl SipCore {
                     }
                 }
                 TimerRef::TimerC(key) => self.timer_c(&mut st, &key, now, &mut out),
+                TimerRef::Reap(key) => {
+                    let stuck = st.clients.get(&key).is_some_and(|c| match &c.txn {
+                        ClientTxn::Invite(x) => matches!(
+                            x.state(),
+                            ClientInviteState::Calling | ClientInviteState::Proceeding
+                        ),
+                        ClientTxn::NonInvite(_) => false,
+                    });
+                    if stuck {
+                        st.clients.remove(&key);
+                    }
+                }
             }
         }
         out
@@ -358,18 +373,13 @@ impl SipCore {
         };
         if terminated {
             if let Some(gone) = st.servers.remove(key) {
-                // A branch that never answered finally (a phone that ignored our CANCEL) has no
-                // timer left in Proceeding: it ends with the request it belonged to.
+                // A branch still waiting for its final answer (usually the 487 to our CANCEL,
+                // which must still be ACKed) has no timer of its own in Proceeding: it gets
+                // 64·T1 more, then it is dropped (a phone that ignored the CANCEL).
+                let reap = now + self.cfg.proxy.timers.t1x64();
                 for b in gone.fwd.branches {
-                    let stuck = st.clients.get(&b.key).is_some_and(|c| match &c.txn {
-                        ClientTxn::Invite(x) => matches!(
-                            x.state(),
-                            ClientInviteState::Calling | ClientInviteState::Proceeding
-                        ),
-                        ClientTxn::NonInvite(_) => false,
-                    });
-                    if stuck {
-                        st.clients.remove(&b.key);
+                    if st.clients.contains_key(&b.key) {
+                        st.arm(Some(reap), TimerRef::Reap(b.key));
                     }
                 }
             }

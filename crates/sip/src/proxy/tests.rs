@@ -560,3 +560,67 @@ async fn timer_c_ends_a_call_that_rings_forever_and_nothing_is_left() {
     }
     assert!(h.core.is_idle(), "{:?}", h.core.transaction_counts());
 }
+
+#[tokio::test]
+async fn the_callees_487_is_acked_even_after_the_callers_ack_ended_the_request() {
+    let mut h = harness().await;
+    h.register_alice(C1).await;
+    // The caller is on TCP: its ACK ends our server transaction at once (timer I is zero).
+    h.peer.transport = Transport::Tcp;
+    let out = sends(h.call("bob", "hunter2", "sip:alice@example.org", "").await);
+    let trying = out
+        .iter()
+        .find(|s| first_line(s).starts_with("SIP/2.0 100"))
+        .expect("100 Trying");
+    let SipMessage::Response(trying) = parsed(trying) else {
+        panic!("response")
+    };
+    let branch = String::from_utf8_lossy(
+        trying
+            .top_via()
+            .ok()
+            .and_then(|v| v.branch())
+            .expect("branch"),
+    )
+    .into_owned();
+    let ringing = answer(&h, &out, 180, "Ringing", "192.0.2.10:5062");
+    assert!(ringing.iter().any(|l| l.starts_with("SIP/2.0 180")));
+    let cancel = request(&format!(
+        "CANCEL sip:alice@example.org SIP/2.0\n\
+         Via: SIP/2.0/TCP 192.0.2.10:5062;branch={branch}\n\
+         Max-Forwards: 70\n\
+         From: <sip:bob@example.org>;tag=ft1\nTo: <sip:alice@example.org>\n\
+         Call-ID: call-1\nCSeq: 1 CANCEL\nContent-Length: 0\n\n"
+    ));
+    let lines: Vec<String> = sends(h.outcome(T0, &cancel).await)
+        .iter()
+        .map(first_line)
+        .collect();
+    assert!(
+        lines.iter().any(|l| l.starts_with("SIP/2.0 487")),
+        "{lines:?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("CANCEL sip:alice@")),
+        "{lines:?}"
+    );
+    // The caller ACKs the 487 before the callee answers the CANCEL.
+    let ack = request(&format!(
+        "ACK sip:alice@example.org SIP/2.0\n\
+         Via: SIP/2.0/TCP 192.0.2.10:5062;branch={branch}\n\
+         Max-Forwards: 70\n\
+         From: <sip:bob@example.org>;tag=ft1\nTo: <sip:alice@example.org>;tag=x\n\
+         Call-ID: call-1\nCSeq: 1 ACK\nContent-Length: 0\n\n"
+    ));
+    let _ = h.outcome(T0, &ack).await;
+    // Now the callee's 487 arrives: it must still be ACKed (the phone waits for it).
+    let next = answer(&h, &out, 487, "Request Terminated", "192.0.2.10:5062");
+    assert!(
+        next.iter().any(|l| l.starts_with("ACK sip:alice@")),
+        "{next:?}"
+    );
+    assert!(
+        !next.iter().any(|l| l.starts_with("SIP/2.0 487")),
+        "not sent twice: {next:?}"
+    );
+}

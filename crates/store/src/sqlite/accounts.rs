@@ -201,6 +201,9 @@ impl crate::AccountStore for SqliteStore {
             .execute(&mut *tx)
             .await?;
         if r.rows_affected() == 0 {
+            // Roll back now rather than on drop (which sqlx defers): until then this
+            // connection would hold the write lock and the next writer would get SQLITE_BUSY.
+            tx.rollback().await?;
             return Err(StoreError::UnknownAccount(id.clone()));
         }
         let kind = if locked {
@@ -236,6 +239,9 @@ impl crate::AccountStore for SqliteStore {
             .execute(&mut *tx)
             .await?;
         if r.rows_affected() == 0 {
+            // Roll back now rather than on drop (which sqlx defers): until then this
+            // connection would hold the write lock and the next writer would get SQLITE_BUSY.
+            tx.rollback().await?;
             return Err(StoreError::UnknownAccount(id.clone()));
         }
         // Bindings are keyed by AOR text, not by account (an AOR may be an alias), so no
