@@ -532,6 +532,13 @@ for s in "${server_list[@]}"; do
       log "$s: confirming $try calls/s for ${confirm_s}s (after a ${confirm_gap}s pause)"
       sleep "$confirm_gap"
       run_step "$s" "$srv_pid" "$sport" "$try"
+      if [[ $step_verdict != pass && $step_contended == true ]] && ((repeats < 2)) && kill -0 "$srv_pid" 2>/dev/null; then
+        log "$s: $try/s failed while other load shared a benchmark core; waiting for idle cores and repeating it"
+        wait_idle 60 || true
+        repeats=$((repeats + 1))
+        sleep "$confirm_gap"
+        run_step "$s" "$srv_pid" "$sport" "$try"
+      fi
       if [[ $step_verdict == pass ]]; then confirmed=$try best=$try best_cpu=$step_cpu best_sipp=$step_sipp_cpu; break; fi
       kill -0 "$srv_pid" 2>/dev/null || break
       ((ck == 0)) && limit="$limit; ${confirm_s}s: $step_verdict at $try$step_503"
