@@ -271,30 +271,14 @@ fn lock_ends_live_session_and_refuses_next_login() {
         format!("SEQUENTIAL\nalice;pw-alice;{DOMAIN}\n"),
     )
     .expect("csv");
-    let refused = Command::new("timeout")
-        .arg("30")
-        .arg("sipp")
-        .arg(env.server.addr("sip_udp").expect("sip").to_string())
-        .arg("-sf")
-        .arg(cusax_testkit::sipp_scenarios().join("register_locked.xml"))
-        .args([
-            "-t",
-            "u1",
-            "-inf",
-            "alice.csv",
-            "-au",
-            "[field0]",
-            "-ap",
-            "[field1]",
-        ])
-        .args(["-auth_uri", DOMAIN, "-m", "1", "-nd", "-nostdin"])
-        .args(["-recv_timeout", "3000", "-timeout", "20s", "-timeout_error"])
-        .current_dir(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("sipp runs")
-        .success();
+    let addr = env.server.addr("sip_udp").expect("sip").to_string();
+    let refused = sipp_scenario(
+        "register_locked.xml",
+        &addr,
+        DOMAIN,
+        dir.path(),
+        "alice.csv",
+    );
     assert!(refused, "REGISTER of the locked account answered 403");
 }
 
@@ -556,12 +540,17 @@ fn sipp_register(env: &Env, dir: &Path, csv: &str) -> bool {
 }
 
 fn sipp_register_at(addr: &str, realm: &str, dir: &Path, csv: &str) -> bool {
+    sipp_scenario("register_digest.xml", addr, realm, dir, csv)
+}
+
+/// Runs one registration scenario of `tests/sipp` once; true when sipp says it passed.
+fn sipp_scenario(scenario: &str, addr: &str, realm: &str, dir: &Path, csv: &str) -> bool {
     Command::new("timeout")
         .arg("30")
         .arg("sipp")
         .arg(addr)
         .arg("-sf")
-        .arg(cusax_testkit::sipp_scenarios().join("register_digest.xml"))
+        .arg(cusax_testkit::sipp_scenarios().join(scenario))
         .args([
             "-t", "u1", "-inf", csv, "-au", "[field0]", "-ap", "[field1]",
         ])
