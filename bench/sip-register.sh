@@ -226,7 +226,11 @@ for s in "${server_list[@]}"; do
   log "$s: starting on 127.0.0.1:$sport (CPU 0)"
   case $s in
     kamailio) start_kamailio "$sport" || true ;;
-    cusaxd) start_cusaxd "$sport" || true ;;
+    cusaxd)
+      # no TLS listeners (the defaults 5061/5223 may be taken on a shared machine)
+      mkdir -p "$tmp/cusaxd/data"
+      printf '[sip]\ntls_port = 0\n\n[xmpp]\ntls_port = 0\n' >"$tmp/cusaxd/data/cusaxd.toml"
+      start_cusaxd "$sport" || true ;;
     *) srv_error="unknown server" ;;
   esac
   if [[ -z $srv_pid ]]; then
