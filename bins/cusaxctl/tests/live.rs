@@ -4,9 +4,10 @@
 //! the only trust anchor, and one-line errors for a wrong token, an unknown account, a
 //! foreign certificate and a stopped server.
 
+use cusax_testkit::slixmpp_python as python;
 use cusax_testkit::{Cusaxd, cusaxctl, free_sip_port, require_sipp, sipp_scenarios};
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -185,26 +186,6 @@ fn bindings_and_user_status_follow_a_registration_and_its_removal() {
     assert!(err.contains("carol@example.org"), "{err}");
     let bad = server.ctl(&["bindings", "list", "not an address", "--url", &u], "");
     one_line_error(&bad, "invalid AOR");
-}
-
-/// `$CUSAX_PYTHON`, else the workspace `.venv`, else `python3`; it must import slixmpp.
-fn python() -> PathBuf {
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python3");
-    let py = std::env::var_os("CUSAX_PYTHON")
-        .map(PathBuf::from)
-        .or_else(|| venv.exists().then_some(venv))
-        .unwrap_or_else(|| PathBuf::from("python3"));
-    let ok = Command::new(&py)
-        .args(["-c", "import slixmpp"])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "slixmpp cannot be imported by {} — run scripts/test, or create .venv with \
-         `python3 -m venv .venv && .venv/bin/pip install -r tests/requirements.txt`",
-        py.display()
-    );
-    py
 }
 
 /// A live slixmpp session is listed (all, and by its bare JID), kicked, and gone.

@@ -12,40 +12,18 @@
 //!
 //! Needs `sipp` (Debian `sip-tester`), slixmpp (`.venv`) and curl; fails loudly without them.
 
+use cusax_testkit::slixmpp_python as python;
+use cusax_testkit::workspace;
 use cusax_testkit::{Cusaxd, free_sip_port, https, require_sipp, sipp_scenarios};
 use std::io::{BufRead, BufReader, Lines};
 use std::net::UdpSocket;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const DOMAIN: &str = "example.test";
 /// The caller's Call-ID (`-cid_str`, call number 1), which the hang-up INFO names.
 const CALL_ID: &str = "otp-1@cusax.test";
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// `$CUSAX_PYTHON`, else the workspace `.venv`, else `python3`; it must import slixmpp.
-fn python() -> PathBuf {
-    let venv = workspace().join(".venv/bin/python3");
-    let py = std::env::var_os("CUSAX_PYTHON")
-        .map(PathBuf::from)
-        .or_else(|| venv.exists().then_some(venv))
-        .unwrap_or_else(|| PathBuf::from("python3"));
-    let ok = Command::new(&py)
-        .args(["-c", "import slixmpp"])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "slixmpp cannot be imported by {} — run scripts/test, or create .venv with \
-         `python3 -m venv .venv && .venv/bin/pip install -r tests/requirements.txt`",
-        py.display()
-    );
-    py
-}
 
 /// A sipp run over UDP against the server, bounded by `timeout`, from `dir`.
 fn sipp(server: &Cusaxd, dir: &Path, scenario: &str) -> Command {

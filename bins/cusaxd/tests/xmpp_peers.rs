@@ -2,37 +2,15 @@
 //! (`tests/slixmpp/peer.py`) and by raw sockets for hostile XML.
 
 use cusax_testkit::Cusaxd;
+use cusax_testkit::slixmpp_python as python;
+use cusax_testkit::workspace;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const DOMAIN: &str = "example.test";
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// `$CUSAX_PYTHON`, else the workspace `.venv`, else `python3`; it must import slixmpp.
-fn python() -> PathBuf {
-    let venv = workspace().join(".venv/bin/python3");
-    let py = std::env::var_os("CUSAX_PYTHON")
-        .map(PathBuf::from)
-        .or_else(|| venv.exists().then_some(venv))
-        .unwrap_or_else(|| PathBuf::from("python3"));
-    let ok = Command::new(&py)
-        .args(["-c", "import slixmpp"])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "slixmpp cannot be imported by {} — run scripts/test, or create .venv with \
-         `python3 -m venv .venv && .venv/bin/pip install -r tests/requirements.txt`",
-        py.display()
-    );
-    py
-}
 
 struct Env {
     server: Cusaxd,

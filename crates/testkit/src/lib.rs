@@ -275,3 +275,29 @@ pub fn https(
     let (body, code) = text.rsplit_once('\n').expect("status line");
     (code.parse().expect("status code"), body.to_owned())
 }
+
+/// The workspace root (for `tests/…` files used by integration tests).
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The Python that drives slixmpp peers: `$CUSAX_PYTHON`, else the workspace `.venv`, else
+/// `python3`; fails loudly when it cannot import slixmpp.
+pub fn slixmpp_python() -> PathBuf {
+    let venv = workspace().join(".venv/bin/python3");
+    let py = std::env::var_os("CUSAX_PYTHON")
+        .map(PathBuf::from)
+        .or_else(|| venv.exists().then_some(venv))
+        .unwrap_or_else(|| PathBuf::from("python3"));
+    let ok = Command::new(&py)
+        .args(["-c", "import slixmpp"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "slixmpp cannot be imported by {} — run scripts/test, or create .venv with \
+         `python3 -m venv .venv && .venv/bin/pip install -r tests/requirements.txt`",
+        py.display()
+    );
+    py
+}

@@ -115,7 +115,7 @@ async fn call_reaches_the_binding_with_cusax_identity_headers() {
     let h = harness().await;
     h.register_alice(C1).await;
     let spoof = "Call-Info: <xmpp:mallory@example.org>;purpose=impp\n\
-                 P-Asserted-Identity: <sip:ceo@example.org>\n";
+                 P-Asserted-Identity: <sip:carol@example.org>\n";
     let out = sends(
         h.call("bob", "hunter2", "sip:alice@example.org", spoof)
             .await,
