@@ -101,8 +101,23 @@ pub enum Event {
         #[serde(skip_serializing_if = "Option::is_none")]
         media: Option<MediaStats>,
     },
-    /// The transport failed (TCP connection lost); the user agent stops.
-    TransportClosed,
+    /// The flow to the server was lost: the TCP/TLS connection closed or failed, or a
+    /// keep-alive went unanswered (RFC 5626 §4.4.1). The binding is gone with it; a
+    /// `reconnecting` event follows (unless the user agent is shutting down).
+    TransportClosed {
+        /// What happened.
+        reason: String,
+    },
+    /// The user agent will reopen its flow and register again after a backoff (RFC 7081 §2,
+    /// RFC 5626 §4.5); `registered` follows once it succeeds.
+    Reconnecting {
+        /// The attempt, counted from 1 since the last success.
+        attempt: u32,
+        /// Seconds until the attempt.
+        in_secs: f64,
+        /// Why: the loss, or what made the previous attempt fail.
+        reason: String,
+    },
 }
 
 impl Event {
@@ -151,6 +166,22 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&r).expect("json"),
             r#"{"event":"registered","aor":"sip:a@x","contact":"<sip:a@127.0.0.1:5>","expires":300}"#
+        );
+        let r = Event::Reconnecting {
+            attempt: 2,
+            in_secs: 1.5,
+            reason: "connection closed".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&r).expect("json"),
+            r#"{"event":"reconnecting","attempt":2,"in_secs":1.5,"reason":"connection closed"}"#
+        );
+        let c = Event::TransportClosed {
+            reason: "keep-alive unanswered".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&c).expect("json"),
+            r#"{"event":"transport_closed","reason":"keep-alive unanswered"}"#
         );
     }
 }

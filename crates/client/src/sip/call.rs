@@ -14,7 +14,7 @@ use tokio::sync::watch;
 
 use super::auth::DigestState;
 use super::dialog::Dialog;
-use super::ua::{ALLOW, Actor, Purpose, USER_AGENT, UaError, token};
+use super::ua::{ALLOW, Actor, CallOptions, Purpose, USER_AGENT, UaError, token};
 use crate::event::{CallDirection, CallState, Event};
 use crate::media::audio::AudioError;
 use crate::media::sdp::{self, LocalMedia, Negotiated};
@@ -61,6 +61,8 @@ pub(crate) struct Call {
     pub(super) from_tag: String,
     pub(super) cseq: u32,
     pub(super) invite: Option<Request>,
+    /// Calling anonymously (RFC 3323): From, Privacy and Call-Info follow.
+    pub(super) anonymous: bool,
     pub(super) auth: Option<DigestState>,
     pub(super) auth_failures: u8,
     pub(super) provisional: bool,
@@ -136,6 +138,69 @@ fn normalise_target(t: &str) -> Result<String, UaError> {
     }
 }
 
+/// RFC 3323 §4.1.1.3: the From of an anonymous request.
+const ANONYMOUS_FROM: &str = "\"Anonymous\" <sip:anonymous@anonymous.invalid>";
+
+/// Everything an initial INVITE (or its authenticated retry) is made of.
+#[derive(Debug)]
+pub(super) struct InviteParts<'a> {
+    pub(super) target: &'a str,
+    pub(super) via: &'a str,
+    pub(super) contact: &'a str,
+    pub(super) call_id: &'a str,
+    pub(super) cseq: u32,
+    pub(super) from_tag: &'a str,
+    pub(super) aor: &'a str,
+    pub(super) display_name: Option<&'a str>,
+    /// Our bare JID (RFC 7081 §6).
+    pub(super) impp: Option<&'a str>,
+    pub(super) anonymous: bool,
+    pub(super) legacy_xmpp_contact: bool,
+    /// Authorization or Proxy-Authorization, and its value.
+    pub(super) auth: Option<(&'static str, &'a str)>,
+    pub(super) sdp: &'a [u8],
+}
+
+/// Builds an INVITE. A normal call names the caller and announces its JID as
+/// `Call-Info: <xmpp:JID>;purpose=impp` (RFC 7081 §6), plus `Contact: <xmpp:JID>` only when the
+/// legacy form is asked for (CUSAX CL-24). An anonymous call (RFC 3323 §4.1.1.3, CUSAX CL-23)
+/// has the anonymous From, `Privacy: id` and neither.
+pub(super) fn build_invite(p: &InviteParts<'_>) -> Bytes {
+    let from = if p.anonymous {
+        ANONYMOUS_FROM.to_owned()
+    } else {
+        match p.display_name {
+            Some(n) => format!("\"{}\" <{}>", n.replace('"', ""), p.aor),
+            None => format!("<{}>", p.aor),
+        }
+    };
+    let mut b = RequestBuilder::new("INVITE", p.target.as_bytes())
+        .header("Via", p.via.as_bytes())
+        .header("Max-Forwards", b"70")
+        .header("From", format!("{from};tag={}", p.from_tag).as_bytes())
+        .header("To", format!("<{}>", p.target).as_bytes())
+        .header("Call-ID", p.call_id.as_bytes())
+        .header("CSeq", format!("{} INVITE", p.cseq).as_bytes())
+        .header("Contact", p.contact.as_bytes())
+        .header("Allow", ALLOW.as_bytes())
+        .header("User-Agent", USER_AGENT.as_bytes());
+    match (p.anonymous, p.impp) {
+        (true, _) => b = b.header("Privacy", b"id"),
+        (false, Some(jid)) => {
+            b = b.header("Call-Info", format!("<xmpp:{jid}>;purpose=impp").as_bytes());
+            if p.legacy_xmpp_contact {
+                b = b.header("Contact", format!("<xmpp:{jid}>").as_bytes());
+            }
+        }
+        (false, None) => {}
+    }
+    if let Some((name, value)) = p.auth {
+        b = b.header(name, value.as_bytes());
+    }
+    b.build_with_body(Some((b"application/sdp", p.sdp)))
+        .freeze()
+}
+
 pub(super) fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -170,6 +235,7 @@ impl Actor {
             from_tag: token(6),
             cseq: 0,
             invite: None,
+            anonymous: false,
             auth: None,
             auth_failures: 0,
             provisional: false,
@@ -194,6 +260,7 @@ impl Actor {
         now: Instant,
         target: &str,
         media: MediaConfig,
+        options: CallOptions,
     ) -> Result<String, UaError> {
         let target = normalise_target(target)?;
         if let crate::media::AudioSource::Wav(p) = &media.source {
@@ -204,6 +271,7 @@ impl Actor {
         let server = self.transport.server();
         let mut call = self.new_call(id.clone(), CallDirection::Outgoing, media, server)?;
         call.target = target;
+        call.anonymous = options.anonymous;
         call.local_sdp = sdp::offer(&call.local, &self.cfg.codecs);
         self.calls.insert(id.clone(), call);
         self.send_invite(now, &id);
@@ -218,38 +286,40 @@ impl Actor {
     fn send_invite(&mut self, now: Instant, id: &str) {
         let acct = &self.cfg.account;
         let aor = acct.aor();
-        let from = match &acct.display_name {
-            Some(n) => format!("\"{}\" <{aor}>", n.replace('"', "")),
-            None => format!("<{aor}>"),
-        };
+        let display_name = acct.display_name.clone();
         let impp = acct.impp.clone();
+        let legacy_xmpp_contact = self.cfg.legacy_xmpp_contact;
         let via = self.via();
-        let contact = self.contact();
+        let anonymous = self.calls.get(id).is_some_and(|c| c.anonymous);
+        let contact = if anonymous {
+            self.contact_for("anonymous")
+        } else {
+            self.contact()
+        };
         let secret = acct.secret.clone();
         let Some(call) = self.calls.get_mut(id) else {
             return;
         };
         call.cseq += 1;
-        let mut b = RequestBuilder::new("INVITE", call.target.as_bytes())
-            .header("Via", via.as_bytes())
-            .header("Max-Forwards", b"70")
-            .header("From", format!("{from};tag={}", call.from_tag).as_bytes())
-            .header("To", format!("<{}>", call.target).as_bytes())
-            .header("Call-ID", id.as_bytes())
-            .header("CSeq", format!("{} INVITE", call.cseq).as_bytes())
-            .header("Contact", contact.as_bytes())
-            .header("Allow", ALLOW.as_bytes())
-            .header("User-Agent", USER_AGENT.as_bytes());
-        if let Some(jid) = impp {
-            b = b.header("Call-Info", format!("<xmpp:{jid}>;purpose=impp").as_bytes());
-        }
-        if let Some(d) = &mut call.auth {
+        let auth = call.auth.as_mut().map(|d| {
             let v = d.authorize(&secret, "INVITE", &call.target, &token(8));
-            b = b.header(d.header_name(), v.as_bytes());
-        }
-        let bytes = b
-            .build_with_body(Some((b"application/sdp", &call.local_sdp)))
-            .freeze();
+            (d.header_name(), v)
+        });
+        let bytes = build_invite(&InviteParts {
+            target: &call.target,
+            via: &via,
+            contact: &contact,
+            call_id: id,
+            cseq: call.cseq,
+            from_tag: &call.from_tag,
+            aor: &aor,
+            display_name: display_name.as_deref(),
+            impp: impp.as_deref(),
+            anonymous: call.anonymous,
+            legacy_xmpp_contact,
+            auth: auth.as_ref().map(|(n, v)| (*n, v.as_str())),
+            sdp: &call.local_sdp,
+        });
         call.provisional = false;
         if let Some((_, req)) = self.start_client(now, bytes, None, Some(id))
             && let Some(call) = self.calls.get_mut(id)
@@ -505,7 +575,111 @@ pub fn recording_path(dir: &std::path::Path, n: u32) -> PathBuf {
 
 #[cfg(test)]
 mod tests {
-    use super::normalise_target;
+    use super::{InviteParts, build_invite, normalise_target};
+    use cusax_sip_proto::{HeaderKind, Limits, Request, SipMessage, parse_datagram};
+
+    fn parts(anonymous: bool, legacy: bool) -> InviteParts<'static> {
+        InviteParts {
+            target: "sip:bob@example.org",
+            via: "SIP/2.0/TLS 127.0.0.1:5000;branch=z9hG4bKx;rport",
+            contact: if anonymous {
+                "<sip:anonymous@127.0.0.1:5000;transport=tls>"
+            } else {
+                "<sip:alice@127.0.0.1:5000;transport=tls>"
+            },
+            call_id: "c1@cusax",
+            cseq: 1,
+            from_tag: "t1",
+            aor: "sip:alice@example.org",
+            display_name: Some("Alice"),
+            impp: Some("alice@example.org"),
+            anonymous,
+            legacy_xmpp_contact: legacy,
+            auth: None,
+            sdp: b"v=0\r\n",
+        }
+    }
+
+    fn invite(p: &InviteParts<'_>) -> Request {
+        match parse_datagram(build_invite(p), &Limits::default()) {
+            Ok(SipMessage::Request(r)) => r,
+            other => panic!("not a request: {other:?}"),
+        }
+    }
+
+    fn values(r: &Request, k: HeaderKind) -> Vec<String> {
+        r.values_of(k)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn a_normal_invite_announces_the_jid_in_call_info_only() {
+        let r = invite(&parts(false, false));
+        assert!(r.validate().is_ok());
+        assert_eq!(
+            values(&r, HeaderKind::From),
+            ["\"Alice\" <sip:alice@example.org>;tag=t1"]
+        );
+        assert_eq!(
+            values(&r, HeaderKind::CallInfo),
+            ["<xmpp:alice@example.org>;purpose=impp"]
+        );
+        assert_eq!(
+            values(&r, HeaderKind::Contact),
+            ["<sip:alice@127.0.0.1:5000;transport=tls>"],
+            "no legacy xmpp Contact by default (CL-24)"
+        );
+        assert!(r.header_named("Privacy").is_none());
+    }
+
+    #[test]
+    fn the_legacy_xmpp_contact_is_added_only_on_request() {
+        let r = invite(&parts(false, true));
+        assert_eq!(
+            values(&r, HeaderKind::Contact),
+            [
+                "<sip:alice@127.0.0.1:5000;transport=tls>",
+                "<xmpp:alice@example.org>"
+            ]
+        );
+        assert_eq!(values(&r, HeaderKind::CallInfo).len(), 1);
+    }
+
+    #[test]
+    fn an_anonymous_invite_hides_the_caller() {
+        for legacy in [false, true] {
+            let r = invite(&parts(true, legacy));
+            assert!(r.validate().is_ok());
+            assert_eq!(
+                values(&r, HeaderKind::From),
+                ["\"Anonymous\" <sip:anonymous@anonymous.invalid>;tag=t1"]
+            );
+            let privacy = r.header_named("Privacy").expect("Privacy");
+            assert_eq!(privacy.value, b"id");
+            assert!(values(&r, HeaderKind::CallInfo).is_empty(), "no Call-Info");
+            assert_eq!(
+                values(&r, HeaderKind::Contact),
+                ["<sip:anonymous@127.0.0.1:5000;transport=tls>"],
+                "no xmpp Contact either"
+            );
+            let raw = String::from_utf8_lossy(r.bytes()).into_owned();
+            assert!(
+                !raw.contains("alice") && !raw.contains("Alice"),
+                "nothing names the caller: {raw}"
+            );
+            assert!(r.header_named("P-Asserted-Identity").is_none());
+        }
+    }
+
+    #[test]
+    fn credentials_go_into_the_named_header() {
+        let mut p = parts(false, false);
+        p.auth = Some(("Proxy-Authorization", "Digest username=\"alice\""));
+        let r = invite(&p);
+        let h = r.header_named("Proxy-Authorization").expect("credentials");
+        assert_eq!(h.value, b"Digest username=\"alice\"");
+    }
 
     #[test]
     fn targets() {

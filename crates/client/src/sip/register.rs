@@ -22,7 +22,7 @@ pub(crate) struct Registration {
     auth_failures: u8,
     /// The expiry asked for in the pending request (0 = removal).
     asking: u32,
-    bound: bool,
+    pub(crate) bound: bool,
     /// When to refresh the binding.
     pub(crate) refresh_at: Option<Instant>,
 }
@@ -45,6 +45,18 @@ impl Registration {
     pub(crate) fn is_bound(&self) -> bool {
         self.bound
     }
+
+    /// Forgets the digest state (a reopened flow may reach a restarted server).
+    pub(crate) fn reset_auth(&mut self) {
+        self.auth = None;
+        self.auth_failures = 0;
+    }
+}
+
+/// Whether a failed REGISTER is worth retrying on a new flow (RFC 5626 §4.5 / RFC 7081 §2):
+/// no answer, or a server-side failure; refusals of the request itself (401, 403, 404…) are not.
+pub(crate) fn retryable(code: u16) -> bool {
+    matches!(code, 408 | 480 | 500..=599)
 }
 
 /// When to refresh a binding granted for `expires` seconds: a minute early for long
@@ -57,12 +69,15 @@ pub(crate) fn refresh_after(expires: u32) -> Duration {
 impl Actor {
     /// Our Contact value.
     pub(crate) fn contact(&self) -> String {
+        self.contact_for(&self.cfg.account.user)
+    }
+
+    /// A Contact value on our flow with this user part (`anonymous` for anonymous calls,
+    /// RFC 3323 §4.1.1.3: the Contact should not name the caller either).
+    pub(crate) fn contact_for(&self, user: &str) -> String {
         let local = self.transport.local();
-        let tr = match self.transport.kind() {
-            super::TransportKind::Udp => "",
-            super::TransportKind::Tcp => ";transport=tcp",
-        };
-        format!("<sip:{}@{local}{tr}>", self.cfg.account.user)
+        let tr = self.transport.kind().uri_param();
+        format!("<sip:{user}@{local}{tr}>")
     }
 
     /// A fresh Via value for a new client transaction.
@@ -103,17 +118,22 @@ impl Actor {
         self.start_client(now, bytes, Some(Purpose::Register), None);
     }
 
-    fn registration_failed(&mut self, code: u16, reason: &str) {
+    fn registration_failed(&mut self, now: Instant, code: u16, reason: &str) {
         self.reg.bound = false;
         let _ = self.events.send(Event::RegistrationFailed {
             aor: self.cfg.account.aor(),
             code,
             reason: reason.to_owned(),
         });
+        // Registering (not removing the binding) failed for a passing reason: a new flow and
+        // a new REGISTER after the backoff.
+        if retryable(code) && self.reg.asking != 0 && !self.is_shutting_down() {
+            self.flow_failed(now, &format!("REGISTER failed: {code} {reason}"), false);
+        }
     }
 
-    pub(crate) fn on_register_timeout(&mut self) {
-        self.registration_failed(408, "Request Timeout");
+    pub(crate) fn on_register_timeout(&mut self, now: Instant) {
+        self.registration_failed(now, 408, "Request Timeout");
     }
 
     pub(crate) fn on_register_response(&mut self, now: Instant, resp: &Response) {
@@ -125,6 +145,7 @@ impl Actor {
                 self.reg.auth_failures = 0;
                 if self.reg.asking == 0 {
                     self.reg.bound = false;
+                    self.flow.keepalive = None;
                     let _ = self.events.send(Event::Unregistered {
                         aor: self.cfg.account.aor(),
                     });
@@ -133,6 +154,8 @@ impl Actor {
                 let expires = self.granted_expiry(resp).unwrap_or(self.reg.asking);
                 self.reg.bound = true;
                 self.reg.refresh_at = Some(now + refresh_after(expires));
+                self.flow.backoff.reset();
+                self.start_keepalive(now, resp);
                 let _ = self.events.send(Event::Registered {
                     aor: self.cfg.account.aor(),
                     contact: self.contact(),
@@ -147,14 +170,14 @@ impl Actor {
                         self.reg.auth = Some(d);
                         self.send_register(now, self.reg.asking);
                     }
-                    _ => self.registration_failed(code, &reason),
+                    _ => self.registration_failed(now, code, &reason),
                 }
             }
             423 => match resp.min_expires() {
                 Ok(Some(min)) if min > self.reg.asking => self.send_register(now, min),
-                _ => self.registration_failed(code, &reason),
+                _ => self.registration_failed(now, code, &reason),
             },
-            _ => self.registration_failed(code, &reason),
+            _ => self.registration_failed(now, code, &reason),
         }
     }
 

@@ -18,11 +18,13 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::auth::Secret;
 use super::call::Call;
+use super::flow::{Flow, FlowConfig};
 use super::register::Registration;
-use super::transport::{Incoming, Transport, TransportKind};
+use super::transport::{Inbound, Incoming, OpenError, TlsTarget, Transport, TransportKind};
 use crate::event::Event;
 use crate::media::audio::AudioError;
 use crate::media::{AudioSource, Codec, MediaConfig, MediaStats};
+use crate::tls::{TlsError, TrustConfig};
 
 /// The `User-Agent` and `Server` value.
 pub(crate) const USER_AGENT: &str = concat!("cusax/", env!("CARGO_PKG_VERSION"));
@@ -44,7 +46,7 @@ pub struct Account {
     pub secret: Secret,
     /// The server (registrar and outbound proxy) every request goes to.
     pub server: SocketAddr,
-    /// UDP or TCP.
+    /// UDP, TCP or TLS.
     pub transport: TransportKind,
     /// The bare JID announced as `Call-Info: <xmpp:…>;purpose=impp` on calls (RFC 7081 §6);
     /// `None` for anonymous calls.
@@ -77,6 +79,28 @@ pub struct UaConfig {
     pub codecs: Vec<Codec>,
     /// SIP timer base values.
     pub timers: TimerConfig,
+    /// Which server certificates a TLS flow accepts (RFC 3261 §26.3.1).
+    pub tls: TrustConfig,
+    /// The name the server's certificate must carry (and the SNI); default: the account's
+    /// domain, as RFC 5922 §4 has a `sip:` domain certificate name it.
+    pub tls_server_name: Option<String>,
+    /// Call anonymously by default (RFC 3323 `Privacy: id`, CUSAX CL-23); see
+    /// [`CallOptions`] for one call.
+    pub anonymous: bool,
+    /// Also send the legacy `Contact: <xmpp:JID>` header on calls (CUSAX CL-24; off: the
+    /// `Call-Info … purpose=impp` of RFC 7081 §6 is what peers read).
+    pub legacy_xmpp_contact: bool,
+    /// Keep-alives and reconnection (RFC 5626, RFC 7081 §2).
+    pub flow: FlowConfig,
+}
+
+/// Options of one call.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CallOptions {
+    /// Hide who calls: From `"Anonymous" <sip:anonymous@anonymous.invalid>`, `Privacy: id`,
+    /// no `Call-Info` (RFC 3323 §4.1.1.3, RFC 3325, CUSAX CL-23). The proxy still knows the
+    /// caller from the digest authentication and may assert it to trusted peers.
+    pub anonymous: bool,
 }
 
 impl UaConfig {
@@ -92,7 +116,29 @@ impl UaConfig {
             record_dir: None,
             codecs: vec![Codec::Pcmu, Codec::Pcma],
             timers: TimerConfig::default(),
+            tls: TrustConfig::default(),
+            tls_server_name: None,
+            anonymous: false,
+            legacy_xmpp_contact: false,
+            flow: FlowConfig::default(),
         }
+    }
+
+    /// The TLS parameters of a TLS account (`None` for UDP and TCP).
+    fn tls_target(&self) -> Result<Option<TlsTarget>, UaError> {
+        if self.account.transport != TransportKind::Tls {
+            return Ok(None);
+        }
+        let name = self
+            .tls_server_name
+            .clone()
+            .unwrap_or_else(|| self.account.domain.clone());
+        let server_name = rustls_pki_types::ServerName::try_from(name.clone())
+            .map_err(|_| UaError::BadServerName(name))?;
+        Ok(Some(TlsTarget {
+            config: self.tls.client_config()?,
+            name: server_name,
+        }))
     }
 }
 
@@ -112,6 +158,25 @@ pub enum UaError {
     /// The user agent task has ended.
     #[error("the user agent has stopped")]
     Stopped,
+    /// The TLS trust policy cannot be used (CA file unreadable, no roots).
+    #[error("TLS: {0}")]
+    Tls(#[from] TlsError),
+    /// The TLS server name is not a valid DNS name or IP address.
+    #[error("not a valid TLS server name: {0}")]
+    BadServerName(String),
+    /// The flow could not be opened: connection timed out, or the TLS handshake failed (an
+    /// untrusted certificate, or one for another name).
+    #[error("connecting to the server: {0}")]
+    Connect(OpenError),
+}
+
+impl From<OpenError> for UaError {
+    fn from(e: OpenError) -> Self {
+        match e {
+            OpenError::Io(e) => Self::Io(e),
+            e => Self::Connect(e),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -119,6 +184,7 @@ enum Command {
     Call {
         target: String,
         media: MediaConfig,
+        options: CallOptions,
         reply: oneshot::Sender<Result<String, UaError>>,
     },
     Hangup {
@@ -133,19 +199,25 @@ enum Command {
 #[derive(Debug, Clone)]
 pub struct UserAgent {
     commands: mpsc::Sender<Command>,
+    anonymous: bool,
 }
 
 impl UserAgent {
     /// Opens the transport and starts the user agent task (registering if configured).
     /// Events arrive on the returned receiver until the task ends.
+    /// A TLS flow whose server certificate is not trusted fails here with
+    /// [`UaError::Connect`], before anything is sent.
     pub async fn start(cfg: UaConfig) -> Result<(Self, mpsc::UnboundedReceiver<Event>), UaError> {
+        let tls = cfg.tls_target()?;
         let (transport, incoming) =
-            Transport::open(cfg.account.transport, cfg.account.server).await?;
+            Transport::open(cfg.account.transport, cfg.account.server, tls.as_ref()).await?;
         let (cmd_tx, cmd_rx) = mpsc::channel(16);
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
         let (done_tx, done_rx) = mpsc::unbounded_channel();
         let actor = Actor {
             reg: Registration::new(cfg.expires),
+            flow: Flow::new(&cfg.flow),
+            tls,
             cfg,
             transport,
             incoming,
@@ -160,18 +232,38 @@ impl UserAgent {
             shutdown: None,
             calls_answered: 0,
         };
+        let anonymous = actor.cfg.anonymous;
         tokio::spawn(actor.run());
-        Ok((Self { commands: cmd_tx }, ev_rx))
+        Ok((
+            Self {
+                commands: cmd_tx,
+                anonymous,
+            },
+            ev_rx,
+        ))
     }
 
     /// Calls `target` (`sip:user@host`, or `user@host`); returns the Call-ID at once, the
     /// progress comes as events.
     pub async fn call(&self, target: &str, media: MediaConfig) -> Result<String, UaError> {
+        self.call_with(target, media, None).await
+    }
+
+    /// As [`UserAgent::call`], with options for this call (`None`: the configured defaults).
+    pub async fn call_with(
+        &self,
+        target: &str,
+        media: MediaConfig,
+        options: Option<CallOptions>,
+    ) -> Result<String, UaError> {
         let (reply, rx) = oneshot::channel();
         self.commands
             .send(Command::Call {
                 target: target.to_owned(),
                 media,
+                options: options.unwrap_or(CallOptions {
+                    anonymous: self.anonymous,
+                }),
                 reply,
             })
             .await
@@ -241,7 +333,10 @@ struct Shutdown {
 pub(crate) struct Actor {
     pub(crate) cfg: UaConfig,
     pub(crate) transport: Transport,
-    incoming: mpsc::Receiver<Incoming>,
+    pub(crate) incoming: mpsc::Receiver<Inbound>,
+    /// The TLS parameters, kept for reconnecting.
+    pub(crate) tls: Option<TlsTarget>,
+    pub(crate) flow: Flow,
     commands: mpsc::Receiver<Command>,
     pub(crate) events: mpsc::UnboundedSender<Event>,
     pub(crate) media_done_tx: mpsc::UnboundedSender<(String, Result<MediaStats, AudioError>)>,
@@ -280,13 +375,13 @@ impl Actor {
             }
             let deadline = tokio::time::Instant::from_std(self.next_deadline());
             tokio::select! {
-                m = self.incoming.recv() => match m {
-                    Some(m) => self.on_message(now(), m),
-                    None => {
-                        let _ = self.events.send(Event::TransportClosed);
-                        break;
-                    }
+                m = self.incoming.recv(), if self.flow.is_up() => match m {
+                    Some(m) => self.on_inbound(now(), m),
+                    None => self.flow_failed(now(), "connection closed", true),
                 },
+                r = super::flow::opened(&mut self.flow.link), if self.flow.is_connecting() => {
+                    self.on_opened(now(), r);
+                }
                 c = self.commands.recv(), if self.shutdown.is_none() => match c {
                     Some(c) => self.on_command(now(), c),
                     None => self.begin_shutdown(now(), None),
@@ -308,9 +403,10 @@ impl Actor {
             Command::Call {
                 target,
                 media,
+                options,
                 reply,
             } => {
-                let r = self.start_call(now, &target, media);
+                let r = self.start_call(now, &target, media, options);
                 let _ = reply.send(r);
             }
             Command::Hangup { call_id } => self.hangup(now, &call_id),
@@ -372,6 +468,7 @@ impl Actor {
         let calls = self.calls.values().filter_map(Call::next_timer);
         tx.chain(calls)
             .chain(self.reg.refresh_at)
+            .chain(self.flow.next_timer())
             .chain(self.shutdown.as_ref().map(|s| s.deadline))
             .min()
             .unwrap_or(far)
@@ -384,6 +481,8 @@ impl Actor {
             self.send_register(now, self.cfg.expires);
         }
         self.call_timers(now);
+        self.keepalive_timer(now);
+        self.reconnect_timer(now);
     }
 
     /// Queues a message for sending.
@@ -392,10 +491,20 @@ impl Actor {
     }
 
     async fn flush(&mut self) {
+        let mut broken = None;
         for (to, bytes) in std::mem::take(&mut self.outbox) {
-            if let Err(e) = self.transport.send(to, &bytes).await {
+            if let Err(e) = self.transport.send(to, &bytes).await
+                && self.flow.is_up()
+            {
                 tracing::warn!(%to, error = %e, "send failed");
+                broken = Some(e);
             }
+        }
+        // A connection that cannot be written to is lost (UDP errors are transient).
+        if let Some(e) = broken
+            && self.transport.kind().reliable()
+        {
+            self.flow_failed(now(), &format!("send failed: {e}"), true);
         }
     }
 
@@ -498,7 +607,7 @@ impl Actor {
             self.outbox.extend(sends);
             for t in timeouts {
                 match t {
-                    (Some(Purpose::Register), _) => self.on_register_timeout(),
+                    (Some(Purpose::Register), _) => self.on_register_timeout(now),
                     (Some(Purpose::Bye(_) | Purpose::Cancel(_)), _) => {}
                     (None, Some(id)) => self.on_invite_timeout(&id),
                     (None, None) => {}
@@ -507,7 +616,7 @@ impl Actor {
         }
     }
 
-    fn on_message(&mut self, now: Instant, m: Incoming) {
+    pub(crate) fn on_message(&mut self, now: Instant, m: Incoming) {
         match m.msg {
             SipMessage::Response(resp) => {
                 let Some(key) = TransactionKey::for_response(&resp) else {
