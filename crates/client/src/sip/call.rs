@@ -526,7 +526,9 @@ impl Actor {
             *media = Some(stats);
         }
         if call.phase != Phase::Ending {
-            // The media task ended on its own (recording error): the call goes on, unreported.
+            // The media task ended on its own (recording error): the call goes on, and its
+            // end is reported at once when it comes (no media task is left to wait for).
+            call.media_stop = None;
             self.calls.insert(id.to_owned(), call);
             return;
         }

@@ -146,6 +146,10 @@ impl Actor {
         let record = match (&self.cfg.record_dir, busy) {
             (Some(d), false) => {
                 self.calls_answered += 1;
+                // The recorder writes into the directory; a missing one is made.
+                if let Err(e) = std::fs::create_dir_all(d) {
+                    tracing::warn!(dir = %d.display(), error = %e, "cannot create the record dir");
+                }
                 Some(recording_path(d, self.calls_answered))
             }
             _ => None,
