@@ -278,7 +278,7 @@ async fn a_server_certificate_not_trusted_or_for_another_name_is_refused() {
 
     // Nothing reached the registrar: it never authenticated alice. With the right trust she
     // registers at once (and the registrar's log says so, which makes the check above count).
-    let authenticated = "account=alice@example.org";
+    let authenticated = "authenticated protocol=\"sip\" account=alice@example.org";
     assert!(!srv.log().contains(authenticated), "{}", srv.log());
     let mut cfg = tls_config(&srv, "alice", server_cert(&srv));
     cfg.register = true;
