@@ -4,7 +4,7 @@
 #   bench/kamailio/mkdb.sh N [OUTDIR]
 #
 # Creates in OUTDIR (default: current directory):
-#   kamailio.sqlite   version + subscriber tables, users user1..userN@bench.local,
+#   kamailio.sqlite   version + subscriber tables (schema.sql), users user1..userN@bench.local,
 #                     password pw-<n>, only HA1 stored (md5(user:realm:password),
 #                     realm bench.local), the plaintext password column left empty
 #   users.sipp.csv    sipp -inf file: user;password;domain (SEQUENTIAL)
@@ -15,6 +15,7 @@
 # used by tests/sipp/register_locked.xml.
 set -euo pipefail
 
+here=$(cd "$(dirname "$0")" && pwd)
 n=${1:?usage: mkdb.sh N [OUTDIR]}
 out=${2:-.}
 realm=${REALM:-bench.local}
@@ -27,30 +28,9 @@ rm -f "$db" "$db-journal"
 sql=$(mktemp)
 trap 'rm -f "$sql"' EXIT
 {
-  cat <<'SQL'
-PRAGMA journal_mode=OFF;
-PRAGMA synchronous=OFF;
-CREATE TABLE version (
-    id INTEGER PRIMARY KEY NOT NULL,
-    table_name VARCHAR(32) NOT NULL,
-    table_version INTEGER DEFAULT 0 NOT NULL,
-    CONSTRAINT version_table_name_idx UNIQUE (table_name)
-);
-INSERT INTO version (table_name, table_version) VALUES ('version', 1);
-INSERT INTO version (table_name, table_version) VALUES ('subscriber', 7);
-CREATE TABLE subscriber (
-    id INTEGER PRIMARY KEY NOT NULL,
-    username VARCHAR(64) DEFAULT '' NOT NULL,
-    domain VARCHAR(64) DEFAULT '' NOT NULL,
-    password VARCHAR(64) DEFAULT '' NOT NULL,
-    ha1 VARCHAR(128) DEFAULT '' NOT NULL,
-    ha1b VARCHAR(128) DEFAULT '' NOT NULL,
-    locked INTEGER DEFAULT 0 NOT NULL,
-    CONSTRAINT subscriber_account_idx UNIQUE (username, domain)
-);
-CREATE INDEX subscriber_username_idx ON subscriber (username);
-BEGIN;
-SQL
+  printf 'PRAGMA journal_mode=OFF;\nPRAGMA synchronous=OFF;\n'
+  cat "$here/schema.sql"
+  echo "BEGIN;"
 } >"$sql"
 
 # HA1 = md5(user:realm:password), one streaming process for all users

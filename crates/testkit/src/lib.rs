@@ -1,6 +1,8 @@
 //! Test helpers: start a real `cusaxd` on loopback with ephemeral ports and a temporary data
 //! directory, run `cusaxctl` against it, and stop it the way an operator would (SIGTERM).
 
+pub mod anchor;
+
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
