@@ -288,6 +288,35 @@ async def scenario_on_the_phone(args):
         fail(f"bob's own activity was published without his opt-in: {own}")
 
 
+async def scenario_echo(args):
+    """User 0 answers each chat message with "echo: BODY" until "bye". Before the first answer
+    it asks the sender's client for disco#info and fails on any Jingle RTP feature (a CUSAX
+    client calls over SIP, RFC 7081 §2)."""
+    b = peer(args, 0)
+    if not await b.login():
+        fail("login")
+    print("READY", flush=True)
+    checked = False
+    while True:
+        m = await wait_for(b.messages, lambda m: m["type"] in ("chat", "normal") and m["body"], "a message", 60)
+        if not checked:
+            info = await b["xep_0030"].get_info(jid=m["from"], timeout=TIMEOUT)
+            feats = set(info["disco_info"]["features"])
+            rtp = sorted(f for f in feats if f.startswith("urn:xmpp:jingle:apps:rtp") or "jingle:transports:ice" in f)
+            if rtp:
+                fail(f"the client offers Jingle RTP: {rtp}")
+            if "urn:xmpp:ping" not in feats:
+                fail(f"disco#info without ping: {sorted(feats)}")
+            print(f"disco ok: {len(feats)} features, no Jingle RTP", flush=True)
+            checked = True
+        b.send_message(mto=m["from"], mbody="echo: " + m["body"], mtype="chat")
+        print(f"echoed {m['body']!r} to {m['from']}", flush=True)
+        if m["body"] == "bye":
+            break
+    b.disconnect()
+    print("OK", flush=True)
+
+
 SCENARIOS = {n[len("scenario_"):]: f for n, f in globals().items() if n.startswith("scenario_")}
 
 

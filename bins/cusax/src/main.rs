@@ -1,5 +1,6 @@
-//! `cusax`: the CUSAX client (RFC 7081) on the command line — calls over SIP with audio from a
-//! WAV file or a tone, recorded to WAV; one JSON event per line on stdout.
+//! RFC 7081 (CUSAX) on the command line: `cusax` — one account, chat and presence over XMPP,
+//! calls over SIP with audio from a WAV file or a tone, recorded to WAV; one JSON event per
+//! line on stdout.
 
 mod cli;
 mod config;
@@ -22,18 +23,61 @@ fn main() -> std::process::ExitCode {
         Ok(rt) => rt,
         Err(e) => return run::fail(&anyhow::Error::from(e)),
     };
+    let cfg = cli.config.as_deref();
     let result = rt.block_on(async {
         match cli.command {
+            Command::Login {
+                provision,
+                dns,
+                password_stdin,
+                no_check,
+                account,
+            } => {
+                run::login(
+                    cfg,
+                    provision.as_deref(),
+                    dns,
+                    password_stdin,
+                    no_check,
+                    &account,
+                )
+                .await
+            }
+            Command::Roster { account } => run::roster(&config::settings(cfg, &account)?).await,
+            Command::Add { jid, name, account } => {
+                run::add(&config::settings(cfg, &account)?, &jid, name.as_deref()).await
+            }
+            Command::Send { jid, text, account } => {
+                run::send(&config::settings(cfg, &account)?, &jid, &text).await
+            }
+            Command::Chat { jid, account } => {
+                run::chat(&config::settings(cfg, &account)?, &jid).await
+            }
+            Command::Whois { uri, account } => {
+                run::whois(&config::settings(cfg, &account)?, &uri).await
+            }
             Command::Call {
-                uri,
+                target,
                 account,
                 source,
                 record,
                 duration,
                 ring_timeout,
+                anonymous,
+                on_the_phone,
             } => {
-                let acct = config::account(cli.config.as_deref(), &account)?;
-                run::call(acct, &uri, &source, record, duration, ring_timeout).await
+                let s = config::settings(cfg, &account)?;
+                run::call(
+                    &s,
+                    &target,
+                    &source,
+                    record,
+                    duration,
+                    ring_timeout,
+                    anonymous,
+                    on_the_phone,
+                )
+                .await
             }
             Command::Listen {
                 account,
@@ -41,9 +85,22 @@ fn main() -> std::process::ExitCode {
                 record_dir,
                 source,
                 expires,
+                on_the_phone,
+                presence_after_sip,
+                approve_all,
             } => {
-                let acct = config::account(cli.config.as_deref(), &account)?;
-                run::listen(acct, auto_answer, record_dir, &source, expires).await
+                let s = config::settings(cfg, &account)?;
+                run::listen(
+                    &s,
+                    auto_answer,
+                    record_dir,
+                    &source,
+                    expires,
+                    on_the_phone,
+                    presence_after_sip,
+                    approve_all,
+                )
+                .await
             }
         }
     });

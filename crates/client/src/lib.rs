@@ -5,9 +5,13 @@
 //! transaction machines, digest arithmetic); this crate drives it with tokio sockets and timers
 //! and reports what happens as a stream of typed [`Event`]s.
 
+pub mod cusax;
 pub mod event;
 pub mod media;
+pub mod setup;
 pub mod sip;
+pub mod tls;
+pub mod xmpp;
 
 pub use event::{CallDirection, CallState, Event};
 pub use media::{AudioSource, Codec, MediaConfig, MediaStats};

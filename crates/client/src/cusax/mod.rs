@@ -215,8 +215,18 @@ impl Cusax {
     /// Calls a contact (by JID, through their vCard) or a SIP URI/number, through the linked
     /// SIP account (CL-16/17); returns the Call-ID.
     pub async fn call(&self, target: &str, media: MediaConfig) -> Result<String, CusaxError> {
+        self.call_with(target, media, None).await
+    }
+
+    /// As [`Cusax::call`], with per-call options (anonymous calls carry no `Call-Info`, CL-23).
+    pub async fn call_with(
+        &self,
+        target: &str,
+        media: MediaConfig,
+        options: Option<crate::sip::CallOptions>,
+    ) -> Result<String, CusaxError> {
         let uri = self.resolve(target).await?;
-        Ok(self.ua.call(&uri, media).await?)
+        Ok(self.ua.call_with(&uri, media, options).await?)
     }
 
     /// Which roster contact a SIP identity belongs to (vCard TELs, exact match; CL-19/30).
@@ -322,6 +332,8 @@ impl Cusax {
             tokio::select! {
                 e = sip.recv(), if sip_open => {
                     let Some(e) = e else { sip_open = false; continue };
+                    // The event first, then what the CUSAX layer makes of it.
+                    let _ = tx.send(ClientEvent::Sip(e.clone()));
                     match &e {
                         Event::Registered { .. } => self.release_presence().await,
                         Event::IncomingCall { call_id, from, call_info, .. } => {
@@ -340,10 +352,10 @@ impl Cusax {
                         }
                         _ => {}
                     }
-                    let _ = tx.send(ClientEvent::Sip(e));
                 }
                 e = xmpp.recv(), if xmpp_open => {
                     let Some(e) = e else { xmpp_open = false; continue };
+                    let _ = tx.send(ClientEvent::Xmpp(e.clone()));
                     match &e {
                         XmppEvent::Connected { tls, .. } if !warned => {
                             warned = true;
@@ -371,7 +383,6 @@ impl Cusax {
                         }
                         _ => {}
                     }
-                    let _ = tx.send(ClientEvent::Xmpp(e));
                 }
             }
         }

@@ -1,0 +1,200 @@
+//! Shared by the CLI tests: a `cusax` child process whose JSON event lines are collected,
+//! private password files, and a Goertzel tone check of recorded WAV files.
+#![allow(dead_code)] // each test file uses a part
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use cusax_testkit::Cusaxd;
+use serde_json::Value;
+
+/// How long one expected step may take.
+pub const STEP: Duration = Duration::from_secs(15);
+
+/// A running `cusax` with its stdout parsed line by line on a thread.
+pub struct Client {
+    pub name: &'static str,
+    pub child: Child,
+    lines: mpsc::Receiver<Value>,
+    pub seen: Vec<Value>,
+    stderr: PathBuf,
+}
+
+impl Client {
+    pub fn start(name: &'static str, dir: &Path, args: &[&str]) -> Self {
+        let stderr = dir.join(format!("{name}.stderr"));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cusax"))
+            .args(args)
+            .env("RUST_LOG", "debug")
+            .env("XDG_CONFIG_HOME", dir) // no personal config file gets in the way
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr).expect("stderr file"))
+            .spawn()
+            .expect("cusax starts");
+        let out = child.stdout.take().expect("piped stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let v = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("not a JSON event line: {line:?}: {e}"));
+                if tx.send(v).is_err() {
+                    return;
+                }
+            }
+        });
+        Self {
+            name,
+            child,
+            lines,
+            seen: Vec::new(),
+            stderr,
+        }
+    }
+
+    pub fn report(&self) -> String {
+        format!(
+            "{} events: {:#?}\n{} stderr:\n{}",
+            self.name,
+            self.seen,
+            self.name,
+            std::fs::read_to_string(&self.stderr).unwrap_or_default()
+        )
+    }
+
+    /// Waits (bounded) for the first event matching `pred`, keeping all events seen.
+    pub fn wait_for(
+        &mut self,
+        what: &str,
+        server: &Cusaxd,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + STEP;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(v) => {
+                    self.seen.push(v.clone());
+                    if pred(&v) {
+                        return v;
+                    }
+                }
+                Err(_) => panic!(
+                    "{}: no {what} within {STEP:?}\n{}\nserver log:\n{}",
+                    self.name,
+                    self.report(),
+                    server.log()
+                ),
+            }
+        }
+    }
+
+    /// The first event matching `pred` among those seen from index `from` on, or else the
+    /// next one to arrive (bounded); returns its index too. For events whose order against
+    /// others is not fixed (they come from different connections).
+    pub fn find_from(
+        &mut self,
+        from: usize,
+        what: &str,
+        server: &Cusaxd,
+        pred: impl Fn(&Value) -> bool,
+    ) -> (usize, Value) {
+        if let Some(i) = (from..self.seen.len()).find(|&i| pred(&self.seen[i])) {
+            return (i, self.seen[i].clone());
+        }
+        let v = self.wait_for(what, server, pred);
+        (self.seen.len() - 1, v)
+    }
+
+    /// Waits (bounded) for the process to exit after its stdout closed; returns success.
+    pub fn wait_exit(&mut self) -> bool {
+        let deadline = Instant::now() + STEP;
+        while let Ok(v) = self
+            .lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            self.seen.push(v);
+        }
+        loop {
+            if let Some(st) = self.child.try_wait().expect("wait") {
+                return st.success();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not exit\n{}",
+                self.name,
+                self.report()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn states(&self) -> Vec<String> {
+        self.seen
+            .iter()
+            .filter(|e| e["event"] == "call_state")
+            .map(|e| e["state"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn password_file(dir: &Path, user: &str, pw: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let p = dir.join(format!("{user}.password"));
+    std::fs::write(&p, format!("{pw}\n")).expect("write");
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    p
+}
+
+/// Power of one frequency in a signal (Goertzel algorithm), normalised by length.
+pub fn goertzel(samples: &[f64], rate: f64, hz: f64) -> f64 {
+    let coeff = 2.0 * (std::f64::consts::TAU * hz / rate).cos();
+    let (mut s1, mut s2) = (0.0, 0.0);
+    for &x in samples {
+        let s = x + coeff * s1 - s2;
+        s2 = s1;
+        s1 = s;
+    }
+    (s1 * s1 + s2 * s2 - coeff * s1 * s2) / samples.len().max(1) as f64
+}
+
+/// Asserts that `path` holds at least `min_secs` of audio dominated by `tone` rather than by
+/// a neighbouring frequency or by `other` (the recorder's own tone).
+pub fn assert_tone(path: &Path, tone: f64, neighbour: f64, other: f64, min_secs: f64) {
+    let r = hound::WavReader::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let spec = r.spec();
+    assert_eq!(
+        (spec.channels, spec.sample_rate),
+        (1, 8000),
+        "{}",
+        path.display()
+    );
+    let s: Vec<f64> = r
+        .into_samples::<i16>()
+        .map(|v| f64::from(v.expect("sample")))
+        .collect();
+    assert!(
+        s.len() as f64 >= min_secs * 8000.0,
+        "{}: only {} samples",
+        path.display(),
+        s.len()
+    );
+    let p = goertzel(&s, 8000.0, tone);
+    let n = goertzel(&s, 8000.0, neighbour);
+    let o = goertzel(&s, 8000.0, other);
+    assert!(
+        p > 100.0 * n && p > 100.0 * o,
+        "{}: power at {tone} Hz {p:.3e}, at {neighbour} Hz {n:.3e}, at {other} Hz {o:.3e}",
+        path.display()
+    );
+}
