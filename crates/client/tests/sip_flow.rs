@@ -107,7 +107,7 @@ fn ok_with_flow_timer(req: &Request, secs: u32) -> BytesMut {
 #[derive(Debug)]
 enum Frame {
     Ping,
-    Request(Request),
+    Request(Box<Request>),
 }
 
 struct StreamPeer {
@@ -138,7 +138,7 @@ impl StreamPeer {
                     StreamFrame::Message { len } => {
                         let msg = self.buf.split_to(len).freeze();
                         match parse_datagram(msg, &Limits::default()).expect("valid SIP") {
-                            SipMessage::Request(r) => return Frame::Request(r),
+                            SipMessage::Request(r) => return Frame::Request(Box::new(r)),
                             SipMessage::Response(_) => continue,
                         }
                     }
@@ -162,7 +162,7 @@ impl StreamPeer {
         loop {
             match self.next().await {
                 Frame::Ping => self.send(b"\r\n").await,
-                Frame::Request(r) if r.method() == method => return r,
+                Frame::Request(r) if r.method() == method => return *r,
                 Frame::Request(r) => panic!("expected {method:?}, got {:?}", r.method()),
             }
         }
@@ -275,7 +275,7 @@ struct UdpPeer {
 #[derive(Debug)]
 enum Datagram {
     Stun(Vec<u8>),
-    Request(Request),
+    Request(Box<Request>),
 }
 
 impl UdpPeer {
@@ -304,7 +304,7 @@ impl UdpPeer {
         match parse_datagram(Bytes::copy_from_slice(data), &Limits::default())
             .expect("the client sends valid SIP")
         {
-            SipMessage::Request(r) => Datagram::Request(r),
+            SipMessage::Request(r) => Datagram::Request(Box::new(r)),
             SipMessage::Response(r) => panic!("unexpected response {}", r.code()),
         }
     }
@@ -315,7 +315,7 @@ impl UdpPeer {
         loop {
             match self.next().await {
                 Datagram::Stun(_) => stun += 1,
-                Datagram::Request(r) if r.method() == Method::Register => return (r, stun),
+                Datagram::Request(r) if r.method() == Method::Register => return (*r, stun),
                 Datagram::Request(r) => panic!("unexpected {:?}", r.method()),
             }
         }

@@ -39,7 +39,7 @@ fn tls_config(srv: &Cusaxd, user: &str, ca_file: PathBuf) -> UaConfig {
         user: user.into(),
         domain: DOMAIN.into(),
         display_name: None,
-        secret: Secret::new(user, &format!("{user}-secret")),
+        secret: Secret::new(user, format!("{user}-secret")),
         server: srv
             .addr("sip_tls")
             .expect("cusaxd listens for SIP over TLS"),

@@ -160,7 +160,7 @@ impl Actor {
     /// Handles what the flow's reader delivered.
     pub(crate) fn on_inbound(&mut self, now: Instant, m: Inbound) {
         match m {
-            Inbound::Sip(m) => self.on_message(now, m),
+            Inbound::Sip(m) => self.on_message(now, *m),
             Inbound::Pong => {
                 if let Some(k) = &mut self.flow.keepalive {
                     k.on_pong();

@@ -78,8 +78,8 @@ pub struct Incoming {
 /// What the reading half of a flow delivers.
 #[derive(Debug)]
 pub(crate) enum Inbound {
-    /// A SIP message.
-    Sip(Incoming),
+    /// A SIP message (boxed: the other variants are small).
+    Sip(Box<Incoming>),
     /// A CRLF pong on a stream flow (RFC 5626 §4.4.1).
     Pong,
     /// A CRLFCRLF ping from the server on a stream flow: it wants a CRLF back.
@@ -270,7 +270,7 @@ async fn read_udp(sock: Arc<UdpSocket>, tx: mpsc::Sender<Inbound>, limits: Limit
             Inbound::StunSuccess(tid)
         } else {
             match parse_datagram(Bytes::copy_from_slice(data), &limits) {
-                Ok(msg) => Inbound::Sip(Incoming { msg, from }),
+                Ok(msg) => Inbound::Sip(Box::new(Incoming { msg, from })),
                 Err(e) => {
                     tracing::debug!(%from, error = %e, "unparsable datagram dropped");
                     continue;
@@ -324,7 +324,11 @@ async fn read_stream<R: AsyncRead + Unpin>(
                     let msg = buf.split_to(len).freeze();
                     match parse_datagram(msg, &limits) {
                         Ok(msg) => {
-                            if tx.send(Inbound::Sip(Incoming { msg, from })).await.is_err() {
+                            if tx
+                                .send(Inbound::Sip(Box::new(Incoming { msg, from })))
+                                .await
+                                .is_err()
+                            {
                                 return;
                             }
                         }
