@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use common::{Client, assert_tone};
 use cusax_client::tls::TrustConfig;
-use cusax_client::xmpp::{XmppClient, XmppConfig, XmppEvent};
+use cusax_client::xmpp::XmppConfig;
 use cusax_client::{Account, MediaConfig, Secret, TransportKind, UaConfig, UserAgent};
 use cusax_testkit::Cusaxd;
 use serde_json::Value;
@@ -121,57 +121,9 @@ fn xmpp_cfg(s: &Cusaxd, user: &str, password: &str) -> XmppConfig {
     c
 }
 
-async fn wait(
-    rx: &mut tokio::sync::mpsc::UnboundedReceiver<XmppEvent>,
-    pred: impl Fn(&XmppEvent) -> bool,
-) {
-    tokio::time::timeout(Duration::from_secs(15), async {
-        while let Some(e) = rx.recv().await {
-            if pred(&e) {
-                return;
-            }
-        }
-        panic!("event stream ended");
-    })
-    .await
-    .expect("event in time");
-}
-
 /// alice and bob see each other's presence (RFC 6121 §3), set up with the library.
 async fn befriend(s: &Cusaxd, a: (&str, &str), b: (&str, &str)) {
-    let (ac, mut arx) = XmppClient::start(xmpp_cfg(s, a.0, a.1)).expect("start");
-    let (bc, mut brx) = XmppClient::start(xmpp_cfg(s, b.0, b.1)).expect("start");
-    wait(&mut arx, |e| matches!(e, XmppEvent::Roster { .. })).await;
-    wait(&mut brx, |e| matches!(e, XmppEvent::Roster { .. })).await;
-    let (aj, bj) = (format!("{}@{DOMAIN}", a.0), format!("{}@{DOMAIN}", b.0));
-    ac.add_contact(&bj, None).await.expect("add");
-    wait(
-        &mut brx,
-        |e| matches!(e, XmppEvent::Subscription { kind, .. } if kind == "subscribe"),
-    )
-    .await;
-    bc.approve(&aj).await.expect("approve");
-    bc.add_contact(&aj, None).await.expect("add");
-    wait(
-        &mut arx,
-        |e| matches!(e, XmppEvent::Subscription { kind, .. } if kind == "subscribe"),
-    )
-    .await;
-    ac.approve(&bj).await.expect("approve");
-    wait(
-        &mut brx,
-        |e| matches!(e, XmppEvent::Subscription { kind, .. } if kind == "subscribed"),
-    )
-    .await;
-    let roster = bc.roster().await.expect("roster");
-    assert!(
-        roster
-            .iter()
-            .any(|i| i.jid == aj && i.subscription == "both"),
-        "{roster:?}"
-    );
-    ac.shutdown().await;
-    bc.shutdown().await;
+    common::befriend(xmpp_cfg(s, a.0, a.1), xmpp_cfg(s, b.0, b.1)).await;
 }
 
 fn cfg_arg(p: &Path) -> &str {

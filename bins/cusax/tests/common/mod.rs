@@ -8,8 +8,81 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use cusax_client::xmpp::{XmppClient, XmppConfig, XmppEvent};
 use cusax_testkit::Cusaxd;
 use serde_json::Value;
+
+/// Servers whose logs a failing test shows.
+pub trait Logs {
+    /// What the server(s) logged so far.
+    fn log(&self) -> String;
+}
+
+impl Logs for Cusaxd {
+    fn log(&self) -> String {
+        Cusaxd::log(self)
+    }
+}
+
+impl Logs for cusax_testkit::anchor::AnchorStack {
+    fn log(&self) -> String {
+        self.logs()
+    }
+}
+
+/// Waits (bounded) for the first XMPP event matching `pred`.
+pub async fn wait_xmpp(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<XmppEvent>,
+    pred: impl Fn(&XmppEvent) -> bool,
+) {
+    tokio::time::timeout(STEP, async {
+        while let Some(e) = rx.recv().await {
+            if pred(&e) {
+                return;
+            }
+        }
+        panic!("event stream ended");
+    })
+    .await
+    .expect("event in time");
+}
+
+/// Makes two accounts see each other's presence (RFC 6121 §3) with the client library.
+pub async fn befriend(a: XmppConfig, b: XmppConfig) {
+    let (aj, bj) = (a.jid.clone(), b.jid.clone());
+    let (ac, mut arx) = XmppClient::start(a).expect("start");
+    let (bc, mut brx) = XmppClient::start(b).expect("start");
+    wait_xmpp(&mut arx, |e| matches!(e, XmppEvent::Roster { .. })).await;
+    wait_xmpp(&mut brx, |e| matches!(e, XmppEvent::Roster { .. })).await;
+    ac.add_contact(&bj, None).await.expect("add");
+    wait_xmpp(
+        &mut brx,
+        |e| matches!(e, XmppEvent::Subscription { kind, .. } if kind == "subscribe"),
+    )
+    .await;
+    bc.approve(&aj).await.expect("approve");
+    bc.add_contact(&aj, None).await.expect("add");
+    wait_xmpp(
+        &mut arx,
+        |e| matches!(e, XmppEvent::Subscription { kind, .. } if kind == "subscribe"),
+    )
+    .await;
+    ac.approve(&bj).await.expect("approve");
+    wait_xmpp(
+        &mut brx,
+        |e| matches!(e, XmppEvent::Subscription { kind, .. } if kind == "subscribed"),
+    )
+    .await;
+    let roster = bc.roster().await.expect("roster");
+    assert!(
+        roster
+            .iter()
+            .any(|i| i.jid == aj && i.subscription == "both"),
+        "{roster:?}"
+    );
+    ac.shutdown().await;
+    bc.shutdown().await;
+}
 
 /// How long one expected step may take.
 pub const STEP: Duration = Duration::from_secs(15);
@@ -69,7 +142,7 @@ impl Client {
     pub fn wait_for(
         &mut self,
         what: &str,
-        server: &Cusaxd,
+        server: &impl Logs,
         pred: impl Fn(&Value) -> bool,
     ) -> Value {
         let deadline = Instant::now() + STEP;
@@ -99,7 +172,7 @@ impl Client {
         &mut self,
         from: usize,
         what: &str,
-        server: &Cusaxd,
+        server: &impl Logs,
         pred: impl Fn(&Value) -> bool,
     ) -> (usize, Value) {
         if let Some(i) = (from..self.seen.len()).find(|&i| pred(&self.seen[i])) {

@@ -299,6 +299,11 @@ impl XmppClient {
             .unwrap_or_default())
     }
 
+    /// Publishes our vCard (XEP-0054 §3.3).
+    pub async fn set_vcard(&self, card: &VCard) -> Result<(), XmppError> {
+        self.request(stanzas::vcard_set("", card)).await.map(|_| ())
+    }
+
     /// Says goodbye (unavailable presence, stream close) and stops the task.
     pub async fn shutdown(&self) {
         let (tx, rx) = oneshot::channel();

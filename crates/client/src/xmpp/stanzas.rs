@@ -111,6 +111,35 @@ pub fn vcard_get(id: &str, to: Option<&str>) -> Element {
     )
 }
 
+/// Publishes our vCard (XEP-0054 §3.3): name and TELs. A CUSAX server may pin the TEL that
+/// carries our own SIP address (RFC 7081 §3.1); other servers store what we send.
+pub fn vcard_set(id: &str, card: &VCard) -> Element {
+    let mut v = Element::builder("vCard", VCARD);
+    if let Some(n) = &card.full_name {
+        v = v.append(Element::builder("FN", VCARD).append(n.as_str()).build());
+    }
+    if let Some(n) = &card.nickname {
+        v = v.append(
+            Element::builder("NICKNAME", VCARD)
+                .append(n.as_str())
+                .build(),
+        );
+    }
+    for t in &card.tels {
+        let mut tel = Element::builder("TEL", VCARD);
+        for ty in &t.types {
+            tel = tel.append(Element::builder(ty.as_str(), VCARD).build());
+        }
+        tel = tel.append(
+            Element::builder("NUMBER", VCARD)
+                .append(t.number.as_str())
+                .build(),
+        );
+        v = v.append(tel.build());
+    }
+    iq("set", id, None, Some(v.build()))
+}
+
 /// A chat message (RFC 6121 §5.2).
 pub fn chat(to: &str, id: &str, body: &str) -> Element {
     client("message")
@@ -424,6 +453,22 @@ mod tests {
         assert_eq!(c.tels[0].number, "sip:bob@x");
         assert_eq!(c.tels[0].types, vec!["VOICE".to_owned(), "WORK".to_owned()]);
         assert_eq!(c.tels[1].number, "+49 30 1234");
+    }
+
+    #[test]
+    fn vcard_set_round_trips() {
+        let card = VCard {
+            full_name: Some("Bob".into()),
+            nickname: None,
+            tels: vec![Tel {
+                number: "sip:bob@x".into(),
+                types: vec!["VOICE".into(), "WORK".into()],
+            }],
+        };
+        let iq = vcard_set("v1", &card);
+        assert_eq!(iq.attr("type"), Some("set"));
+        let v = iq.get_child("vCard", VCARD).expect("vCard");
+        assert_eq!(parse_vcard(v), card);
     }
 
     #[test]
