@@ -171,6 +171,17 @@ impl StreamPeer {
     async fn send(&mut self, b: &[u8]) {
         self.stream.write_all(b).await.expect("write");
     }
+
+    /// Whether the client closes the connection (bounded wait; what it still sends is read).
+    async fn closed(&mut self) -> bool {
+        loop {
+            match tokio::time::timeout(WAIT, self.stream.read_buf(&mut self.buf)).await {
+                Ok(Ok(0) | Err(_)) => return true,
+                Ok(Ok(_)) => {}
+                Err(_) => return false,
+            }
+        }
+    }
 }
 
 #[tokio::test]
@@ -250,7 +261,10 @@ async fn crlf_pings_are_sent_at_the_flow_timer_and_a_missing_pong_reopens_the_fl
     events
         .wait_for("registration again", WAIT, registered)
         .await;
-    drop(first);
+    assert!(
+        first.closed().await,
+        "the dead flow's connection is closed by the client"
+    );
 
     let stopper = tokio::spawn(async move { ua.shutdown().await });
     let r3 = second.request(Method::Register).await;

@@ -223,6 +223,7 @@ impl Actor {
             return; // already recovering
         }
         tracing::info!(reason, "SIP flow lost");
+        self.transport.abandon();
         self.flow.keepalive = None;
         self.reg.bound = false;
         self.reg.refresh_at = None;
@@ -292,14 +293,8 @@ impl Actor {
                     self.flow.backoff.reset();
                 }
             }
-            Err(e) => {
-                self.flow.link = Link::Up; // so that the failure is taken as a new one
-                if self.is_shutting_down() {
-                    self.flow.link = Link::Closed;
-                    return;
-                }
-                self.schedule_reconnect(now, &e.to_string());
-            }
+            Err(_) if self.is_shutting_down() => self.flow.link = Link::Closed,
+            Err(e) => self.schedule_reconnect(now, &e.to_string()),
         }
     }
 }

@@ -243,6 +243,15 @@ impl Transport {
         self.server
     }
 
+    /// Gives the flow up: the reader stops and a connection is closed (its halves are dropped),
+    /// so that the server stops routing to it. Later sends on a stream go nowhere.
+    pub(crate) fn abandon(&mut self) {
+        self.reader.abort();
+        if let Inner::Stream(w) = &mut self.inner {
+            *w = Box::new(tokio::io::sink());
+        }
+    }
+
     /// Sends one message (or keep-alive); over TCP and TLS `to` is ignored (the connection is
     /// the flow).
     pub async fn send(&mut self, to: SocketAddr, bytes: &[u8]) -> std::io::Result<()> {
