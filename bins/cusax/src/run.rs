@@ -86,6 +86,22 @@ async fn xmpp_login(
     }
 }
 
+/// What `cusax login` prints.
+#[derive(Serialize)]
+struct LoginReport {
+    event: &'static str,
+    account: String,
+    sip_server: Option<String>,
+    sip_transport: Option<String>,
+    xmpp_server: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sip: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    xmpp: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    config: Option<PathBuf>,
+}
+
 /// `cusax login`: set up, check, save.
 pub async fn login(
     config: Option<&Path>,
@@ -115,8 +131,14 @@ pub async fn login(
     } else {
         bail!("no password: use --password-stdin or --password-file FILE");
     };
+    // The file is read from anywhere later: keep an absolute path.
+    let ca_file = args
+        .ca_file
+        .clone()
+        .map(|p| std::fs::canonicalize(&p).unwrap_or(p))
+        .or(file.account.ca_file.clone());
     let trust = cusax_client::tls::TrustConfig {
-        ca_file: args.ca_file.clone().or(file.account.ca_file.clone()),
+        ca_file,
         no_system_roots: false,
     };
     let account: ServiceAccount = match provision {
@@ -152,17 +174,20 @@ pub async fn login(
         _ => None,
     };
     let settings = config::settings_of(&file, &AccountArgs::default())?;
-    let mut report = json!({
-        "event": "login",
-        "account": account.account,
-        "sip_server": file.account.server,
-        "sip_transport": file.account.transport,
-        "xmpp_server": file.account.xmpp_server,
-    });
+    let mut report = LoginReport {
+        event: "login",
+        account: account.account.clone(),
+        sip_server: file.account.server.clone(),
+        sip_transport: file.account.transport.clone(),
+        xmpp_server: file.account.xmpp_server.clone(),
+        sip: None,
+        xmpp: None,
+        config: None,
+    };
     if !no_check {
         let (x, _rx) = xmpp_login(settings.need_xmpp()?, false).await?;
         x.shutdown().await;
-        report["xmpp"] = json!("ok");
+        report.xmpp = Some("ok");
         let mut ua = settings.ua()?;
         ua.register = true;
         let (ua, mut rx) = UserAgent::start(ua).await.context("SIP")?;
@@ -183,10 +208,10 @@ pub async fn login(
         .and_then(|r| r);
         ua.shutdown().await;
         r?;
-        report["sip"] = json!("ok");
+        report.sip = Some("ok");
     }
     let path = config::save(config, &file)?;
-    report["config"] = json!(path);
+    report.config = Some(path);
     print(&report);
     Ok(ExitCode::SUCCESS)
 }
