@@ -173,6 +173,6 @@ fn login_chat_and_a_call_by_jid_on_prosody_and_kamailio() {
         alice.report()
     );
     bob.find_from(mark, "end of bob's call", &stack, |e| e["state"] == "ended");
-    assert_tone(&alice_wav, 880.0, 800.0, 440.0, 1.5);
-    assert_tone(&bob_rec.join("call-1.wav"), 440.0, 520.0, 880.0, 1.5);
+    assert_tone(&alice_wav, 880.0, &[800.0, 440.0], 1.5);
+    assert_tone(&bob_rec.join("call-1.wav"), 440.0, &[520.0, 880.0], 1.5);
 }

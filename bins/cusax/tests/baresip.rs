@@ -7,9 +7,11 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::UdpSocket;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use cusax_testkit::audio::assert_tone;
 
 const TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -106,38 +108,6 @@ fn wait_sip(port: u16, phone: &Phone) {
     }
 }
 
-fn goertzel(samples: &[f64], hz: f64) -> f64 {
-    let coeff = 2.0 * (std::f64::consts::TAU * hz / 8000.0).cos();
-    let (mut s1, mut s2) = (0.0, 0.0);
-    for &x in samples {
-        let s = x + coeff * s1 - s2;
-        s2 = s1;
-        s1 = s;
-    }
-    (s1 * s1 + s2 * s2 - coeff * s1 * s2) / samples.len().max(1) as f64
-}
-
-fn assert_tone(path: &Path, tone: f64, others: &[f64]) {
-    let r = hound::WavReader::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    assert_eq!(r.spec().sample_rate, 8000, "{}", path.display());
-    let ch = usize::from(r.spec().channels.max(1));
-    let s: Vec<f64> = r
-        .into_samples::<i16>()
-        .step_by(ch)
-        .map(|v| f64::from(v.expect("sample")))
-        .collect();
-    assert!(s.len() >= 8000, "{}: {} samples", path.display(), s.len());
-    let p = goertzel(&s, tone);
-    for &o in others {
-        let q = goertzel(&s, o);
-        assert!(
-            p > 100.0 * q,
-            "{}: {tone} Hz {p:.3e} vs {o} Hz {q:.3e}",
-            path.display()
-        );
-    }
-}
-
 #[test]
 fn cusax_calls_baresip_with_audio_both_ways() {
     let port = cusax_testkit::free_sip_port();
@@ -215,12 +185,12 @@ fn cusax_calls_baresip_with_audio_both_ways() {
     }
 
     // What cusax heard is baresip's 880 Hz; what baresip heard (its decoded dump) is 440 Hz.
-    assert_tone(&wav, 880.0, &[800.0, 440.0]);
+    assert_tone(&wav, 880.0, &[800.0, 440.0], 1.0);
     let dec: Vec<PathBuf> = std::fs::read_dir(phone.snd())
         .expect("snd dir")
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.to_string_lossy().ends_with("-dec.wav"))
         .collect();
     assert_eq!(dec.len(), 1, "one decoded dump: {dec:?}\n{}", phone.log());
-    assert_tone(&dec[0], 440.0, &[520.0, 880.0]);
+    assert_tone(&dec[0], 440.0, &[520.0, 880.0], 1.0);
 }

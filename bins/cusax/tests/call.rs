@@ -158,8 +158,8 @@ fn call_scenario(alice_tcp: bool, bob_tcp: bool) {
     assert!(bob.wait_exit(), "bob exits with success\n{}", bob.report());
 
     // Each side hears the other: alice's file holds bob's 880 Hz, bob's holds alice's 440 Hz.
-    assert_tone(&alice_wav, 880.0, 800.0, 440.0, 1.5);
-    assert_tone(&bob_wav, 440.0, 520.0, 880.0, 1.5);
+    assert_tone(&alice_wav, 880.0, &[800.0, 440.0], 1.5);
+    assert_tone(&bob_wav, 440.0, &[520.0, 880.0], 1.5);
 }
 
 #[test]

@@ -194,6 +194,11 @@ fn alice_calls_bob_by_jid_and_bob_knows_it_is_alice() {
     let reg = bob.wait_for("registration", &server, |e| e["event"] == "registered");
     bob.wait_for("XMPP login", &server, |e| e["event"] == "connected");
     bob.wait_for("roster", &server, |e| e["event"] == "roster");
+    // RFC 7081 §7 (CL-29): SIP over UDP beside XMPP over TLS is pointed out.
+    let (_, warn) = bob.find_from(0, "security warning", &server, |e| {
+        e["event"] == "security_mismatch"
+    });
+    assert_eq!(warn["sip"], "SIP over UDP");
 
     // Chat: a message from the command line reaches bob's listener.
     let o = cusax(
@@ -278,8 +283,8 @@ fn alice_calls_bob_by_jid_and_bob_knows_it_is_alice() {
     bob.find_from(mark, "end of bob's call", &server, |e| {
         e["state"] == "ended"
     });
-    assert_tone(&alice_wav, 880.0, 800.0, 440.0, 2.0);
-    assert_tone(&bob_rec.join("call-1.wav"), 440.0, 520.0, 880.0, 2.0);
+    assert_tone(&alice_wav, 880.0, &[800.0, 440.0], 2.0);
+    assert_tone(&bob_rec.join("call-1.wav"), 440.0, &[520.0, 880.0], 2.0);
 
     // AC-23: mallory calls bob's phone directly, claiming alice's JID in Call-Info.
     let contact = reg["contact"].as_str().unwrap_or_default();
@@ -471,4 +476,103 @@ fn cusax_chats_with_slixmpp() {
     drop(stdin);
     assert!(chat.wait().expect("chat ends").success());
     assert!(py.wait().expect("python ends").success());
+}
+
+/// Waits (bounded) for the first dual-stack event matching `pred`.
+async fn until(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<cusax_client::cusax::ClientEvent>,
+    pred: fn(&cusax_client::cusax::ClientEvent) -> bool,
+) {
+    tokio::time::timeout(common::STEP, async {
+        while let Some(e) = rx.recv().await {
+            if pred(&e) {
+                return;
+            }
+        }
+        panic!("the event stream ended");
+    })
+    .await
+    .expect("the event in time");
+}
+
+/// CL-10: with `presence_after_sip`, contacts see us online only once SIP is registered; a
+/// refused registration keeps us invisible although XMPP is logged in.
+#[test]
+fn presence_waits_for_the_sip_registration() {
+    use cusax_client::cusax::{ClientEvent, Cusax, ServiceConfig};
+    use cusax_client::xmpp::{XmppClient, XmppEvent};
+    let server = Cusaxd::start(DOMAIN);
+    server.import_users(DOMAIN, &USERS);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        befriend(&server, USERS[0], USERS[1]).await;
+        let (_alice, mut arx) =
+            XmppClient::start(xmpp_cfg(&server, "alice", USERS[0].1)).expect("alice");
+        common::wait_xmpp(&mut arx, |e| matches!(e, XmppEvent::Roster { .. })).await;
+        let bob_cfg = |sip_password: &str| {
+            let account = Account {
+                user: "bob".into(),
+                domain: DOMAIN.into(),
+                display_name: None,
+                secret: Secret::new("bob", sip_password),
+                server: server.addr("sip_udp").expect("sip"),
+                transport: TransportKind::Udp,
+                impp: Some("bob@localhost".into()),
+            };
+            let mut sip = UaConfig::new(account);
+            sip.register = true;
+            ServiceConfig {
+                sip,
+                xmpp: xmpp_cfg(&server, "bob", USERS[1].1),
+                service_domain: DOMAIN.into(),
+                on_the_phone: false,
+                presence_after_sip: true,
+            }
+        };
+        // SIP refused (a wrong SIP password), XMPP logged in.
+        let (bob, mut brx) = Cusax::start(bob_cfg("not-bobs")).await.expect("bob");
+        // The two sides report independently, in either order.
+        let (mut xmpp_up, mut sip_refused) = (false, false);
+        tokio::time::timeout(common::STEP, async {
+            while !(xmpp_up && sip_refused) {
+                match brx.recv().await.expect("bob's events") {
+                    ClientEvent::Xmpp(XmppEvent::Roster { .. }) => xmpp_up = true,
+                    ClientEvent::Sip(cusax_client::Event::RegistrationFailed { .. }) => {
+                        sip_refused = true;
+                    }
+                    _ => {}
+                }
+            }
+        })
+        .await
+        .expect("XMPP login and SIP refusal");
+        // A message sent after the refusal arrives after any presence bob sent before it.
+        bob.xmpp().send_message("alice@localhost", "probe").await.expect("send");
+        let before: Vec<XmppEvent> = tokio::time::timeout(common::STEP, async {
+            let mut seen = Vec::new();
+            while let Some(e) = arx.recv().await {
+                if matches!(&e, XmppEvent::Message { body, .. } if body == "probe") {
+                    return seen;
+                }
+                seen.push(e);
+            }
+            panic!("alice's events ended");
+        })
+        .await
+        .expect("probe arrives");
+        assert!(
+            !before.iter().any(|e| matches!(e, XmppEvent::Presence { from, available: true, .. } if from.starts_with("bob@localhost/"))),
+            "bob was shown online without SIP: {before:?}"
+        );
+        bob.shutdown().await;
+        // SIP registered: now bob appears.
+        let (bob, mut brx) = Cusax::start(bob_cfg(USERS[1].1)).await.expect("bob");
+        until(&mut brx, |e| matches!(e, ClientEvent::Sip(cusax_client::Event::Registered { .. })))
+            .await;
+        common::wait_xmpp(&mut arx, |e| {
+            matches!(e, XmppEvent::Presence { from, available: true, .. } if from.starts_with("bob@localhost/"))
+        })
+        .await;
+        bob.shutdown().await;
+    });
 }

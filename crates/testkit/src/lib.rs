@@ -2,6 +2,7 @@
 //! directory, run `cusaxctl` against it, and stop it the way an operator would (SIGTERM).
 
 pub mod anchor;
+pub mod audio;
 
 use std::io::Write;
 use std::net::SocketAddr;

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use cusax_client::xmpp::{XmppClient, XmppConfig, XmppEvent};
 use cusax_testkit::Cusaxd;
+pub use cusax_testkit::audio::assert_tone;
 use serde_json::Value;
 
 /// Servers whose logs a failing test shows.
@@ -227,47 +228,4 @@ pub fn password_file(dir: &Path, user: &str, pw: &str) -> PathBuf {
     std::fs::write(&p, format!("{pw}\n")).expect("write");
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     p
-}
-
-/// Power of one frequency in a signal (Goertzel algorithm), normalised by length.
-pub fn goertzel(samples: &[f64], rate: f64, hz: f64) -> f64 {
-    let coeff = 2.0 * (std::f64::consts::TAU * hz / rate).cos();
-    let (mut s1, mut s2) = (0.0, 0.0);
-    for &x in samples {
-        let s = x + coeff * s1 - s2;
-        s2 = s1;
-        s1 = s;
-    }
-    (s1 * s1 + s2 * s2 - coeff * s1 * s2) / samples.len().max(1) as f64
-}
-
-/// Asserts that `path` holds at least `min_secs` of audio dominated by `tone` rather than by
-/// a neighbouring frequency or by `other` (the recorder's own tone).
-pub fn assert_tone(path: &Path, tone: f64, neighbour: f64, other: f64, min_secs: f64) {
-    let r = hound::WavReader::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let spec = r.spec();
-    assert_eq!(
-        (spec.channels, spec.sample_rate),
-        (1, 8000),
-        "{}",
-        path.display()
-    );
-    let s: Vec<f64> = r
-        .into_samples::<i16>()
-        .map(|v| f64::from(v.expect("sample")))
-        .collect();
-    assert!(
-        s.len() as f64 >= min_secs * 8000.0,
-        "{}: only {} samples",
-        path.display(),
-        s.len()
-    );
-    let p = goertzel(&s, 8000.0, tone);
-    let n = goertzel(&s, 8000.0, neighbour);
-    let o = goertzel(&s, 8000.0, other);
-    assert!(
-        p > 100.0 * n && p > 100.0 * o,
-        "{}: power at {tone} Hz {p:.3e}, at {neighbour} Hz {n:.3e}, at {other} Hz {o:.3e}",
-        path.display()
-    );
 }
