@@ -576,3 +576,47 @@ fn presence_waits_for_the_sip_registration() {
         bob.shutdown().await;
     });
 }
+
+/// CL-23 end to end: `cusax call --anonymous` reaches bob without naming alice — no JID in
+/// Call-Info (the proxy adds none either), an anonymous From, and no contact attributed.
+#[test]
+fn an_anonymous_call_names_nobody() {
+    let server = Cusaxd::start(DOMAIN);
+    server.import_users(DOMAIN, &USERS);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(befriend(&server, USERS[0], USERS[1]));
+    let alice_cfg = login(&server, dir, "alice", USERS[0].1);
+    let bob_cfg = login(&server, dir, "bob", USERS[1].1);
+    let mut bob = Client::start(
+        "bob",
+        dir,
+        &["--config", cfg_arg(&bob_cfg), "listen", "--auto-answer"],
+    );
+    bob.wait_for("registration", &server, |e| e["event"] == "registered");
+    let mut alice = Client::start(
+        "alice",
+        dir,
+        &[
+            "--config",
+            cfg_arg(&alice_cfg),
+            "call",
+            "bob@localhost",
+            "--anonymous",
+            "--duration",
+            "0.5",
+        ],
+    );
+    let inc = bob.wait_for("incoming call", &server, |e| e["event"] == "incoming_call");
+    let mark = bob.seen.len() - 1;
+    assert_eq!(inc["from"], "sip:anonymous@anonymous.invalid", "{inc}");
+    assert_eq!(inc["call_info"], serde_json::json!([]), "{inc}");
+    let (_, who) = bob.find_from(mark, "caller", &server, |e| e["event"] == "caller");
+    assert!(
+        who.get("contact").is_none() && who.get("unconfirmed_claim").is_none(),
+        "{who}"
+    );
+    alice.wait_for("established", &server, |e| e["state"] == "established");
+    assert!(alice.wait_exit(), "{}", alice.report());
+}

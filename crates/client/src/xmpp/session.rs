@@ -206,6 +206,8 @@ impl Task {
                     }
                 },
                 _ = tick.tick() => {
+                    // Requests whose caller gave up waiting (timed out) are forgotten.
+                    pending.retain(|_, reply| !reply.is_closed());
                     if ping.is_some() {
                         end = Some(End::Lost("no answer to keep-alive ping".into()));
                     } else {
