@@ -311,18 +311,10 @@ pub async fn whois(s: &Settings, uri: &str) -> Result<ExitCode> {
 }
 
 async fn wait_xmpp_up(c: &Cusax) -> Result<()> {
-    // A roster request succeeds once the stream is up (bounded by the login wait).
-    let deadline = tokio::time::Instant::now() + LOGIN_WAIT;
-    loop {
-        match c.xmpp().roster().await {
-            Ok(_) => return Ok(()),
-            Err(cusax_client::xmpp::XmppError::NotConnected)
-                if tokio::time::Instant::now() < deadline =>
-            {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(e) => return Err(e.into()),
-        }
+    if c.xmpp().connected(LOGIN_WAIT).await {
+        Ok(())
+    } else {
+        bail!("XMPP: not logged in within {LOGIN_WAIT:?}")
     }
 }
 

@@ -268,7 +268,7 @@ fn alice_calls_bob_by_jid_and_bob_knows_it_is_alice() {
     });
     assert_eq!(busy["status"], "On the phone");
     alice.wait_for("end", &server, |e| e["state"] == "ended");
-    alice.wait_for("off the phone", &server, |e| {
+    alice.find_from(0, "off the phone", &server, |e| {
         e["event"] == "on_the_phone" && e["active"] == false
     });
     // ...and available again after the call.

@@ -272,15 +272,20 @@ async fn call_through_kamailio(alice_tr: TransportKind, bob_tr: TransportKind, b
     let min = TALK.as_secs_f64() * 0.75;
     assert_tone(&alice_wav, BOB_TONE, &[BOB_TONE * 1.5, ALICE_TONE], min);
     assert_tone(&bob_rec, ALICE_TONE, &[ALICE_TONE * 1.5, BOB_TONE], min);
+    // Kamailio's two workers may relay bob's 200 before his 180: then the 180 comes too late
+    // to count and "ringing" is skipped.
+    let states = alice.states();
+    let without_ringing: Vec<CallState> = states
+        .iter()
+        .copied()
+        .filter(|s| *s != CallState::Ringing)
+        .collect();
     assert_eq!(
-        alice.states(),
-        [
-            CallState::Calling,
-            CallState::Ringing,
-            CallState::Established,
-            CallState::Ended
-        ]
+        without_ringing,
+        [CallState::Calling, CallState::Established, CallState::Ended],
+        "{states:?}"
     );
+    assert!(states.len() <= 4 && (states.len() == 3 || states[1] == CallState::Ringing));
 
     for ua in [&alice, &bob] {
         tokio::time::timeout(STEP, ua.ua.shutdown())

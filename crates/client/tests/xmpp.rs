@@ -297,3 +297,36 @@ async fn the_connection_comes_back_after_it_is_cut() {
     );
     carol.shutdown().await;
 }
+
+/// Requests made while the client is still connecting fail at once and do not disturb the
+/// login (they once restarted the connection attempt each time, so a busy caller kept the
+/// client from ever logging in).
+#[tokio::test]
+async fn requests_while_connecting_do_not_hold_up_the_login() {
+    let s = server();
+    let addr = s.addr("xmpp").expect("xmpp");
+    let (c, mut rx) =
+        XmppClient::start(config(&s, "alice", "alice-secret-1", addr)).expect("start");
+    let poller = {
+        let c = c.clone();
+        tokio::spawn(async move {
+            let mut refused = 0u32;
+            while !c.connected(Duration::ZERO).await {
+                if matches!(c.roster().await, Err(XmppError::NotConnected)) {
+                    refused += 1;
+                }
+                tokio::task::yield_now().await;
+            }
+            refused
+        })
+    };
+    assert!(c.connected(WAIT).await, "logged in while being asked");
+    let refused = poller.await.expect("poller");
+    assert!(refused > 0, "requests were made during the login");
+    next(&mut rx, "connected", |e| {
+        matches!(e, XmppEvent::Connected { .. })
+    })
+    .await;
+    assert!(c.roster().await.is_ok());
+    c.shutdown().await;
+}

@@ -332,8 +332,16 @@ impl Cusax {
             tokio::select! {
                 e = sip.recv(), if sip_open => {
                     let Some(e) = e else { sip_open = false; continue };
-                    // The event first, then what the CUSAX layer makes of it.
-                    let _ = tx.send(ClientEvent::Sip(e.clone()));
+                    // The event first, then what the CUSAX layer makes of it — except the end
+                    // of a call, reported once the presence is restored, so that whoever stops
+                    // the client on that event does not cut the restoration off.
+                    let ends_call = matches!(
+                        &e,
+                        Event::CallState { state: CallState::Ended | CallState::Failed, .. }
+                    );
+                    if !ends_call {
+                        let _ = tx.send(ClientEvent::Sip(e.clone()));
+                    }
                     match &e {
                         Event::Registered { .. } => self.release_presence().await,
                         Event::IncomingCall { call_id, from, call_info, .. } => {
@@ -351,6 +359,9 @@ impl Cusax {
                             }
                         }
                         _ => {}
+                    }
+                    if ends_call {
+                        let _ = tx.send(ClientEvent::Sip(e));
                     }
                 }
                 e = xmpp.recv(), if xmpp_open => {

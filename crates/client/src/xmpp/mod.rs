@@ -203,6 +203,7 @@ pub(crate) enum Command {
 #[derive(Debug, Clone)]
 pub struct XmppClient {
     commands: mpsc::Sender<Command>,
+    online: tokio::sync::watch::Receiver<bool>,
     timeout: Duration,
     bare: String,
 }
@@ -225,13 +226,25 @@ impl XmppClient {
             .map_err(|e| XmppError::Tls(e.to_string()))?;
         let (cmd_tx, cmd_rx) = mpsc::channel(64);
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+        let (online_tx, online) = tokio::sync::watch::channel(false);
         let handle = Self {
             commands: cmd_tx,
+            online,
             timeout: cfg.request_timeout,
             bare: stanzas::bare(&cfg.jid).to_owned(),
         };
-        tokio::spawn(session::run(cfg, tls, cmd_rx, ev_tx));
+        tokio::spawn(session::run(cfg, tls, online_tx, cmd_rx, ev_tx));
         Ok((handle, ev_rx))
+    }
+
+    /// Waits (at most `timeout`) until a stream is bound; `false` if it was not in time or
+    /// the client stopped.
+    pub async fn connected(&self, timeout: Duration) -> bool {
+        let mut rx = self.online.clone();
+        matches!(
+            tokio::time::timeout(timeout, rx.wait_for(|up| *up)).await,
+            Ok(Ok(_))
+        )
     }
 
     /// Our bare JID.

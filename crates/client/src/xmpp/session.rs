@@ -33,6 +33,8 @@ enum End {
 
 struct Task {
     cfg: XmppConfig,
+    /// Whether a stream is bound (read by [`super::XmppClient::connected`]).
+    online: tokio::sync::watch::Sender<bool>,
     commands: mpsc::Receiver<Command>,
     events: mpsc::UnboundedSender<XmppEvent>,
     presence: Option<OwnPresence>,
@@ -50,10 +52,12 @@ pub(crate) fn backoff(attempt: u32) -> Duration {
 pub(crate) async fn run(
     cfg: XmppConfig,
     tls: Arc<rustls::ClientConfig>,
+    online: tokio::sync::watch::Sender<bool>,
     commands: mpsc::Receiver<Command>,
     events: mpsc::UnboundedSender<XmppEvent>,
 ) {
     let mut t = Task {
+        online,
         presence: cfg.initial_presence.clone(),
         cfg,
         commands,
@@ -61,36 +65,48 @@ pub(crate) async fn run(
     };
     let mut attempt = 0u32;
     loop {
-        let reason = tokio::select! {
-            r = conn::connect(&t.cfg, &tls) => match r {
-                Ok(c) => {
-                    attempt = 0;
-                    let _ = t.events.send(XmppEvent::Connected {
-                        jid: c.stream.jid().to_string(),
-                        tls: c.tls.clone(),
-                        mechanism: c.mechanism.clone(),
-                    });
-                    match t.session(c.io, c.stream).await {
-                        End::Shutdown(reply) => {
-                            if let Some(r) = reply {
-                                let _ = r.send(());
-                            }
-                            return;
-                        }
-                        End::Lost(why) => why,
+        // One connection attempt runs to its end: commands meanwhile are answered without
+        // disturbing it (requests fail at once, presence is remembered, shutdown stops).
+        let cfg = t.cfg.clone();
+        let connect = conn::connect(&cfg, &tls);
+        tokio::pin!(connect);
+        let result = loop {
+            tokio::select! {
+                r = &mut connect => break r,
+                c = t.commands.recv() => if let Some(reply) = t.offline_command(c) {
+                    if let Some(r) = reply {
+                        let _ = r.send(());
                     }
-                }
-                Err(XmppError::Auth(why)) => {
-                    let _ = t.events.send(XmppEvent::LoginFailed { reason: why });
                     return;
+                },
+            }
+        };
+        let reason = match result {
+            Ok(c) => {
+                attempt = 0;
+                t.online.send_replace(true);
+                let _ = t.events.send(XmppEvent::Connected {
+                    jid: c.stream.jid().to_string(),
+                    tls: c.tls.clone(),
+                    mechanism: c.mechanism.clone(),
+                });
+                let end = t.session(c.io, c.stream).await;
+                t.online.send_replace(false);
+                match end {
+                    End::Shutdown(reply) => {
+                        if let Some(r) = reply {
+                            let _ = r.send(());
+                        }
+                        return;
+                    }
+                    End::Lost(why) => why,
                 }
-                Err(e) => e.to_string(),
-            },
-            // Commands while connecting: the shutdown is honoured, requests fail at once.
-            c = t.commands.recv() => match t.offline_command(c) {
-                Some(reply) => { if let Some(r) = reply { let _ = r.send(()); } return; }
-                None => continue,
-            },
+            }
+            Err(XmppError::Auth(why)) => {
+                let _ = t.events.send(XmppEvent::LoginFailed { reason: why });
+                return;
+            }
+            Err(e) => e.to_string(),
         };
         attempt += 1;
         let wait = backoff(attempt);
