@@ -298,7 +298,7 @@ pub async fn chat(s: &Settings, jid: &str) -> Result<ExitCode> {
 
 /// `cusax whois`.
 pub async fn whois(s: &Settings, uri: &str) -> Result<ExitCode> {
-    let (c, _rx) = dual(s, false, false, false).await?;
+    let (c, _rx) = dual(s, false, false, false, false).await?;
     wait_xmpp_up(&c).await?;
     let a = c.whois(uri).await?;
     c.shutdown().await;
@@ -321,15 +321,21 @@ async fn wait_xmpp_up(c: &Cusax) -> Result<()> {
 /// Both sides under the CUSAX layer.
 async fn dual(
     s: &Settings,
+    online: bool,
     register: bool,
     on_the_phone: bool,
     presence_after_sip: bool,
 ) -> Result<(Cusax, UnboundedReceiver<ClientEvent>)> {
     let mut sip = s.ua()?;
     sip.register = register;
+    let mut xmpp = s.need_xmpp()?;
+    if !online {
+        // A lookup only: contacts do not see us come and go.
+        xmpp.initial_presence = None;
+    }
     let cfg = ServiceConfig {
         sip,
-        xmpp: s.need_xmpp()?,
+        xmpp,
         service_domain: s.domain.clone(),
         on_the_phone: on_the_phone || s.options.on_the_phone,
         presence_after_sip: presence_after_sip || s.options.presence_after_sip,
@@ -367,7 +373,7 @@ pub async fn call(
     // With an XMPP account the call goes through the CUSAX layer (contacts by JID, "on the
     // phone"); without one, SIP alone.
     let (id, mut events, ctl): (String, Box<dyn EventSource>, Ctl) = if s.xmpp_server.is_some() {
-        let (c, rx) = dual(s, false, on_the_phone, false).await?;
+        let (c, rx) = dual(s, true, false, on_the_phone, false).await?;
         let is_jid = !target.contains(':') && target.contains('@');
         if is_jid {
             wait_xmpp_up(&c).await?;
