@@ -126,20 +126,49 @@ async fn befriend(s: &Cusaxd, a: (&str, &str), b: (&str, &str)) {
     common::befriend(xmpp_cfg(s, a.0, a.1), xmpp_cfg(s, b.0, b.1)).await;
 }
 
+/// A server with the test users, alice and bob in each other's roster, and both logged in
+/// with `cusax login`.
+struct Friends {
+    server: Cusaxd,
+    tmp: tempfile::TempDir,
+    rt: tokio::runtime::Runtime,
+    alice_cfg: PathBuf,
+    bob_cfg: PathBuf,
+}
+
+impl Friends {
+    fn set_up() -> Self {
+        let server = Cusaxd::start(DOMAIN);
+        server.import_users(DOMAIN, &USERS);
+        let tmp = tempfile::tempdir().expect("tmp");
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        rt.block_on(befriend(&server, USERS[0], USERS[1]));
+        let alice_cfg = login(&server, tmp.path(), "alice", USERS[0].1);
+        let bob_cfg = login(&server, tmp.path(), "bob", USERS[1].1);
+        Self {
+            server,
+            tmp,
+            rt,
+            alice_cfg,
+            bob_cfg,
+        }
+    }
+}
+
 fn cfg_arg(p: &Path) -> &str {
     p.to_str().expect("utf-8")
 }
 
 #[test]
 fn alice_calls_bob_by_jid_and_bob_knows_it_is_alice() {
-    let server = Cusaxd::start(DOMAIN);
-    server.import_users(DOMAIN, &USERS);
-    let tmp = tempfile::tempdir().expect("tmp");
+    let Friends {
+        server,
+        tmp,
+        rt,
+        alice_cfg,
+        bob_cfg,
+    } = Friends::set_up();
     let dir = tmp.path();
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    rt.block_on(befriend(&server, USERS[0], USERS[1]));
-    let alice_cfg = login(&server, dir, "alice", USERS[0].1);
-    let bob_cfg = login(&server, dir, "bob", USERS[1].1);
 
     // Contacts and vCards on the command line.
     let o = cusax(dir, &["--config", cfg_arg(&alice_cfg), "roster"], "");
@@ -581,14 +610,14 @@ fn presence_waits_for_the_sip_registration() {
 /// Call-Info (the proxy adds none either), an anonymous From, and no contact attributed.
 #[test]
 fn an_anonymous_call_names_nobody() {
-    let server = Cusaxd::start(DOMAIN);
-    server.import_users(DOMAIN, &USERS);
-    let tmp = tempfile::tempdir().expect("tmp");
+    let Friends {
+        server,
+        tmp,
+        rt: _,
+        alice_cfg,
+        bob_cfg,
+    } = Friends::set_up();
     let dir = tmp.path();
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    rt.block_on(befriend(&server, USERS[0], USERS[1]));
-    let alice_cfg = login(&server, dir, "alice", USERS[0].1);
-    let bob_cfg = login(&server, dir, "bob", USERS[1].1);
     let mut bob = Client::start(
         "bob",
         dir,
