@@ -9,126 +9,47 @@
 //! * XMPP: slixmpp logs in to Prosody over STARTTLS with SCRAM-SHA-1 and two accounts
 //!   exchange messages (the stack's XMPP side as later client tests will use it).
 
+mod common;
+
 use std::net::{SocketAddr, UdpSocket};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use cusax_client::{
-    Account, AudioSource, CallState, Event, MediaConfig, Secret, TransportKind, UaConfig, UserAgent,
-};
+use common::{ALICE_TONE, AudioCall, BOB_TONE, STEP, Ua, call_state, is_state};
+use cusax_client::{Account, CallState, Event, MediaConfig, Secret, TransportKind, UaConfig};
 use cusax_sip_proto::digest::{Algorithm, expected_response};
 use cusax_sip_proto::message::{HeaderKind, ResponseBuilder};
 use cusax_sip_proto::{Limits, Method, Request, SipMessage, parse_datagram};
 use cusax_testkit::anchor::AnchorStack;
-use cusax_testkit::audio::assert_tone;
 use cusax_testkit::slixmpp_python;
-use tokio::sync::mpsc::UnboundedReceiver;
 
 const DOMAIN: &str = "anchor.test";
 const USERS: &[(&str, &str)] = &[("alice", "alice-secret"), ("bob", "bob-secret")];
-const STEP: Duration = Duration::from_secs(15);
-/// How long a call lasts before it is hung up: enough audio for the tone check.
-const TALK: Duration = Duration::from_secs(2);
-const ALICE_TONE: f64 = 440.0;
-const BOB_TONE: f64 = 880.0;
 
-/// A user agent and everything it reported.
-struct Ua {
+/// Starts a registering, auto-answering user agent for the anchor account `name` that sends
+/// `tone` on calls it answers and records them in `record_dir/name`.
+async fn anchor_ua(
+    stack: &AnchorStack,
     name: &'static str,
-    ua: UserAgent,
-    events: UnboundedReceiver<Event>,
-    seen: Vec<Event>,
-}
-
-impl Ua {
-    /// Starts a registering, auto-answering user agent for `name` that sends `tone` on calls
-    /// it answers and records them in `record_dir`.
-    async fn start(
-        stack: &AnchorStack,
-        name: &'static str,
-        transport: TransportKind,
-        tone: f64,
-        record_dir: &Path,
-    ) -> Self {
-        let password = stack.password(name).expect("an anchor account");
-        let mut cfg = UaConfig::new(Account {
-            user: name.into(),
-            domain: stack.domain.clone(),
-            display_name: None,
-            secret: Secret::new(name, password),
-            server: stack.sip_addr(),
-            transport,
-            impp: Some(stack.jid(name)),
-        });
-        cfg.register = true;
-        cfg.auto_answer = true;
-        cfg.answer_source = AudioSource::Tone(tone);
-        // The user agent records into an existing directory (the CLI creates it).
-        let dir = record_dir.join(name);
-        std::fs::create_dir_all(&dir).expect("record dir");
-        cfg.record_dir = Some(dir);
-        let (ua, events) = UserAgent::start(cfg).await.expect("user agent starts");
-        Self {
-            name,
-            ua,
-            events,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Waits (bounded) for the first event matching `pred`, keeping every event seen.
-    async fn wait_for(
-        &mut self,
-        what: &str,
-        stack: &AnchorStack,
-        pred: impl Fn(&Event) -> bool,
-    ) -> Event {
-        let deadline = tokio::time::Instant::now() + STEP;
-        loop {
-            match tokio::time::timeout_at(deadline, self.events.recv()).await {
-                Ok(Some(e)) => {
-                    self.seen.push(e.clone());
-                    if pred(&e) {
-                        return e;
-                    }
-                }
-                Ok(None) | Err(_) => panic!(
-                    "{}: no {what} within {STEP:?}; events: {:#?}\n{}",
-                    self.name,
-                    self.seen,
-                    stack.logs()
-                ),
-            }
-        }
-    }
-
-    /// The states this user agent's calls went through, in order.
-    fn states(&self) -> Vec<CallState> {
-        self.seen.iter().filter_map(call_state).collect()
-    }
-}
-
-fn call_state(e: &Event) -> Option<CallState> {
-    match e {
-        Event::CallState { state, .. } => Some(*state),
-        _ => None,
-    }
-}
-
-fn is_state(e: &Event, want: CallState) -> bool {
-    call_state(e) == Some(want)
-}
-
-/// The recording and packet counts of an ended call.
-fn media(e: &Event) -> (Option<PathBuf>, u64, u64) {
-    match e {
-        Event::CallState { media: Some(m), .. } => {
-            (m.recording.clone(), m.packets_sent, m.packets_received)
-        }
-        _ => (None, 0, 0),
-    }
+    transport: TransportKind,
+    tone: f64,
+    record_dir: &Path,
+) -> Ua {
+    let password = stack.password(name).expect("an anchor account");
+    let cfg = UaConfig::new(Account {
+        user: name.into(),
+        domain: stack.domain.clone(),
+        display_name: None,
+        secret: Secret::new(name, password),
+        server: stack.sip_addr(),
+        transport,
+        impp: Some(stack.jid(name)),
+    });
+    // The user agent records into an existing directory (the CLI creates it).
+    std::fs::create_dir_all(record_dir.join(name)).expect("record dir");
+    Ua::start(name, cfg, tone, record_dir).await
 }
 
 /// Sends one request over UDP and returns the status line of the answer.
@@ -169,109 +90,32 @@ fn assert_challenges(stack: &AnchorStack) {
     assert!(i.starts_with("SIP/2.0 407"), "INVITE answered {i:?}");
 }
 
-/// Alice calls bob through Kamailio; `callee_hangs_up` chooses who sends the BYE.
+/// Alice calls bob through Kamailio; `bob_hangs_up` chooses who sends the BYE.
 async fn call_through_kamailio(alice_tr: TransportKind, bob_tr: TransportKind, bob_hangs_up: bool) {
     let t0 = Instant::now();
     let stack = AnchorStack::start(DOMAIN, USERS);
     let started = t0.elapsed();
     assert_challenges(&stack);
     let tmp = tempfile::tempdir().expect("tmp");
-    let mut bob = Ua::start(&stack, "bob", bob_tr, BOB_TONE, tmp.path()).await;
-    let mut alice = Ua::start(&stack, "alice", alice_tr, ALICE_TONE, tmp.path()).await;
+    let mut bob = anchor_ua(&stack, "bob", bob_tr, BOB_TONE, tmp.path()).await;
+    let mut alice = anchor_ua(&stack, "alice", alice_tr, ALICE_TONE, tmp.path()).await;
     for ua in [&mut bob, &mut alice] {
-        let reg = ua
-            .wait_for("registration", &stack, |e| {
-                matches!(e, Event::Registered { .. })
-            })
-            .await;
-        let Event::Registered { aor, .. } = reg else {
-            unreachable!("matched above")
-        };
+        let (aor, _) = ua.registered(&stack).await;
         assert_eq!(aor, stack.aor(ua.name));
     }
 
-    let alice_wav = tmp.path().join("alice.wav");
-    let call_id = alice
-        .ua
-        .call(
-            &stack.aor("bob"),
-            MediaConfig {
-                source: AudioSource::Tone(ALICE_TONE),
-                record: Some(alice_wav.clone()),
-            },
-        )
-        .await
-        .expect("call placed");
-    let incoming = bob
-        .wait_for("incoming call", &stack, |e| {
-            matches!(e, Event::IncomingCall { .. })
-        })
-        .await;
-    let Event::IncomingCall {
-        call_id: bob_call,
-        from,
-        call_info,
-        ..
-    } = incoming
-    else {
-        unreachable!("matched above")
-    };
-    assert_eq!(bob_call, call_id, "the proxy keeps the Call-ID");
-    assert_eq!(from, stack.aor("alice"));
-    assert_eq!(
-        call_info,
-        [format!("<xmpp:{}>;purpose=impp", stack.jid("alice"))],
-        "Call-Info passes the proxy unchanged"
-    );
-    alice
-        .wait_for("established call", &stack, |e| {
-            is_state(e, CallState::Established)
-        })
-        .await;
-    bob.wait_for("established call", &stack, |e| {
-        is_state(e, CallState::Established)
-    })
+    AudioCall {
+        server: &stack,
+        bob_aor: stack.aor("bob"),
+        alice_aor: stack.aor("alice"),
+        alice_jid: stack.jid("alice"),
+        alice_wav: tmp.path().join("alice.wav"),
+        bob_hangs_up,
+        min_packets: 1,
+    }
+    .run(&mut alice, &mut bob)
     .await;
 
-    // The call's duration: audio flows both ways meanwhile.
-    tokio::time::sleep(TALK).await;
-    let (hanger, other) = if bob_hangs_up {
-        (&mut bob, &mut alice)
-    } else {
-        (&mut alice, &mut bob)
-    };
-    hanger.ua.hangup(&call_id).await;
-    let ended_here = hanger
-        .wait_for("ended call", &stack, |e| is_state(e, CallState::Ended))
-        .await;
-    let ended_there = other
-        .wait_for("ended call", &stack, |e| is_state(e, CallState::Ended))
-        .await;
-    for (e, why) in [
-        (&ended_here, "local hangup"),
-        (&ended_there, "remote hangup"),
-    ] {
-        let Event::CallState { reason, .. } = e else {
-            unreachable!("a call state")
-        };
-        assert_eq!(reason.as_deref(), Some(why), "{e:?}");
-    }
-    let (alice_ended, bob_ended) = if bob_hangs_up {
-        (&ended_there, &ended_here)
-    } else {
-        (&ended_here, &ended_there)
-    };
-    let (alice_rec, a_sent, a_recv) = media(alice_ended);
-    let (bob_rec, b_sent, b_recv) = media(bob_ended);
-    assert!(
-        a_sent > 0 && a_recv > 0 && b_sent > 0 && b_recv > 0,
-        "RTP both ways: alice {a_sent} sent / {a_recv} received, bob {b_sent} / {b_recv}"
-    );
-    assert_eq!(alice_rec.as_deref(), Some(alice_wav.as_path()));
-    let bob_rec = bob_rec.expect("bob's answered call is recorded");
-    let min = TALK.as_secs_f64() * 0.75;
-    assert_tone(&alice_wav, BOB_TONE, &[BOB_TONE * 1.5, ALICE_TONE], min);
-    assert_tone(&bob_rec, ALICE_TONE, &[ALICE_TONE * 1.5, BOB_TONE], min);
     // Kamailio's two workers may relay bob's 200 before his 180: then the 180 comes too late
     // to count and "ringing" is skipped.
     let states = alice.states();
@@ -288,9 +132,7 @@ async fn call_through_kamailio(alice_tr: TransportKind, bob_tr: TransportKind, b
     assert!(states.len() <= 4 && (states.len() == 3 || states[1] == CallState::Ringing));
 
     for ua in [&alice, &bob] {
-        tokio::time::timeout(STEP, ua.ua.shutdown())
-            .await
-            .unwrap_or_else(|_| panic!("{} did not shut down", ua.name));
+        ua.shutdown().await;
     }
     let t_stop = Instant::now();
     drop(stack);
@@ -413,12 +255,8 @@ async fn sip_caller_cancels_a_ringing_call_through_kamailio() {
     stack.add_user("carol", "carol-secret");
     let carol = ScriptedCallee::register(&stack, "carol").await;
     let tmp = tempfile::tempdir().expect("tmp");
-    let mut alice = Ua::start(&stack, "alice", TransportKind::Udp, ALICE_TONE, tmp.path()).await;
-    alice
-        .wait_for("registration", &stack, |e| {
-            matches!(e, Event::Registered { .. })
-        })
-        .await;
+    let mut alice = anchor_ua(&stack, "alice", TransportKind::Udp, ALICE_TONE, tmp.path()).await;
+    alice.registered(&stack).await;
     let id = alice
         .ua
         .call(&stack.aor("carol"), MediaConfig::default())
@@ -476,9 +314,7 @@ async fn sip_caller_cancels_a_ringing_call_through_kamailio() {
         (CallState::Ended, Some(487), Some("cancelled")),
         "{ended:?}"
     );
-    tokio::time::timeout(STEP, alice.ua.shutdown())
-        .await
-        .expect("alice shuts down");
+    alice.shutdown().await;
 }
 
 /// slixmpp (an independent XMPP client) against Prosody: every account logs in with STARTTLS

@@ -5,39 +5,29 @@
 //! one started on the same port and data directory, and the same user agent registers again.
 //! Every wait is bounded; progress is observed through events and received messages.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BytesMut};
+use common::{Events, UdpPeer, alice_account};
 use cusax_client::sip::FlowConfig;
-use cusax_client::{Account, Event, Secret, TransportKind, UaConfig, UserAgent};
+use cusax_client::{Event, Secret, TransportKind, UaConfig, UserAgent};
 use cusax_sip_proto::message::{HeaderKind, ResponseBuilder};
 use cusax_sip_proto::{
     Limits, Method, Request, SipMessage, StreamFrame, frame_stream, parse_datagram,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::net::{TcpListener, TcpStream};
 
 const WAIT: Duration = Duration::from_secs(5);
 
-fn account(server: SocketAddr, transport: TransportKind) -> Account {
-    Account {
-        user: "alice".into(),
-        domain: "example.org".into(),
-        display_name: None,
-        secret: Secret::new("alice", "pw"),
-        server,
-        transport,
-        impp: Some("alice@example.org".into()),
-    }
-}
-
 /// A registering user agent with fast keep-alive failure detection and quick retries.
 fn config(server: SocketAddr, transport: TransportKind) -> UaConfig {
-    let mut cfg = UaConfig::new(account(server, transport));
+    let mut cfg = UaConfig::new(alice_account(server, transport));
     cfg.register = true;
     cfg.flow = FlowConfig {
         keepalive_timeout: Duration::from_millis(700),
@@ -46,48 +36,6 @@ fn config(server: SocketAddr, transport: TransportKind) -> UaConfig {
         ..FlowConfig::default()
     };
     cfg
-}
-
-/// Events seen so far, and a bounded wait for the next one matching.
-struct Events {
-    rx: UnboundedReceiver<Event>,
-    seen: Vec<Event>,
-}
-
-impl Events {
-    fn new(rx: UnboundedReceiver<Event>) -> Self {
-        Self {
-            rx,
-            seen: Vec::new(),
-        }
-    }
-
-    async fn wait_for(
-        &mut self,
-        what: &str,
-        within: Duration,
-        pred: impl Fn(&Event) -> bool,
-    ) -> Event {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            match tokio::time::timeout_at(deadline, self.rx.recv()).await {
-                Ok(Some(e)) => {
-                    self.seen.push(e.clone());
-                    if pred(&e) {
-                        return e;
-                    }
-                }
-                Ok(None) | Err(_) => {
-                    panic!("no {what} within {within:?}; events: {:#?}", self.seen)
-                }
-            }
-        }
-    }
-
-    /// The events seen so far that match.
-    fn count(&self, pred: impl Fn(&Event) -> bool) -> usize {
-        self.seen.iter().filter(|e| pred(e)).count()
-    }
 }
 
 fn registered(e: &Event) -> bool {
@@ -280,11 +228,6 @@ async fn crlf_pings_are_sent_at_the_flow_timer_and_a_missing_pong_reopens_the_fl
 
 // ----- UDP: STUN keep-alives and retryable failures ---------------------------------------
 
-struct UdpPeer {
-    sock: UdpSocket,
-    client: Option<SocketAddr>,
-}
-
 /// What a scripted UDP server receives.
 #[derive(Debug)]
 enum Datagram {
@@ -292,32 +235,14 @@ enum Datagram {
     Request(Box<Request>),
 }
 
+/// The STUN and REGISTER side of the shared scripted UDP peer.
 impl UdpPeer {
-    async fn new() -> Self {
-        Self {
-            sock: UdpSocket::bind("127.0.0.1:0").await.expect("bind"),
-            client: None,
-        }
-    }
-
-    fn addr(&self) -> SocketAddr {
-        self.sock.local_addr().expect("addr")
-    }
-
     async fn next(&mut self) -> Datagram {
-        let mut buf = vec![0u8; 65_536];
-        let (n, from) = tokio::time::timeout(WAIT, self.sock.recv_from(&mut buf))
-            .await
-            .expect("a datagram in time")
-            .expect("recv");
-        self.client = Some(from);
-        let data = &buf[..n];
-        if cusax_sip_proto::stun::is_stun(data) {
+        let data = self.recv("datagram").await;
+        if cusax_sip_proto::stun::is_stun(&data) {
             return Datagram::Stun(data.to_vec());
         }
-        match parse_datagram(Bytes::copy_from_slice(data), &Limits::default())
-            .expect("the client sends valid SIP")
-        {
+        match parse_datagram(data, &Limits::default()).expect("the client sends valid SIP") {
             SipMessage::Request(r) => Datagram::Request(Box::new(r)),
             SipMessage::Response(r) => panic!("unexpected response {}", r.code()),
         }
@@ -334,16 +259,11 @@ impl UdpPeer {
             }
         }
     }
-
-    async fn send(&self, bytes: &[u8]) {
-        let to = self.client.expect("a client has spoken");
-        self.sock.send_to(bytes, to).await.expect("send");
-    }
 }
 
 #[tokio::test]
 async fn stun_keepalives_on_udp_and_silence_leads_to_a_new_registration() {
-    let mut peer = UdpPeer::new().await;
+    let mut peer = UdpPeer::new(WAIT).await;
     let (_ua, rx) = UserAgent::start(config(peer.addr(), TransportKind::Udp))
         .await
         .expect("start");
@@ -389,7 +309,7 @@ async fn stun_keepalives_on_udp_and_silence_leads_to_a_new_registration() {
 
 #[tokio::test]
 async fn a_503_to_register_is_retried_with_growing_delays() {
-    let mut peer = UdpPeer::new().await;
+    let mut peer = UdpPeer::new(WAIT).await;
     let (_ua, rx) = UserAgent::start(config(peer.addr(), TransportKind::Udp))
         .await
         .expect("start");

@@ -4,25 +4,17 @@
 //! the other side's tone; and a server whose certificate is not trusted, or names another
 //! domain, is refused before anything is sent. Every wait is bounded.
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+mod common;
 
+use std::path::PathBuf;
+
+use common::{ALICE_TONE, AudioCall, BOB_TONE, STEP, Ua};
 use cusax_client::sip::OpenError;
 use cusax_client::tls::TrustConfig;
-use cusax_client::{
-    Account, AudioSource, CallState, Event, MediaConfig, Secret, TransportKind, UaConfig, UaError,
-    UserAgent,
-};
+use cusax_client::{Account, Event, Secret, TransportKind, UaConfig, UaError, UserAgent};
 use cusax_testkit::Cusaxd;
-use cusax_testkit::audio::assert_tone;
-use tokio::sync::mpsc::UnboundedReceiver;
 
 const DOMAIN: &str = "example.org";
-const STEP: Duration = Duration::from_secs(15);
-/// How long the call lasts before it is hung up: enough audio for the tone check.
-const TALK: Duration = Duration::from_secs(2);
-const ALICE_TONE: f64 = 440.0;
-const BOB_TONE: f64 = 880.0;
 
 fn server() -> Cusaxd {
     let srv = Cusaxd::start(DOMAIN);
@@ -54,153 +46,41 @@ fn tls_config(srv: &Cusaxd, user: &str, ca_file: PathBuf) -> UaConfig {
     cfg
 }
 
-/// A user agent and everything it reported.
-struct Ua {
-    name: &'static str,
-    ua: UserAgent,
-    events: UnboundedReceiver<Event>,
-    seen: Vec<Event>,
-}
-
-impl Ua {
-    async fn start(srv: &Cusaxd, name: &'static str, tone: f64, record_dir: &Path) -> Self {
-        let mut cfg = tls_config(srv, name, server_cert(srv));
-        cfg.register = true;
-        cfg.auto_answer = true;
-        cfg.answer_source = AudioSource::Tone(tone);
-        cfg.record_dir = Some(record_dir.join(name));
-        let (ua, events) = UserAgent::start(cfg).await.expect("user agent starts");
-        Self {
-            name,
-            ua,
-            events,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Waits (bounded) for the first event matching `pred`, keeping every event seen.
-    async fn wait_for(&mut self, what: &str, srv: &Cusaxd, pred: impl Fn(&Event) -> bool) -> Event {
-        let deadline = tokio::time::Instant::now() + STEP;
-        loop {
-            match tokio::time::timeout_at(deadline, self.events.recv()).await {
-                Ok(Some(e)) => {
-                    self.seen.push(e.clone());
-                    if pred(&e) {
-                        return e;
-                    }
-                }
-                Ok(None) | Err(_) => panic!(
-                    "{}: no {what} within {STEP:?}; events: {:#?}\ncusaxd:\n{}",
-                    self.name,
-                    self.seen,
-                    srv.log()
-                ),
-            }
-        }
-    }
-}
-
-fn is_state(e: &Event, want: CallState) -> bool {
-    matches!(e, Event::CallState { state, .. } if *state == want)
-}
-
-/// The recording and packet counts of an ended call.
-fn media(e: &Event) -> (Option<PathBuf>, u64, u64) {
-    match e {
-        Event::CallState { media: Some(m), .. } => {
-            (m.recording.clone(), m.packets_sent, m.packets_received)
-        }
-        _ => (None, 0, 0),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registers_and_calls_over_tls_through_cusaxd_with_audio_both_ways() {
     let srv = server();
     let tmp = tempfile::tempdir().expect("tmp");
-    let mut bob = Ua::start(&srv, "bob", BOB_TONE, tmp.path()).await;
-    let mut alice = Ua::start(&srv, "alice", ALICE_TONE, tmp.path()).await;
+    // The callee's record directory is not made here: the user agent makes it.
+    let cfg = |name| tls_config(&srv, name, server_cert(&srv));
+    let mut bob = Ua::start("bob", cfg("bob"), BOB_TONE, tmp.path()).await;
+    let mut alice = Ua::start("alice", cfg("alice"), ALICE_TONE, tmp.path()).await;
     for ua in [&mut bob, &mut alice] {
-        let reg = ua
-            .wait_for("registration", &srv, |e| {
-                matches!(e, Event::Registered { .. })
-            })
-            .await;
-        let Event::Registered { aor, contact, .. } = reg else {
-            unreachable!("matched above")
-        };
+        let (aor, contact) = ua.registered(&srv).await;
         assert_eq!(aor, format!("sip:{}@{DOMAIN}", ua.name));
         assert!(contact.ends_with(";transport=tls>"), "{contact}");
     }
 
-    let alice_wav = tmp.path().join("alice.wav");
-    let call_id = alice
-        .ua
-        .call(
-            &format!("sip:bob@{DOMAIN}"),
-            MediaConfig {
-                source: AudioSource::Tone(ALICE_TONE),
-                record: Some(alice_wav.clone()),
-            },
-        )
-        .await
-        .expect("call placed");
-    let incoming = bob
-        .wait_for("incoming call", &srv, |e| {
-            matches!(e, Event::IncomingCall { .. })
-        })
-        .await;
-    let Event::IncomingCall {
-        call_id: bob_call,
-        from,
-        call_info,
-        ..
-    } = incoming
-    else {
-        unreachable!("matched above")
-    };
-    assert_eq!(bob_call, call_id);
-    assert_eq!(from, format!("sip:alice@{DOMAIN}"));
-    assert_eq!(call_info, [format!("<xmpp:alice@{DOMAIN}>;purpose=impp")]);
-    for ua in [&mut alice, &mut bob] {
-        ua.wait_for("established call", &srv, |e| {
-            is_state(e, CallState::Established)
-        })
-        .await;
+    AudioCall {
+        server: &srv,
+        bob_aor: format!("sip:bob@{DOMAIN}"),
+        alice_aor: format!("sip:alice@{DOMAIN}"),
+        alice_jid: format!("alice@{DOMAIN}"),
+        alice_wav: tmp.path().join("alice.wav"),
+        bob_hangs_up: false,
+        min_packets: 50,
     }
+    .run(&mut alice, &mut bob)
+    .await;
 
-    // The call's duration: audio flows both ways meanwhile.
-    tokio::time::sleep(TALK).await;
-    alice.ua.hangup(&call_id).await;
-    let alice_end = alice
-        .wait_for("ended call", &srv, |e| is_state(e, CallState::Ended))
-        .await;
-    let bob_end = bob
-        .wait_for("ended call", &srv, |e| is_state(e, CallState::Ended))
-        .await;
-    let (alice_rec, a_sent, a_recv) = media(&alice_end);
-    let (bob_rec, b_sent, b_recv) = media(&bob_end);
-    assert!(
-        a_sent >= 50 && a_recv >= 50 && b_sent >= 50 && b_recv >= 50,
-        "RTP both ways: alice {a_sent} sent / {a_recv} received, bob {b_sent} / {b_recv}"
-    );
-    assert_eq!(alice_rec.as_deref(), Some(alice_wav.as_path()));
-    let bob_rec = bob_rec.expect("bob's answered call is recorded");
-    let min = TALK.as_secs_f64() * 0.75;
-    assert_tone(&alice_wav, BOB_TONE, &[BOB_TONE * 1.5, ALICE_TONE], min);
-    assert_tone(&bob_rec, ALICE_TONE, &[ALICE_TONE * 1.5, BOB_TONE], min);
-
-    for ua in [&mut alice, &mut bob] {
-        tokio::time::timeout(STEP, ua.ua.shutdown())
-            .await
-            .unwrap_or_else(|_| panic!("{} did not shut down", ua.name));
+    for ua in [&alice, &bob] {
+        ua.shutdown().await;
         assert!(
-            ua.seen
+            ua.seen()
                 .iter()
                 .all(|e| !matches!(e, Event::TransportClosed { .. })),
             "{}: the TLS flow stayed up: {:#?}",
             ua.name,
-            ua.seen
+            ua.seen()
         );
     }
 }

@@ -2,76 +2,25 @@
 //! side of an RFC 3261 exchange message by message and checks what the client sends and
 //! reports. Every wait is bounded.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use cusax_client::{
-    Account, CallState, Event, MediaConfig, Secret, TransportKind, UaConfig, UserAgent,
-};
+use common::{UdpPeer as Peer, alice_account, call_state as state};
+use cusax_client::{Account, CallState, Event, MediaConfig, TransportKind, UaConfig, UserAgent};
 use cusax_sip_proto::digest::{
     Algorithm, DigestConfig, NonceCounts, NonceKey, Verified, challenges, verify,
 };
 use cusax_sip_proto::message::{HeaderKind, ResponseBuilder};
 use cusax_sip_proto::{Limits, Method, Request, SipMessage, parse_datagram};
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 const WAIT: Duration = Duration::from_secs(5);
 
-struct Peer {
-    sock: UdpSocket,
-    client: Option<SocketAddr>,
-}
-
-impl Peer {
-    async fn new() -> Self {
-        Self {
-            sock: UdpSocket::bind("127.0.0.1:0").await.expect("bind"),
-            client: None,
-        }
-    }
-
-    fn addr(&self) -> SocketAddr {
-        self.sock.local_addr().expect("addr")
-    }
-
-    /// The next request from the client (responses and retransmissions of other methods
-    /// are skipped).
-    async fn request(&mut self, method: Method) -> Request {
-        let mut buf = vec![0u8; 65_536];
-        loop {
-            let (n, from) = tokio::time::timeout(WAIT, self.sock.recv_from(&mut buf))
-                .await
-                .unwrap_or_else(|_| panic!("no {method:?} within {WAIT:?}"))
-                .expect("recv");
-            self.client = Some(from);
-            let msg = parse_datagram(Bytes::copy_from_slice(&buf[..n]), &Limits::default())
-                .expect("the client sends valid SIP");
-            if let SipMessage::Request(r) = msg
-                && r.method() == method
-            {
-                return r;
-            }
-        }
-    }
-
-    async fn send(&self, bytes: impl AsRef<[u8]>) {
-        let to = self.client.expect("a client has spoken");
-        self.sock.send_to(bytes.as_ref(), to).await.expect("send");
-    }
-}
-
 fn account(server: SocketAddr) -> Account {
-    Account {
-        user: "alice".into(),
-        domain: "example.org".into(),
-        display_name: None,
-        secret: Secret::new("alice", "pw"),
-        server,
-        transport: TransportKind::Udp,
-        impp: Some("alice@example.org".into()),
-    }
+    alice_account(server, TransportKind::Udp)
 }
 
 async fn next_event(events: &mut UnboundedReceiver<Event>) -> Event {
@@ -121,7 +70,7 @@ fn check_credentials(req: &Request, proxy: bool, method: &[u8]) {
 
 #[tokio::test]
 async fn registers_with_digest_and_refreshes_before_expiry() {
-    let mut peer = Peer::new().await;
+    let mut peer = Peer::new(WAIT).await;
     let mut cfg = UaConfig::new(account(peer.addr()));
     cfg.register = true;
     cfg.expires = 2;
@@ -198,7 +147,7 @@ async fn registers_with_digest_and_refreshes_before_expiry() {
 
 #[tokio::test]
 async fn wrong_password_is_reported_once() {
-    let mut peer = Peer::new().await;
+    let mut peer = Peer::new(WAIT).await;
     let mut cfg = UaConfig::new(account(peer.addr()));
     cfg.register = true;
     let (_ua, mut events) = UserAgent::start(cfg).await.expect("start");
@@ -214,19 +163,12 @@ async fn wrong_password_is_reported_once() {
     }
 }
 
-fn state(e: &Event) -> Option<CallState> {
-    match e {
-        Event::CallState { state, .. } => Some(*state),
-        _ => None,
-    }
-}
-
 const ANSWER: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
                       m=audio 9 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n";
 
 #[tokio::test]
 async fn caller_authenticates_follows_record_route_and_hangs_up_with_bye() {
-    let mut peer = Peer::new().await;
+    let mut peer = Peer::new(WAIT).await;
     let (ua, mut events) = UserAgent::start(UaConfig::new(account(peer.addr())))
         .await
         .expect("start");
@@ -323,7 +265,7 @@ async fn caller_authenticates_follows_record_route_and_hangs_up_with_bye() {
 
 #[tokio::test]
 async fn caller_cancels_an_unanswered_call() {
-    let mut peer = Peer::new().await;
+    let mut peer = Peer::new(WAIT).await;
     let (ua, mut events) = UserAgent::start(UaConfig::new(account(peer.addr())))
         .await
         .expect("start");
@@ -386,7 +328,7 @@ async fn caller_cancels_an_unanswered_call() {
 
 #[tokio::test]
 async fn busy_callee_is_a_failed_call() {
-    let mut peer = Peer::new().await;
+    let mut peer = Peer::new(WAIT).await;
     let (ua, mut events) = UserAgent::start(UaConfig::new(account(peer.addr())))
         .await
         .expect("start");
@@ -411,7 +353,7 @@ async fn busy_callee_is_a_failed_call() {
 
 #[tokio::test]
 async fn cancel_without_final_response_gives_up_after_64_t1() {
-    let mut peer = Peer::new().await;
+    let mut peer = Peer::new(WAIT).await;
     let mut cfg = UaConfig::new(account(peer.addr()));
     // T1 = 10 ms: the RFC 3261 §9.1 limit of 64·T1 is 640 ms.
     cfg.timers.t1 = Duration::from_millis(10);
@@ -473,7 +415,7 @@ async fn response(peer: &Peer) -> cusax_sip_proto::Response {
 
 #[tokio::test]
 async fn callee_answers_retransmits_200_until_ack_and_ends_on_bye() {
-    let mut peer = Peer::new().await;
+    let mut peer = Peer::new(WAIT).await;
     let mut cfg = UaConfig::new(account(peer.addr()));
     cfg.register = true;
     cfg.auto_answer = true;
