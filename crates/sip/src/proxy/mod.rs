@@ -20,6 +20,7 @@
 //!   downstream (a branch without a provisional answer is cancelled when one arrives).
 
 mod forward;
+mod table;
 mod target;
 #[cfg(test)]
 mod tests;
@@ -200,8 +201,9 @@ impl Ord for Timer {
 /// All transaction state of the proxy.
 #[derive(Debug)]
 pub struct ProxyState {
-    servers: HashMap<TransactionKey, ServerEntry>,
-    clients: HashMap<TransactionKey, ClientEntry>,
+    /// Sharded: a single map this size stalled the dispatch thread each time it grew.
+    servers: table::Table<TransactionKey, ServerEntry>,
+    clients: table::Table<TransactionKey, ClientEntry>,
     timers: BinaryHeap<Reverse<Timer>>,
     seq: u64,
     /// Seeds branch parameters so that they are unique across restarts.
@@ -213,8 +215,8 @@ impl ProxyState {
         let mut seed = [0u8; 8];
         seed.copy_from_slice(&secret[24..32]);
         Self {
-            servers: HashMap::new(),
-            clients: HashMap::new(),
+            servers: table::Table::new(),
+            clients: table::Table::new(),
             timers: BinaryHeap::new(),
             seq: 0,
             branch_seed: u64::from_le_bytes(seed),
