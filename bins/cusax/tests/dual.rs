@@ -155,6 +155,18 @@ impl Friends {
     }
 }
 
+/// `cusax chat JID` with piped stdin and stdout.
+fn spawn_chat(home: &Path, cfg: &Path, jid: &str) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_cusax"))
+        .args(["--config", cfg_arg(cfg), "chat", jid])
+        .env("XDG_CONFIG_HOME", home)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("cusax chat starts")
+}
+
 fn cfg_arg(p: &Path) -> &str {
     p.to_str().expect("utf-8")
 }
@@ -390,14 +402,7 @@ fn chat_add_and_approve_on_the_command_line() {
         e["event"] == "subscription" && e["from"] == "carol@localhost" && e["kind"] == "subscribe"
     });
     // Interactive chat: lines in, bob's answer out.
-    let mut chat = Command::new(env!("CARGO_BIN_EXE_cusax"))
-        .args(["--config", cfg_arg(&carol_cfg), "chat", "bob@localhost"])
-        .env("XDG_CONFIG_HOME", dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("chat");
+    let mut chat = spawn_chat(dir, &carol_cfg, "bob@localhost");
     let mut stdin = chat.stdin.take().expect("stdin");
     writeln!(stdin, "hello bob").expect("type");
     let m = bob.wait_for("chat line", &server, |e| e["event"] == "message");
@@ -462,14 +467,7 @@ fn cusax_chats_with_slixmpp() {
         }
     };
     expect_line("READY");
-    let mut chat = Command::new(env!("CARGO_BIN_EXE_cusax"))
-        .args(["--config", cfg_arg(&alice_cfg), "chat", "bob@localhost"])
-        .env("XDG_CONFIG_HOME", dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("chat");
+    let mut chat = spawn_chat(dir, &alice_cfg, "bob@localhost");
     let mut stdin = chat.stdin.take().expect("stdin");
     let chat_out = chat.stdout.take().expect("stdout");
     let (ctx, chat_lines) = std::sync::mpsc::channel::<Value>();
