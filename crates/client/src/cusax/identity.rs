@@ -2,6 +2,9 @@
 //! dialing a vCard TEL, comparing SIP identities exactly (RFC 3261 §19.1.4, RFC 3966), and
 //! attributing an incoming call to a roster contact only when that contact's vCard confirms it.
 
+use cusax_account::Alias;
+use cusax_sip_proto::message::headers::{CallInfo, NameAddr, ValueIter};
+use cusax_sip_proto::message::{Scheme, Uri, unescaped};
 use serde::Serialize;
 
 use crate::xmpp::VCard;
@@ -21,88 +24,44 @@ pub enum Identity {
     Number(String),
 }
 
-/// Removes RFC 3966 visual separators; `None` unless what is left is `[+]digits`.
-fn phone_digits(s: &str) -> Option<String> {
-    let s = s.trim();
-    let mut out = String::with_capacity(s.len());
-    for (i, c) in s.chars().enumerate() {
-        match c {
-            '+' if i == 0 => out.push('+'),
-            '0'..='9' => out.push(c),
-            '-' | '.' | '(' | ')' | ' ' => {}
-            _ => return None,
-        }
-    }
-    let digits = out.trim_start_matches('+');
-    (!digits.is_empty() && digits.len() <= 32).then_some(out)
-}
-
-/// Decodes `%XX` escapes of a SIP user part (RFC 3261 §19.1.4: escaped and unescaped forms
-/// compare equal).
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && i + 2 < b.len()
-            && let Some(v) = std::str::from_utf8(&b[i + 1..i + 3])
-                .ok()
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        {
-            out.push(v);
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// The URI inside a header value: `"Name" <sip:a@b>;tag=x` → `sip:a@b`.
-pub fn uri_of(value: &str) -> &str {
-    let v = value.trim();
-    match (v.find('<'), v.find('>')) {
-        (Some(a), Some(b)) if a < b => &v[a + 1..b],
-        _ => v.split(';').next().unwrap_or(v).trim(),
+/// A telephone number with RFC 3966 visual separators removed (`[+]digits`), by the same rule
+/// as the server's account aliases; `None` for anything else.
+fn phone_number(s: &str) -> Option<String> {
+    match Alias::parse(s) {
+        Ok(Alias::Number(n)) => Some(n),
+        _ => None,
     }
 }
 
 impl Identity {
-    /// Parses a `sip:`/`sips:`/`tel:` URI (in angle brackets or not). A SIP URI whose user
-    /// part is a telephone number (`user=phone`, or `+digits`) becomes a [`Identity::Number`]
-    /// when its host is `service_domain`; numbers in other domains stay SIP addresses.
-    pub fn parse(uri: &str, service_domain: &str) -> Option<Identity> {
-        let uri = uri_of(uri);
-        let (scheme, rest) = uri.split_once(':')?;
-        match scheme.to_ascii_lowercase().as_str() {
-            "tel" => {
-                let number = rest.split(';').next()?;
-                phone_digits(number).map(Identity::Number)
-            }
-            "sip" | "sips" => {
-                let (addr, params) = match rest.split_once(';') {
-                    Some((a, p)) => (a, p),
-                    None => (rest, ""),
-                };
-                let addr = addr.split('?').next()?;
-                let (user, hostport) = addr.rsplit_once('@')?;
-                let user = user.split(':').next()?; // drop a password
-                let host = hostport
-                    .split(':')
-                    .next()?
+    /// Parses a `sip:`/`sips:`/`tel:` URI, bare or as a name-addr (`"Bob" <sip:…>;tag=x`). A
+    /// SIP URI whose user part is a telephone number (`user=phone`, or `+digits`) becomes a
+    /// [`Identity::Number`] when its host is `service_domain`; numbers in other domains stay
+    /// SIP addresses.
+    pub fn parse(value: &str, service_domain: &str) -> Option<Identity> {
+        let v = value.trim().as_bytes();
+        let uri = if v.contains(&b'<') {
+            NameAddr::parse(v)?.uri()
+        } else {
+            Uri::parse(v)?
+        };
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        match uri.scheme() {
+            Scheme::Tel => phone_number(&text(uri.user()?)).map(Identity::Number),
+            Scheme::Sip | Scheme::Sips => {
+                let user = String::from_utf8_lossy(&unescaped(uri.user()?).collect::<Vec<u8>>())
+                    .into_owned();
+                let host = text(uri.host()?.as_bytes())
                     .trim_end_matches('.')
                     .to_ascii_lowercase();
                 if user.is_empty() || host.is_empty() {
                     return None;
                 }
-                let user = unescape(user);
-                let user_phone = params
-                    .split(';')
-                    .any(|p| p.eq_ignore_ascii_case("user=phone"));
+                let user_phone = uri
+                    .user_param()
+                    .is_some_and(|p| p.eq_ignore_ascii_case(b"phone"));
                 let local = host.eq_ignore_ascii_case(service_domain);
-                let number = user.split(';').next().and_then(phone_digits);
+                let number = user.split(';').next().and_then(phone_number);
                 match number {
                     Some(n) if local && (user_phone || n.starts_with('+')) => {
                         Some(Identity::Number(n))
@@ -120,7 +79,7 @@ impl Identity {
         if n.contains(':') {
             return Identity::parse(n, service_domain);
         }
-        phone_digits(n).map(Identity::Number)
+        phone_number(n).map(Identity::Number)
     }
 }
 
@@ -133,11 +92,11 @@ pub fn dial_uri(number: &str, service_domain: &str) -> Option<String> {
     if lower.starts_with("sip:") || lower.starts_with("sips:") {
         return Identity::parse(n, service_domain).map(|_| n.to_owned());
     }
-    let digits = match lower.strip_prefix("tel:") {
-        Some(_) => phone_digits(n[4..].split(';').next().unwrap_or_default())?,
-        None => phone_digits(n)?,
-    };
-    Some(format!("sip:{digits}@{service_domain};user=phone"))
+    // `tel:` values and digits alike: the alias rule gives `sip:N@domain;user=phone`.
+    match Alias::parse(n).ok()? {
+        number @ Alias::Number(_) => Some(number.sip_uri(service_domain)),
+        Alias::Sip(_) => None,
+    }
 }
 
 /// The first TEL of a vCard that can be dialled, preferring `sip:` addresses (CL-12).
@@ -152,34 +111,16 @@ pub fn callable_tel(card: &VCard, service_domain: &str) -> Option<String> {
 
 /// The JIDs a call's `Call-Info` values name with `purpose=impp` (RFC 7081 §3.5, RFC 6993).
 pub fn impp_hints(call_info: &[String]) -> Vec<String> {
-    let mut out = Vec::new();
-    for header in call_info {
+    call_info
+        .iter()
         // One header may hold several comma-separated values.
-        for value in header.split(',') {
-            let v = value.trim();
-            let (Some(a), Some(b)) = (v.find('<'), v.find('>')) else {
-                continue;
-            };
-            if a >= b {
-                continue;
-            }
-            let params = &v[b + 1..];
-            let impp = params.split(';').any(|p| {
-                p.split_once('=').is_some_and(|(k, val)| {
-                    k.trim().eq_ignore_ascii_case("purpose")
-                        && val.trim().trim_matches('"').eq_ignore_ascii_case("impp")
-                })
-            });
-            let uri = &v[a + 1..b];
-            if impp && let Some(jid) = uri.strip_prefix("xmpp:") {
-                let jid = jid.split(['?', '/']).next().unwrap_or_default();
-                if jid.contains('@') {
-                    out.push(jid.to_ascii_lowercase());
-                }
-            }
-        }
-    }
-    out
+        .flat_map(|header| ValueIter::new(header.as_bytes()))
+        .filter_map(CallInfo::parse)
+        .filter(CallInfo::is_impp)
+        .filter_map(|c| c.xmpp_bare_jid())
+        .filter(|jid| jid.contains('@'))
+        .map(str::to_ascii_lowercase)
+        .collect()
 }
 
 /// How an incoming call was tied to a contact.

@@ -23,7 +23,7 @@ pub use params::{Param, ParamIter, Params};
 pub use parse::{
     DatagramOptions, Limits, StreamFrame, frame_stream, parse_datagram, parse_stream_message,
 };
-pub use text::unquote;
+pub use text::{unescaped, unquote};
 pub use uri::{Host, Scheme, Uri};
 
 /// A byte range inside the message buffer.

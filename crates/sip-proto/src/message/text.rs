@@ -124,7 +124,7 @@ pub(crate) fn hex_val(b: u8) -> Option<u8> {
 }
 
 /// Iterates the bytes of `s` with `%HH` escapes decoded (invalid escapes pass through verbatim).
-pub(crate) fn unescaped(s: &[u8]) -> impl Iterator<Item = u8> + '_ {
+pub fn unescaped(s: &[u8]) -> impl Iterator<Item = u8> + '_ {
     let mut i = 0;
     std::iter::from_fn(move || {
         let b = *s.get(i)?;

@@ -196,21 +196,12 @@ pub(crate) fn strip_top_via(resp: &Response) -> Option<Bytes> {
 }
 
 fn is_impp(v: &[u8]) -> bool {
-    CallInfo::parse(v)
-        .and_then(|c| c.purpose())
-        .is_some_and(|p| p.eq_ignore_ascii_case(b"impp"))
+    CallInfo::parse(v).is_some_and(|c| c.is_impp())
 }
 
 /// The domain of an `xmpp:` Call-Info URI (`xmpp:user@domain/res?query`).
 fn xmpp_domain(v: &[u8]) -> Option<String> {
-    let c = CallInfo::parse(v)?;
-    let text = std::str::from_utf8(c.uri.as_bytes()).ok()?;
-    let rest = text
-        .get(..5)
-        .filter(|s| s.eq_ignore_ascii_case("xmpp:"))
-        .map(|_| &text[5..])?;
-    let rest = rest.trim_start_matches("//");
-    let bare = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let bare = CallInfo::parse(v)?.xmpp_bare_jid()?;
     Some(
         bare.rsplit_once('@')
             .map_or(bare, |(_, d)| d)

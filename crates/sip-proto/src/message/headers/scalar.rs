@@ -92,6 +92,24 @@ impl<'a> CallInfo<'a> {
     pub fn purpose(&self) -> Option<&'a [u8]> {
         self.params.get("purpose")
     }
+
+    /// Whether this is a CUSAX instant-messaging hint, `purpose=impp` (RFC 7081 §6, RFC 6993);
+    /// a quoted `"impp"` counts too, since peers write it so.
+    pub fn is_impp(&self) -> bool {
+        self.purpose()
+            .is_some_and(|p| crate::message::unquote(p).eq_ignore_ascii_case(b"impp"))
+    }
+
+    /// The bare JID of an `xmpp:` URI (`xmpp:[//]user@domain[/res][?query]`), as written.
+    pub fn xmpp_bare_jid(&self) -> Option<&'a str> {
+        let text = std::str::from_utf8(self.uri.as_bytes()).ok()?;
+        let rest = text
+            .get(..5)
+            .filter(|s| s.eq_ignore_ascii_case("xmpp:"))
+            .map(|_| &text[5..])?
+            .trim_start_matches("//");
+        rest.split(['/', '?', '#']).next().filter(|b| !b.is_empty())
+    }
 }
 
 /// `Event: package[.template] *(;param)` (RFC 6665).
@@ -144,6 +162,14 @@ mod tests {
         assert!(!call_id_ok(b"a b"));
         let ci = CallInfo::parse(b"<xmpp:alice@example.com>;purpose=impp").expect("ci");
         assert_eq!(ci.purpose(), Some(&b"impp"[..]));
+        assert!(ci.is_impp());
+        assert_eq!(ci.xmpp_bare_jid(), Some("alice@example.com"));
+        let q = CallInfo::parse(b"<XMPP://bob@x/phone?message> ; purpose=\"IMPP\"").expect("ci");
+        assert!(q.is_impp());
+        assert_eq!(q.xmpp_bare_jid(), Some("bob@x"));
+        let icon = CallInfo::parse(b"<http://x/a.png>;purpose=icon").expect("ci");
+        assert!(!icon.is_impp());
+        assert_eq!(icon.xmpp_bare_jid(), None);
         let e = Event::parse(b"presence;id=4").expect("ev");
         assert_eq!((e.package, e.id()), (&b"presence"[..], Some(&b"4"[..])));
     }
