@@ -16,4 +16,5 @@ pub use auth::Secret;
 pub use call::recording_path;
 pub use flow::FlowConfig;
 pub use transport::{OpenError, TransportKind};
+pub(crate) use ua::token;
 pub use ua::{Account, CallOptions, UaConfig, UaError, UserAgent};

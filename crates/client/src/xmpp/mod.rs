@@ -210,9 +210,7 @@ pub struct XmppClient {
 
 /// A fresh stanza id (random, so ids never repeat across reconnects).
 pub(crate) fn new_id() -> String {
-    (0..8)
-        .map(|_| format!("{:02x}", rand::random::<u8>()))
-        .collect()
+    crate::sip::token(8)
 }
 
 impl XmppClient {
@@ -259,7 +257,7 @@ impl XmppClient {
     /// Sends an IQ (its `id` is set here) and waits for the result element.
     pub async fn request(&self, mut iq: minidom::Element) -> Result<minidom::Element, XmppError> {
         let id = new_id();
-        stanzas::set_attr(&mut iq, "id", id);
+        cusax_xmpp_proto::xml::set_attr(&mut iq, "id", id);
         let (tx, rx) = oneshot::channel();
         self.command(Command::Iq(iq, tx)).await?;
         match tokio::time::timeout(self.timeout, rx).await {

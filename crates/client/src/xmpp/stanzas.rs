@@ -55,13 +55,6 @@ impl Attr for minidom::ElementBuilder {
     }
 }
 
-/// Sets an attribute on an element (a constant NCName `name`).
-pub(crate) fn set_attr(el: &mut Element, name: &str, value: impl Into<String>) {
-    if let Ok(n) = rxml::NcName::try_from(name) {
-        el.set_attr(rxml::Namespace::NONE, n, value.into());
-    }
-}
-
 /// An element in the client namespace.
 fn client(name: &str) -> minidom::ElementBuilder {
     Element::builder(name, ns::JABBER_CLIENT)

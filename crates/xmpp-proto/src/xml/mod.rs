@@ -11,7 +11,7 @@ pub use writer::{
 
 /// Sets an unqualified attribute; `name` is a constant NCName of this crate, so the conversion
 /// cannot fail (a failure would only skip the attribute).
-pub(crate) fn set_attr(el: &mut minidom::Element, name: &str, value: impl Into<String>) {
+pub fn set_attr(el: &mut minidom::Element, name: &str, value: impl Into<String>) {
     if let Ok(n) = rxml::NcName::try_from(name) {
         el.set_attr(rxml::Namespace::NONE, n, value.into());
     }
