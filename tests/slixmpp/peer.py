@@ -53,6 +53,10 @@ class Peer(slixmpp.ClientXMPP):
         self.add_event_handler("message", lambda m: self.messages.put_nowait(m))
         self.add_event_handler("presence_available", lambda p: self.presences.put_nowait(p))
         self.add_event_handler("presence_unavailable", lambda p: self.presences.put_nowait(p))
+        # Wakes whoever waits for the client's roster to change (pushes, subscription answers).
+        self.roster_changes = asyncio.Queue()
+        self.add_event_handler("roster_update", lambda e: self.roster_changes.put_nowait(e))
+        self.add_event_handler("presence_subscribed", lambda e: self.roster_changes.put_nowait(e))
         self.pep = asyncio.Queue()  # (from bare JID, node, payload element or None)
         self.add_event_handler("pubsub_publish", self._pep_event)
 
@@ -119,10 +123,15 @@ async def scenario_im(args):
     bare_a, bare_b = a.boundjid.bare, b.boundjid.bare
     a.send_presence(pto=bare_b, ptype="subscribe")
     await wait_for(a.presences, lambda p: p["from"].bare == bare_b and p["type"] == "available", "bob's presence at alice")
-    item = a.client_roster[bare_b]
-    if item["subscription"] not in ("to", "both"):
-        fail(f"alice's roster item for bob has subscription {item['subscription']}")
-    print(f"subscribed: {item['subscription']}", flush=True)
+    # The server pushes the roster change before it delivers bob's presence (RFC 6121
+    # §3.1.6), but slixmpp may apply the push after it has reported the presence.
+    try:
+        async with asyncio.timeout(TIMEOUT):
+            while a.client_roster[bare_b]["subscription"] not in ("to", "both"):
+                await a.roster_changes.get()
+    except TimeoutError:
+        fail(f"alice's roster item for bob has subscription {a.client_roster[bare_b]['subscription']}")
+    print(f"subscribed: {a.client_roster[bare_b]['subscription']}", flush=True)
     a.send_message(mto=b.boundjid.full, mbody="hello bob", mtype="chat")
     m = await wait_for(b.messages, lambda m: m["body"] == "hello bob", "chat at bob")
     if m["from"].bare != bare_a:
