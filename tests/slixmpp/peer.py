@@ -326,6 +326,33 @@ async def scenario_echo(args):
     print("OK", flush=True)
 
 
+async def scenario_own_presence(args):
+    """RFC 6121 §4.2.2 / §4.5.2: a resource gets its own initial and unavailable presence back,
+    and a second resource of the same account gets both too."""
+    jid, pw = args.user[0]
+    one = Peer(f"{jid}/one", pw, args)
+    if not await one.login():
+        fail("login one")
+    full_one = one.boundjid.full
+    await wait_for(one.presences, lambda p: p["from"] == full_one and p["type"] == "available", "one's own initial presence")
+    print("own initial presence ok", flush=True)
+    two = Peer(f"{jid}/two", pw, args)
+    if not await two.login():
+        fail("login two")
+    full_two = two.boundjid.full
+    await wait_for(two.presences, lambda p: p["from"] == full_two and p["type"] == "available", "two's own initial presence")
+    await wait_for(two.presences, lambda p: p["from"] == full_one and p["type"] == "available", "one's presence at two")
+    await wait_for(one.presences, lambda p: p["from"] == full_two and p["type"] == "available", "two's presence at one")
+    print("other resource sees initial presence ok", flush=True)
+    two.send_presence(ptype="unavailable")
+    await wait_for(two.presences, lambda p: p["from"] == full_two and p["type"] == "unavailable", "two's own unavailable")
+    await wait_for(one.presences, lambda p: p["from"] == full_two and p["type"] == "unavailable", "two's unavailable at one")
+    print("unavailable reflected ok", flush=True)
+    for c in (one, two):
+        c.disconnect()
+        await asyncio.wait_for(c.disconnected_ev.wait(), TIMEOUT)
+
+
 SCENARIOS = {n[len("scenario_"):]: f for n, f in globals().items() if n.startswith("scenario_")}
 
 

@@ -90,6 +90,19 @@ fn subscription_presence_chat_and_unavailable_on_drop() {
 }
 
 #[test]
+fn own_presence_is_reflected_to_the_sender_and_the_other_resource() {
+    let env = Env::start(&["alice"]);
+    let out = env.peer("own_presence", &[(&jid("alice"), "pw-alice")]);
+    for fact in [
+        "own initial presence ok",
+        "other resource sees initial presence ok",
+        "unavailable reflected ok",
+    ] {
+        assert!(out.contains(fact), "{fact}: {out}");
+    }
+}
+
+#[test]
 fn offline_message_arrives_with_delay_stamp() {
     let env = Env::start(&["alice", "carol"]);
     let out = env.peer(

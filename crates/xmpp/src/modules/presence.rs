@@ -145,8 +145,9 @@ async fn broadcast(svc: &XmppService, session: &Session, mut el: Element) {
     }
 }
 
-/// Sends `el` to contacts with a `from` subscription and to the user's other available
-/// resources; returns the bare JIDs reached.
+/// Sends `el` to contacts with a `from` subscription and to the user's available resources,
+/// the sending one included (RFC 6121 §4.2.2, §4.4.2, §4.5.2: a client learns that its
+/// presence was broadcast from the copy it gets back); returns the bare JIDs reached.
 fn send_to_subscribers(
     svc: &XmppService,
     session: &Session,
@@ -166,7 +167,9 @@ fn send_to_subscribers(
         sent.insert(item.jid.clone());
     }
     for s in svc.inner.router.sessions(&session.bare) {
-        if s.id != session.id && s.presence.is_some() {
+        // The sender is still registered (also while it goes unavailable, its presence
+        // already cleared); a session that has ended is not, so nothing is sent to it.
+        if s.id == session.id || s.presence.is_some() {
             let mut p = el.clone();
             set_attr(&mut p, "to", format!("{}/{}", session.bare, s.resource));
             s.send(p);
