@@ -3,6 +3,7 @@
 
 pub mod anchor;
 pub mod audio;
+pub mod sipp;
 
 use std::io::Write;
 use std::net::SocketAddr;
