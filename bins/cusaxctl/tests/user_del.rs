@@ -42,6 +42,7 @@ fn binding(a: &str, contact: &str) -> (Aor, Vec<Binding>) {
         path: Vec::new(),
         source: None,
         transport: "udp".to_owned(),
+        nat: false,
         user_agent: None,
         registered_at: 1,
     };

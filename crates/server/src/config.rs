@@ -90,6 +90,24 @@ pub struct SipSection {
     pub refuse_simple: bool,
     /// Per-domain overrides of `call_info` and `refuse_simple`.
     pub policy: std::collections::BTreeMap<String, SipDomainPolicy>,
+    /// Whether requests to a registered device go over the flow its REGISTER came on or to
+    /// its Contact.
+    pub nat_traversal: NatTraversal,
+}
+
+/// `sip.nat_traversal`: flow (source address and connection of the REGISTER) or Contact for
+/// requests to a registered device (RFC 5626 §5.3, RFC 3581, RFC 3261 §16.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum NatTraversal {
+    /// The flow for RFC 5626 outbound clients, TCP/TLS registrations and when NAT was
+    /// detected at registration; otherwise the Contact.
+    #[default]
+    Auto,
+    /// Always the flow (the behaviour before this setting existed).
+    Always,
+    /// The Contact, except for RFC 5626 outbound clients (promised their flow).
+    Never,
 }
 
 /// `[sip.policy."DOMAIN"]`: the call policies of one served domain.
@@ -194,6 +212,7 @@ impl Default for SipSection {
             call_info: true,
             refuse_simple: true,
             policy: std::collections::BTreeMap::new(),
+            nat_traversal: NatTraversal::Auto,
         }
     }
 }
@@ -370,6 +389,13 @@ tls_port = 5061
 call_info = true
 # CUSAX: presence and IM belong to XMPP; refuse SIMPLE (489 / 405).
 refuse_simple = true
+# Where requests to a registered device go. "auto": over the flow its REGISTER came on (source
+# address and connection) for RFC 5626 outbound clients, registrations over TCP/TLS and when
+# NAT was detected (a private Contact address other than the source, or a top Via other than
+# the source address and port); otherwise to its Contact, so that a device registered by
+# another agent (another port, a PBX) gets its calls. "always": the flow. "never": the
+# Contact, except for RFC 5626 outbound clients.
+nat_traversal = "auto"
 # Per-domain overrides:
 # [sip.policy."example.org"]
 # call_info = false

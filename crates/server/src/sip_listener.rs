@@ -365,6 +365,20 @@ fn advertised_host(services: &Services) -> String {
     }
 }
 
+/// The addresses that name this server besides the advertised host: the bind address, or,
+/// bound to all interfaces, the loopback addresses (other interface addresses are not
+/// enumerated; `sip.advertise` names the one phones use).
+fn local_ips(bind: IpAddr) -> Vec<IpAddr> {
+    if bind.is_unspecified() {
+        vec![
+            IpAddr::from([127, 0, 0, 1]),
+            IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1]),
+        ]
+    } else {
+        vec![bind]
+    }
+}
+
 fn registrar_config(services: &Services) -> Result<RegistrarConfig, StartError> {
     let s: &SipSection = &services.config.sip;
     let mut algorithms = Vec::new();
@@ -411,15 +425,22 @@ fn proxy_config(services: &Services) -> ProxyConfig {
             )
         })
         .collect();
+    let nat_traversal = match s.nat_traversal {
+        crate::config::NatTraversal::Auto => cusax_sip::NatTraversal::Auto,
+        crate::config::NatTraversal::Always => cusax_sip::NatTraversal::Always,
+        crate::config::NatTraversal::Never => cusax_sip::NatTraversal::Never,
+    };
     ProxyConfig {
         advertised: Advertised {
             host: advertised_host(services),
             port: s.port,
             tls_port: Some(s.tls_port),
+            local_ips: local_ips(services.config.server.bind),
         },
         default_policy,
         domains,
         tls_required: services.config.tls.required,
+        nat_traversal,
         ..ProxyConfig::default()
     }
 }

@@ -5,6 +5,7 @@ use cusax_account::Domain;
 use cusax_sip_proto::digest::Algorithm;
 use cusax_sip_proto::transaction::TimerConfig;
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::time::Duration;
 
 /// Registrar settings. `Default` gives the documented defaults.
@@ -43,6 +44,10 @@ pub struct Advertised {
     pub port: u16,
     /// Port of the TLS listener, if one runs.
     pub tls_port: Option<u16>,
+    /// Addresses the listeners are reachable on besides `host` (the bind address; when binding
+    /// to all interfaces, the loopback addresses): a digest `uri` naming one of them, at one
+    /// of our ports, names this server (RFC 7616 §3.4.6).
+    pub local_ips: Vec<IpAddr>,
 }
 
 impl Default for Advertised {
@@ -51,6 +56,7 @@ impl Default for Advertised {
             host: "127.0.0.1".to_owned(),
             port: 5060,
             tls_port: None,
+            local_ips: Vec::new(),
         }
     }
 }
@@ -74,6 +80,24 @@ impl Default for DomainPolicy {
     }
 }
 
+/// Where requests for a binding go: over the flow its REGISTER came on (source address and
+/// connection, RFC 5626 §5.3 / RFC 3581) or to its Contact (RFC 3261 §16.5); `sip.nat_traversal`.
+/// A binding registered through a `Path` (RFC 3327) always follows its Path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NatTraversal {
+    /// The flow when the client asked for one (RFC 5626 `reg-id` with `+sip.instance`), when
+    /// it registered over a connection (TCP, TLS), or when NAT was detected at registration;
+    /// otherwise the Contact.
+    #[default]
+    Auto,
+    /// Always the flow.
+    Always,
+    /// The Contact, except for RFC 5626 outbound bindings: the registrar answered those with
+    /// `Require: outbound`, which promises that their requests come over the flow (§6), and
+    /// their Contact usually cannot be reached from outside at all.
+    Never,
+}
+
 /// Proxy settings. `Default` gives the documented defaults.
 #[derive(Debug, Clone, Default)]
 pub struct ProxyConfig {
@@ -87,6 +111,8 @@ pub struct ProxyConfig {
     pub tls_required: bool,
     /// Transaction timers (T1, T2, T4).
     pub timers: TimerConfig,
+    /// Flow or Contact for requests to registered devices.
+    pub nat_traversal: NatTraversal,
 }
 
 impl ProxyConfig {

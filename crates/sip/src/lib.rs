@@ -10,11 +10,13 @@ pub mod calls;
 pub mod config;
 mod core;
 pub mod date;
+mod digest_uri;
 mod gruu;
 pub mod location;
+mod nat;
 pub mod proxy;
 mod registrar;
 
-pub use config::{Advertised, DomainPolicy, ProxyConfig, RegistrarConfig};
+pub use config::{Advertised, DomainPolicy, NatTraversal, ProxyConfig, RegistrarConfig};
 pub use core::{ALLOW, Outcome, Peer, SUPPORTED, SipCore, Transport};
 pub use location::Location;

@@ -31,6 +31,8 @@ struct NewContact {
     q: Option<u16>,
     instance: Option<String>,
     reg_id: Option<u32>,
+    /// NAT detected for this contact (see [`crate::nat`]).
+    nat: bool,
 }
 
 /// Why a binding update was refused (nothing was changed).
@@ -78,6 +80,10 @@ impl SipCore {
         let Some(creds) = req.digest_credentials(realm.as_str().as_bytes(), false) else {
             return self.challenge(now, req, peer, realm, false);
         };
+        // Before the account lookup, so that the answer does not depend on the user existing.
+        if !self.digest_uri_ok(req, &creds) {
+            return self.refuse_digest_uri(req, peer, "registrar");
+        }
         let Some(user_bytes) = creds.username() else {
             return self.simple(req, peer, 400, "Malformed Authorization");
         };
@@ -100,9 +106,6 @@ impl SipCore {
                 return self.challenge(now, req, peer, realm, false);
             }
         };
-        if !digest_uri_matches(req, &creds) {
-            return self.simple(req, peer, 400, "Digest URI Does Not Match Request-URI");
-        }
         let alg = match creds.algorithm {
             None => Some(Algorithm::Md5),
             Some(t) => Algorithm::from_token(t),
@@ -237,6 +240,7 @@ impl SipCore {
         let mut count = 0usize;
         let mut ignored = false;
         let mut contacts: Vec<NewContact> = Vec::new();
+        let via_nat = crate::nat::via_shows_nat(req, peer);
         for c in req.contacts() {
             count += 1;
             match c {
@@ -271,6 +275,7 @@ impl SipCore {
                         q: c.q().and_then(Result::ok),
                         instance: c.instance().and_then(text),
                         reg_id: c.reg_id().and_then(Result::ok),
+                        nat: via_nat || crate::nat::contact_shows_nat(&uri, peer),
                     });
                 }
             }
@@ -388,18 +393,6 @@ fn contact_value(b: &Binding, now: i64) -> String {
     v
 }
 
-/// The digest `uri` must designate the Request-URI (RFC 7616 §3.4.6); equivalent URIs count.
-fn digest_uri_matches(req: &Request, creds: &Credentials<'_>) -> bool {
-    let Some(du) = creds.uri else { return false };
-    if du == req.uri_bytes() {
-        return true;
-    }
-    match (Uri::parse(du), req.uri()) {
-        (Some(a), Some(b)) => a.equivalent(&b),
-        _ => false,
-    }
-}
-
 /// The binding whose contact URI is equivalent to `uri` (RFC 3261 §19.1.4), if any.
 fn find(list: &[Binding], uri: &str) -> Option<usize> {
     let new_uri = Uri::parse(uri.as_bytes())?;
@@ -487,6 +480,7 @@ impl Update<'_> {
         b.cseq = self.cseq;
         b.instance.clone_from(&c.instance);
         b.reg_id = c.reg_id;
+        b.nat = c.nat;
         b.source = Some(self.peer.addr);
         if b.transport != self.peer.transport.as_str() {
             b.transport = self.peer.transport.as_str().to_owned();
@@ -522,6 +516,7 @@ impl Update<'_> {
             path: self.paths(),
             source: Some(self.peer.addr),
             transport: self.peer.transport.as_str().to_owned(),
+            nat: c.nat,
             user_agent: self
                 .req
                 .first(HeaderKind::UserAgent)

@@ -34,6 +34,10 @@ pub struct Binding {
     pub source: Option<SocketAddr>,
     /// Transport the REGISTER came over, lower case (`udp`, `tcp`, `tls`, `ws`, …).
     pub transport: String,
+    /// NAT was detected when the REGISTER arrived: its Contact or top Via named another
+    /// address than the one it came from. Rows written before this field existed read as
+    /// `true`, so such devices stay reached over their flow, as then, until they refresh.
+    pub nat: bool,
     /// The User-Agent header of the REGISTER, if any.
     pub user_agent: Option<String>,
     /// When the binding was first created, seconds since the Unix epoch.

@@ -308,6 +308,9 @@ impl SipCore {
         let Some(creds) = req.digest_credentials(realm.as_str().as_bytes(), true) else {
             return Err(self.challenge_for(now, req, peer, &realm, false, true));
         };
+        if !self.digest_uri_ok(req, &creds) {
+            return Err(self.refuse_digest_uri(req, peer, "proxy"));
+        }
         let Some(user_bytes) = creds.username() else {
             return Err(self.simple(req, peer, 400, "Malformed Proxy-Authorization"));
         };

@@ -5,6 +5,7 @@
 use super::Send;
 use super::forward::{self, Plan};
 use crate::accounts::{CachedAccount, Lookup};
+use crate::config::NatTraversal;
 use crate::core::{Outcome, Peer, SipCore, Transport};
 use bytes::Bytes;
 use cusax_account::{Alias, Aor, Domain};
@@ -188,13 +189,13 @@ impl SipCore {
         let adv = &self.cfg.proxy.advertised;
         let h = host.as_bytes();
         let ours_host = h.eq_ignore_ascii_case(adv.host.as_bytes()) || self.served(h).is_some();
-        if !ours_host {
-            return false;
-        }
-        match uri.port() {
-            None => true,
-            Some(p) => p == adv.port || Some(p) == adv.tls_port,
-        }
+        ours_host && self.our_port(uri.port())
+    }
+
+    /// No port, or the port of one of our listeners.
+    pub(crate) fn our_port(&self, port: Option<u16>) -> bool {
+        let adv = &self.cfg.proxy.advertised;
+        port.is_none_or(|p| p == adv.port || Some(p) == adv.tls_port)
     }
 
     /// A Request-URI without user part that names us: the request is for this element.
@@ -521,7 +522,7 @@ impl SipCore {
                 found.extend(
                     list.iter()
                         .filter(|b| b.expires_at > now && b.instance.as_deref() == Some(&instance))
-                        .filter_map(binding_target),
+                        .filter_map(|b| binding_target(b, self.cfg.proxy.nat_traversal)),
                 );
             });
             if found.is_empty() {
@@ -564,7 +565,7 @@ impl SipCore {
         let mut last_q = None;
         for b in bindings {
             let q = b.q.unwrap_or(1000);
-            let Some(target) = binding_target(&b) else {
+            let Some(target) = binding_target(&b, self.cfg.proxy.nat_traversal) else {
                 continue;
             };
             if last_q == Some(q)
@@ -628,9 +629,10 @@ impl SipCore {
     }
 }
 
-/// Where a binding is reached: its Path, else the flow it registered over (the source
-/// address and transport of the REGISTER, RFC 5626 §5.3 / RFC 3581), else its Contact.
-fn binding_target(b: &cusax_store::Binding) -> Option<Target> {
+/// Where a binding is reached: its Path; else, when `policy` says so for this binding (see
+/// [`crate::nat::use_flow`]), the flow it registered over (the source address and transport
+/// of the REGISTER, RFC 5626 §5.3 / RFC 3581); else its Contact (RFC 3261 §16.5).
+fn binding_target(b: &cusax_store::Binding, policy: NatTraversal) -> Option<Target> {
     let contact = Uri::parse(b.contact.as_bytes())?;
     if let Some(first) = b.path.first() {
         let na = cusax_sip_proto::message::headers::NameAddr::parse(first.as_bytes())?;
@@ -642,11 +644,11 @@ fn binding_target(b: &cusax_store::Binding) -> Option<Target> {
     }
     let transport = Transport::from_name(b.transport.as_bytes()).unwrap_or(Transport::Udp);
     let dest = match b.source {
-        Some(addr) => Dest {
+        Some(addr) if crate::nat::use_flow(b, policy) => Dest {
             transport,
             hop: NextHop::Addr(addr),
         },
-        None => Dest::from_uri(&contact)?,
+        _ => Dest::from_uri(&contact)?,
     };
     Some(Target {
         ruri: b.contact.clone(),

@@ -1,6 +1,7 @@
 //! RFC 3261 §16 proxy decisions against the memory store: who must authenticate, where a
 //! request goes, what the forwarded copy carries, and how responses are chosen.
 
+use crate::config::NatTraversal;
 use crate::core::{Outcome, Peer, Transport};
 use crate::proxy::{NextHop, Send};
 use crate::registrar::tests::{C1, Harness, T0, harness, harness_with, header, request, response};
@@ -72,10 +73,23 @@ fn first_line(s: &Send) -> String {
 impl Harness {
     /// An INVITE from `user` (password `pw`) to `to_uri`, authenticated after the 407.
     async fn call(&self, user: &str, pw: &str, to_uri: &str, extra: &str) -> Outcome {
+        self.call_with_digest_uri(user, pw, to_uri, extra, to_uri)
+            .await
+    }
+
+    /// As [`Harness::call`], with digest `uri` = `digest_uri`.
+    async fn call_with_digest_uri(
+        &self,
+        user: &str,
+        pw: &str,
+        to_uri: &str,
+        extra: &str,
+        digest_uri: &str,
+    ) -> Outcome {
         let from = format!("{user}@example.org");
         let r = self.send(T0, &invite(&from, to_uri, extra, "")).await;
         assert_eq!(r.code(), 407, "local callers are challenged");
-        let auth = proxy_auth(&r, user, pw, "INVITE", to_uri);
+        let auth = proxy_auth(&r, user, pw, "INVITE", digest_uri);
         self.outcome(T0, &invite(&from, to_uri, extra, &auth)).await
     }
 
@@ -623,4 +637,157 @@ async fn the_callees_487_is_acked_even_after_the_callers_ack_ended_the_request()
         !next.iter().any(|l| l.starts_with("SIP/2.0 487")),
         "not sent twice: {next:?}"
     );
+}
+
+#[tokio::test]
+async fn proxy_credentials_for_this_server_pass_for_another_user_are_refused() {
+    let h = harness().await;
+    h.register_alice(C1).await;
+    // sipp's default digest uri for an INVITE: the proxy's own address.
+    for uri in ["sip:127.0.0.1:5060", "sip:example.org"] {
+        let out = sends(
+            h.call_with_digest_uri("bob", "hunter2", "sip:alice@example.org", "", uri)
+                .await,
+        );
+        assert!(
+            out.iter().any(|s| first_line(s).starts_with("INVITE")),
+            "{uri}: forwarded"
+        );
+    }
+    for uri in ["sip:carol@example.org", "sip:alice@elsewhere.example"] {
+        let o = h
+            .call_with_digest_uri("bob", "hunter2", "sip:alice@example.org", "", uri)
+            .await;
+        let Outcome::Respond(b) = o else {
+            panic!("{uri}: {o:?}")
+        };
+        let r = response(&b);
+        assert_eq!(
+            (r.code(), r.reason()),
+            (400, &b"Digest URI Does Not Match Request-URI"[..]),
+            "{uri}"
+        );
+    }
+}
+
+/// Where the INVITE to alice goes after she registered `contact` from `from` over
+/// `transport`, under `policy` (bob calls from 192.0.2.10:5062).
+async fn invite_hop(
+    policy: NatTraversal,
+    from: &str,
+    transport: Transport,
+    contact: &str,
+) -> NextHop {
+    let mut h = harness_with(|c| c.proxy.nat_traversal = policy).await;
+    h.peer = Peer {
+        addr: from.parse().expect("addr"),
+        transport,
+    };
+    h.register_alice(&format!("Contact: {contact}\nExpires: 3600\n"))
+        .await;
+    h.peer = Peer {
+        addr: "192.0.2.10:5062".parse().expect("addr"),
+        transport: Transport::Udp,
+    };
+    let out = sends(h.call("bob", "hunter2", "sip:alice@example.org", "").await);
+    let fwd = out
+        .iter()
+        .find(|s| first_line(s).starts_with("INVITE"))
+        .expect("forwarded INVITE");
+    fwd.dest.hop.clone()
+}
+
+fn hop(a: &str) -> NextHop {
+    NextHop::Addr(a.parse().expect("addr"))
+}
+
+#[tokio::test]
+async fn requests_go_to_the_contact_unless_the_flow_is_asked_for_or_nat_is_seen() {
+    use NatTraversal::{Always, Auto, Never};
+    let (reg, udp, tcp) = ("127.0.0.1:5070", Transport::Udp, Transport::Tcp);
+    let other_port = "<sip:alice@127.0.0.1:5080>";
+    assert_eq!(
+        invite_hop(Auto, reg, udp, other_port).await,
+        hop("127.0.0.1:5080")
+    );
+    assert_eq!(
+        invite_hop(Always, reg, udp, other_port).await,
+        hop(reg),
+        "old"
+    );
+    assert_eq!(
+        invite_hop(Never, reg, udp, other_port).await,
+        hop("127.0.0.1:5080")
+    );
+    let natted = "<sip:alice@10.0.0.99:5999>";
+    assert_eq!(invite_hop(Auto, reg, udp, natted).await, hop(reg), "NAT");
+    assert_eq!(
+        invite_hop(Never, reg, udp, natted).await,
+        hop("10.0.0.99:5999")
+    );
+    let public = "<sip:alice@198.51.100.7:5060>";
+    assert_eq!(
+        invite_hop(Auto, "203.0.113.9:5060", udp, public).await,
+        hop("198.51.100.7:5060"),
+        "third-party registration"
+    );
+    let over_tcp = "<sip:alice@127.0.0.1:5080;transport=tcp>";
+    assert_eq!(invite_hop(Auto, reg, tcp, over_tcp).await, hop(reg), "TCP");
+    assert_eq!(
+        invite_hop(Never, reg, tcp, over_tcp).await,
+        hop("127.0.0.1:5080")
+    );
+    let outbound = "<sip:alice@127.0.0.1:5080>;reg-id=1;\
+                    +sip.instance=\"<urn:uuid:00000000-0000-1000-8000-000a95a0e128>\"";
+    for p in [Auto, Always, Never] {
+        assert_eq!(
+            invite_hop(p, reg, udp, outbound).await,
+            hop(reg),
+            "outbound {p:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn in_dialog_requests_follow_the_contact_the_call_was_sent_to() {
+    let mut h = harness().await;
+    h.peer.addr = "127.0.0.1:5070".parse().expect("addr");
+    h.register_alice("Contact: <sip:alice@127.0.0.1:5080>\nExpires: 3600\n")
+        .await;
+    h.peer.addr = "192.0.2.10:5062".parse().expect("addr");
+    let out = sends(h.call("bob", "hunter2", "sip:alice@example.org", "").await);
+    let rr = values(&forwarded_invite(&out), "Record-Route").join(", ");
+    assert!(rr.contains(";cxe=u127.0.0.1:5080"), "{rr}");
+    let up = answer(&h, &out, 200, "OK", "127.0.0.1:5080");
+    assert!(up.iter().any(|l| l.starts_with("SIP/2.0 200")), "{up:?}");
+    // The caller's ACK for the 2xx, along the route set, reaches the callee's Contact.
+    let ack = request(&format!(
+        "ACK sip:alice@127.0.0.1:5080 SIP/2.0\n\
+         Via: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bKack1\n\
+         Route: {rr}\n\
+         Max-Forwards: 70\n\
+         From: <sip:bob@example.org>;tag=ft1\n\
+         To: <sip:alice@example.org>;tag=callee\n\
+         Call-ID: call-1\nCSeq: 1 ACK\nContent-Length: 0\n\n"
+    ));
+    let out = sends(h.core.handle(T0, &ack, &h.peer));
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].dest.hop, hop("127.0.0.1:5080"));
+    // The callee's BYE, sent from its Contact, reaches the caller's flow.
+    let bye = request(&format!(
+        "BYE sip:caller@192.0.2.10:5062 SIP/2.0\n\
+         Via: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bKbye2\n\
+         Route: {rr}\n\
+         Max-Forwards: 70\n\
+         From: <sip:alice@example.org>;tag=callee\n\
+         To: <sip:bob@example.org>;tag=ft1\n\
+         Call-ID: call-1\nCSeq: 1 BYE\nContent-Length: 0\n\n"
+    ));
+    h.peer.addr = "127.0.0.1:5080".parse().expect("addr");
+    let out = sends(h.outcome(T0, &bye).await);
+    let fwd = out
+        .iter()
+        .find(|s| first_line(s).starts_with("BYE"))
+        .expect("forwarded BYE");
+    assert_eq!(fwd.dest.hop, hop("192.0.2.10:5062"));
 }

@@ -116,16 +116,18 @@ impl Harness {
         auth: &str,
     ) -> Request {
         self.cseq.set(self.cseq.get() + 1);
+        // The Via names the address the request comes from: no NAT unless a test says so.
         request(&format!(
             "REGISTER sip:example.org SIP/2.0\n\
-             Via: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bK{cs}x;rport\n\
+             Via: SIP/2.0/UDP {via};branch=z9hG4bK{cs}x;rport\n\
              Max-Forwards: 70\n\
              From: <sip:{to_user}@example.org>;tag=f1\n\
              To: <sip:{to_user}@example.org>\n\
              Call-ID: {call_id}\n\
              CSeq: {cs} REGISTER\n\
              {extra}{auth}Content-Length: 0\n\n",
-            cs = self.cseq.get()
+            cs = self.cseq.get(),
+            via = self.peer.addr
         ))
     }
 
@@ -153,6 +155,18 @@ impl Harness {
 
 /// Builds `Authorization: …` for the challenge of `alg` in a 401.
 pub(crate) fn authorization(r: &Response, alg: Algorithm, user: &str, pw: &str, nc: u32) -> String {
+    authorization_for(r, alg, user, pw, nc, "sip:example.org")
+}
+
+/// As [`authorization`], with digest `uri` = `uri`.
+pub(crate) fn authorization_for(
+    r: &Response,
+    alg: Algorithm,
+    user: &str,
+    pw: &str,
+    nc: u32,
+    uri: &str,
+) -> String {
     let chal = header(r, "WWW-Authenticate")
         .into_iter()
         .filter_map(|v| Challenge::parse(v.as_bytes()))
@@ -166,13 +180,13 @@ pub(crate) fn authorization(r: &Response, alg: Algorithm, user: &str, pw: &str, 
         alg,
         ha1.as_bytes(),
         b"REGISTER",
-        b"sip:example.org",
+        uri.as_bytes(),
         nonce,
         Some((nc.as_bytes(), b"c0ffee", b"auth")),
     );
     format!(
         "Authorization: Digest username=\"{user}\", realm=\"{}\", nonce=\"{}\", \
-         uri=\"sip:example.org\", response=\"{}\", algorithm={}, qop=auth, nc={nc}, \
+         uri=\"{uri}\", response=\"{}\", algorithm={}, qop=auth, nc={nc}, \
          cnonce=\"c0ffee\"\n",
         String::from_utf8_lossy(realm),
         String::from_utf8_lossy(nonce),
@@ -410,4 +424,69 @@ async fn write_behind_flush_and_reload() {
         1,
         "expired by the timer"
     );
+}
+
+/// One REGISTER for alice answered with credentials whose digest `uri` is `uri`.
+async fn register_with_digest_uri(h: &Harness, user: &str, call_id: &str, uri: &str) -> Response {
+    let r = h.send(T0, &h.register(user, call_id, C1, "")).await;
+    assert_eq!(r.code(), 401);
+    let pw = if user == "alice" {
+        "secret"
+    } else {
+        "whatever"
+    };
+    let auth = authorization_for(&r, Algorithm::Md5, user, pw, 1, uri);
+    h.send(T0, &h.register(user, call_id, C1, &auth)).await
+}
+
+#[tokio::test]
+async fn a_digest_uri_naming_this_server_identifies_the_registrar() {
+    let h = harness_with(|c| {
+        c.proxy.advertised.local_ips = vec!["127.0.0.1".parse().expect("ip")];
+        c.proxy.advertised.host = "192.0.2.1".to_owned();
+    })
+    .await;
+    // sipp's default (`sip:remote_ip:remote_port`), the advertised host, a served domain in
+    // another case, our TLS-less ports, transport parameters, sips:.
+    for (i, uri) in [
+        "sip:127.0.0.1:5060",
+        "sip:127.0.0.1",
+        "sip:192.0.2.1:5060;transport=udp",
+        "sip:EXAMPLE.org:5060",
+        "sips:example.org",
+        "sip:example.org;transport=tcp",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let r = register_with_digest_uri(&h, "alice", &format!("ok{i}"), uri).await;
+        assert_eq!(r.code(), 200, "{uri}: {:?}", r.reason());
+    }
+}
+
+#[tokio::test]
+async fn a_digest_uri_naming_another_resource_is_refused() {
+    let h = harness().await;
+    for (i, uri) in [
+        "sip:bob@example.org",
+        "sip:alice@example.org",
+        "sip:other.example",
+        "sip:127.0.0.1:5999",
+        "sip:198.51.100.1:5060",
+        "not a uri",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let r = register_with_digest_uri(&h, "alice", &format!("bad{i}"), uri).await;
+        assert_eq!(
+            (r.code(), r.reason()),
+            (400, &b"Digest URI Does Not Match Request-URI"[..]),
+            "{uri}"
+        );
+        // An unknown user gets the same answer: the check runs before the account lookup.
+        let r = register_with_digest_uri(&h, "nobody", &format!("bad-n{i}"), uri).await;
+        assert_eq!(r.code(), 400, "{uri}, unknown user");
+    }
+    assert!(h.core.location().is_empty(), "nothing was bound");
 }

@@ -8,7 +8,7 @@ use cusax_account::Aor;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
-/// Rows (or AORs) per multi-row statement; 13 columns × 200 stays far below SQLite's
+/// Rows (or AORs) per multi-row statement; 14 columns × 200 stays far below SQLite's
 /// limit on bound parameters.
 const ROWS_PER_STATEMENT: usize = 200;
 
@@ -16,7 +16,7 @@ macro_rules! select {
     ($tail:literal) => {
         concat!(
             "SELECT aor, contact, expires_at, q, call_id, cseq, instance, reg_id, path, source, ",
-            "transport, user_agent, registered_at FROM location ",
+            "transport, user_agent, registered_at, nat FROM location ",
             $tail
         )
     };
@@ -55,6 +55,7 @@ fn from_row(r: &SqliteRow) -> Result<Binding, StoreError> {
         transport: r.get(10),
         user_agent: r.get(11),
         registered_at: r.get(12),
+        nat: r.get::<i64, _>(13) != 0,
     })
 }
 
@@ -77,7 +78,7 @@ impl LocationStore for SqliteStore {
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
             let mut q = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO location (aor, contact, expires_at, q, call_id, cseq, instance, \
-                 reg_id, path, source, transport, user_agent, registered_at) ",
+                 reg_id, path, source, transport, user_agent, registered_at, nat) ",
             );
             q.push_values(chunk, |mut r, b| {
                 r.push_bind(b.aor.as_str())
@@ -92,7 +93,8 @@ impl LocationStore for SqliteStore {
                     .push_bind(b.source.map(|s| s.to_string()))
                     .push_bind(b.transport.as_str())
                     .push_bind(b.user_agent.as_deref())
-                    .push_bind(b.registered_at);
+                    .push_bind(b.registered_at)
+                    .push_bind(i64::from(b.nat));
             });
             q.build().execute(&mut *tx).await?;
         }

@@ -27,6 +27,7 @@ pub fn binding(a: &Aor, contact: &str, expires_at: i64) -> Binding {
         ],
         source: Some("192.0.2.4:5062".parse().expect("addr")),
         transport: "udp".to_owned(),
+        nat: true,
         user_agent: Some("phone/1.0".to_owned()),
         registered_at: 1_000,
     }
@@ -46,6 +47,7 @@ pub async fn battery(s: &dyn LocationStore) {
     a2.path.clear();
     a2.source = None;
     a2.user_agent = None;
+    a2.nat = false;
     let b1 = binding(&bob, "sip:bob@203.0.113.9;transport=tcp", 3_000);
     s.save_bindings(&[
         (alice.clone(), vec![a1.clone(), a2.clone()]),
