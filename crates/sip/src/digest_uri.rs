@@ -7,7 +7,8 @@
 //! several phones put there (`sip:127.0.0.1:5060` for a Request-URI `sip:example.org`): the
 //! credentials are for this registrar or proxy either way (digest authentication is
 //! hop-by-hop, RFC 3261 §22.3), and the nonce binding and nonce-count still prevent replays.
-//! A URI naming another user or another host is refused with 400 and counted in
+//! The registrar also accepts the AOR being registered (the To URI). A URI naming another
+//! user or another host is refused with 400 and counted in
 //! `cusax_sip_digest_uri_refused_total{role}`.
 
 use crate::core::{Outcome, Peer, SipCore};

@@ -81,7 +81,14 @@ impl SipCore {
             return self.challenge(now, req, peer, realm, false);
         };
         // Before the account lookup, so that the answer does not depend on the user existing.
-        if !self.digest_uri_ok(req, &creds) {
+        // The AOR being registered identifies the registration itself (some phones put it
+        // there); another user's AOR does not.
+        let own_aor = creds
+            .uri
+            .and_then(|u| std::str::from_utf8(u).ok())
+            .and_then(|u| Aor::parse(u).ok())
+            .is_some_and(|a| a == to_aor);
+        if !own_aor && !self.digest_uri_ok(req, &creds) {
             return self.refuse_digest_uri(req, peer, "registrar");
         }
         let Some(user_bytes) = creds.username() else {

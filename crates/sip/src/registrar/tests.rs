@@ -447,7 +447,7 @@ async fn a_digest_uri_naming_this_server_identifies_the_registrar() {
     })
     .await;
     // sipp's default (`sip:remote_ip:remote_port`), the advertised host, a served domain in
-    // another case, our TLS-less ports, transport parameters, sips:.
+    // another case, our TLS-less ports, transport parameters, sips:, the AOR being registered.
     for (i, uri) in [
         "sip:127.0.0.1:5060",
         "sip:127.0.0.1",
@@ -455,6 +455,7 @@ async fn a_digest_uri_naming_this_server_identifies_the_registrar() {
         "sip:EXAMPLE.org:5060",
         "sips:example.org",
         "sip:example.org;transport=tcp",
+        "sip:alice@example.org",
     ]
     .into_iter()
     .enumerate()
@@ -469,7 +470,7 @@ async fn a_digest_uri_naming_another_resource_is_refused() {
     let h = harness().await;
     for (i, uri) in [
         "sip:bob@example.org",
-        "sip:alice@example.org",
+        "sip:alice@other.example",
         "sip:other.example",
         "sip:127.0.0.1:5999",
         "sip:198.51.100.1:5060",
