@@ -1,12 +1,15 @@
-//! RFC 4475 and RFC 5118: the torture-test messages, each with its expected outcome.
+//! RFC 4475 and RFC 5118: the torture-test messages, each with its expected outcome as a UDP
+//! datagram and on a stream transport (RFC 3261 §18.3 framing by Content-Length).
 //!
 //! The corpus lives in `tests/torture/{rfc4475,rfc5118}/*.sip` (exact bytes; RFC 4475 files come
 //! from its Appendix A archive, RFC 5118 files from its archive with CRLF line ends restored and
 //! Content-Length corrected to the body actually present). Other crates can read the files to
 //! send them over real transports.
 
-use bytes::Bytes;
-use cusax_sip_proto::{Limits, SipMessage, parse_datagram};
+use bytes::{Bytes, BytesMut};
+use cusax_sip_proto::{
+    Limits, ParseError, SipMessage, StreamFrame, frame_stream, parse_datagram, parse_stream_message,
+};
 
 /// What must happen to a message received as a UDP datagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -369,24 +372,288 @@ fn torture_table() {
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
 }
 
-#[test]
-fn valid_messages_survive_stream_framing_and_typed_access() {
-    for &(name, expect, _) in TABLE {
-        if expect != Valid {
-            continue;
-        }
-        let bytes = load(name);
-        let Ok(SipMessage::Request(r)) = parse_datagram(Bytes::from(bytes), &Limits::default())
-        else {
-            continue;
-        };
-        if let Some(v) = r
-            .top_via()
-            .ok()
-            .and_then(|v| v.branch().map(<[u8]>::to_vec))
-        {
-            assert!(!v.is_empty(), "{name}");
-        }
-        assert!(r.can_respond(), "{name}");
+/// How a corpus file behaves on a stream transport (RFC 3261 §18.3): Content-Length is
+/// mandatory and alone delimits a message, since a stream has no datagram boundaries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OnStream {
+    /// Frames as this many messages, each with the datagram outcome of the table.
+    Frames(usize),
+    /// The stream cannot go on: the framer or parser fails with this error.
+    Fails(ParseError),
+    /// Content-Length announces more than is there: the framer waits for the rest.
+    WaitsForBody,
+    /// The header section has no empty line after it (a datagram may end so): the framer
+    /// waits for it.
+    WaitsForEmptyLine,
+}
+
+fn on_stream(name: &str, expect: Expect) -> OnStream {
+    match (name, expect) {
+        // 3.1.1.8: the "extra trailing octets" of the datagram are, on a stream, the next
+        // message (an INVITE), after a stray CRLF.
+        ("rfc4475/dblreq", _) => OnStream::Frames(2),
+        // 3.1.2.2: Content-Length 9999, far more than the datagram holds.
+        ("rfc4475/clerr", _) => OnStream::WaitsForBody,
+        // 3.1.2.15 ends after its last header line, without the empty line.
+        ("rfc4475/baddn", _) => OnStream::WaitsForEmptyLine,
+        // 3.4.1: RFC 2543 allowed no Content-Length; on a stream it is required.
+        ("rfc4475/inv2543", _) => OnStream::Fails(ParseError::MissingContentLength),
+        ("rfc4475/ncl", _) => OnStream::Fails(ParseError::BadContentLength),
+        ("rfc4475/mcl01", _) => OnStream::Fails(ParseError::MultipleContentLength),
+        (_, Rejected(_)) => OnStream::Fails(stream_error(name)),
+        _ => OnStream::Frames(1),
     }
+}
+
+/// The parser error of a file the datagram parser rejects; the stream parser must agree.
+fn stream_error(name: &str) -> ParseError {
+    parse_datagram(Bytes::from(load(name)), &Limits::default())
+        .err()
+        .unwrap_or_else(|| panic!("{name}: the table says the datagram parser rejects it"))
+}
+
+/// Feeds `stream` to the stream parser `chunk` bytes at a time, as reads would deliver it,
+/// and returns every message parsed; the buffer must be empty at the end.
+fn drain(stream: &[u8], chunk: usize) -> Vec<SipMessage> {
+    let mut buf = BytesMut::new();
+    let mut out = Vec::new();
+    for piece in stream.chunks(chunk) {
+        buf.extend_from_slice(piece);
+        while let Some(m) = parse_stream_message(&mut buf, &Limits::default()).unwrap_or_else(|e| {
+            let at = String::from_utf8_lossy(&buf[..buf.len().min(60)]).into_owned();
+            panic!(
+                "chunks of {chunk}: {e:?} after {} messages at {at:?}",
+                out.len()
+            )
+        }) {
+            out.push(m);
+        }
+    }
+    assert!(
+        buf.is_empty(),
+        "chunks of {chunk}: {} bytes left",
+        buf.len()
+    );
+    out
+}
+
+fn outcome_of(m: &SipMessage) -> Expect {
+    match m.validate() {
+        Ok(()) => Valid,
+        Err(e) => Invalid(e.status_code()),
+    }
+}
+
+/// What one framed message must be: its exact bytes, its outcome, its status if a response.
+struct Framed {
+    name: &'static str,
+    bytes: Vec<u8>,
+    expect: Expect,
+}
+
+/// Every file that frames on a stream, in table order, as one buffer — with a keep-alive
+/// ping (RFC 5626 §3.5.1) after every third message — and the messages it must yield.
+fn corpus_stream() -> (Vec<u8>, Vec<Framed>) {
+    let (mut stream, mut want) = (Vec::new(), Vec::new());
+    for (i, &(name, expect, _)) in TABLE.iter().enumerate() {
+        let bytes = load(name);
+        match on_stream(name, expect) {
+            OnStream::Frames(1) => want.push(Framed {
+                name,
+                bytes: bytes.clone(),
+                expect,
+            }),
+            OnStream::Frames(_) => {
+                let (first, second) = dblreq_parts(&bytes);
+                want.push(Framed {
+                    name,
+                    bytes: first.to_vec(),
+                    expect: Valid,
+                });
+                let rest = parse_datagram(Bytes::copy_from_slice(second), &Limits::default())
+                    .expect("dblreq: the INVITE parses");
+                want.push(Framed {
+                    name,
+                    bytes: second.to_vec(),
+                    expect: outcome_of(&rest),
+                });
+                // Only up to the end of the INVITE as its Content-Length frames it: the
+                // datagram's last octets are past it (see `dblreq_tail_breaks_the_stream`).
+                stream.extend_from_slice(&bytes[..bytes.len() - DBLREQ_TAIL]);
+                continue;
+            }
+            OnStream::Fails(_) | OnStream::WaitsForBody | OnStream::WaitsForEmptyLine => continue,
+        }
+        stream.extend_from_slice(&bytes);
+        if i % 3 == 2 {
+            stream.extend_from_slice(b"\r\n\r\n");
+        }
+    }
+    (stream, want)
+}
+
+#[test]
+fn the_corpus_as_one_stream_frames_exactly_at_any_read_size() {
+    let (stream, want) = corpus_stream();
+    assert!(want.len() >= 50, "{} messages", want.len());
+    for chunk in [stream.len(), 1, 2, 7, 64, 1000] {
+        let got = drain(&stream, chunk);
+        assert_eq!(got.len(), want.len(), "chunks of {chunk}");
+        for (m, w) in got.iter().zip(&want) {
+            let name = w.name;
+            assert_eq!(
+                &m.head().bytes()[..],
+                &w.bytes[..],
+                "{name}: framed at the wrong place (chunks of {chunk})"
+            );
+            assert_eq!(outcome_of(m), w.expect, "{name} (chunks of {chunk})");
+            let start = String::from_utf8_lossy(&w.bytes[..12]).into_owned();
+            match m {
+                SipMessage::Response(r) => {
+                    assert_eq!(
+                        Some(r.code()),
+                        start[8..].trim().get(..3).and_then(|c| c.parse().ok()),
+                        "{name}"
+                    );
+                }
+                SipMessage::Request(r) => {
+                    assert!(
+                        !start.starts_with("SIP/2.0 "),
+                        "{name}: a response parsed as a request"
+                    );
+                    if w.expect == Valid {
+                        assert!(r.can_respond(), "{name}");
+                        let branch = r
+                            .top_via()
+                            .ok()
+                            .and_then(|v| v.branch().map(<[u8]>::to_vec));
+                        assert!(branch.is_none_or(|b| !b.is_empty()), "{name}");
+                    }
+                }
+            }
+        }
+    }
+    let responses = want
+        .iter()
+        .filter(|w| w.bytes.starts_with(b"SIP/2.0 "))
+        .count();
+    let invalid = want.iter().filter(|w| w.expect != Valid).count();
+    assert!(
+        responses >= 3 && invalid >= 10,
+        "{responses} responses, {invalid} invalid"
+    );
+}
+
+#[test]
+fn messages_that_cannot_be_framed_fail_or_wait() {
+    let mut seen = (0, 0);
+    for &(name, expect, why) in TABLE {
+        let bytes = load(name);
+        let mut buf = BytesMut::from(&bytes[..]);
+        match on_stream(name, expect) {
+            OnStream::Frames(_) => continue,
+            OnStream::Fails(want) => {
+                seen.0 += 1;
+                let got = parse_stream_message(&mut buf, &Limits::default());
+                assert_eq!(got.err(), Some(want), "{name} ({why})");
+            }
+            waits => {
+                seen.1 += 1;
+                let got = parse_stream_message(&mut buf, &Limits::default());
+                assert!(matches!(got, Ok(None)), "{name}: {got:?} ({why})");
+                assert_eq!(
+                    buf.len(),
+                    bytes.len(),
+                    "{name}: nothing consumed while waiting"
+                );
+                // What was missing arrives: now it is one message, as the datagram was.
+                let body = if waits == OnStream::WaitsForBody {
+                    let head_end = memmem(&bytes, b"\r\n\r\n").expect("header end") + 4;
+                    let missing = head_end + 9999 - bytes.len();
+                    buf.extend_from_slice(&vec![b'x'; missing]);
+                    9999
+                } else {
+                    buf.extend_from_slice(b"\r\n");
+                    0
+                };
+                let m = parse_stream_message(&mut buf, &Limits::default())
+                    .expect("frames once complete")
+                    .expect("a message");
+                assert_eq!(m.head().body().len(), body, "{name}");
+                assert!(buf.is_empty(), "{name}");
+                if waits == OnStream::WaitsForEmptyLine {
+                    assert_eq!(outcome_of(&m), expect, "{name} ({why})");
+                }
+            }
+        }
+    }
+    assert!(seen.0 >= 10 && seen.1 == 2, "{seen:?}");
+}
+
+#[test]
+fn stream_limits_hold_before_the_message_is_complete() {
+    let limits = Limits {
+        max_message_bytes: 1024,
+        ..Limits::default()
+    };
+    // A header section that never ends is refused once it passes the limit.
+    let mut buf = BytesMut::from(&b"OPTIONS sip:a@b SIP/2.0\r\nX: "[..]);
+    buf.extend_from_slice(&vec![b'y'; 1100]);
+    assert_eq!(frame_stream(&buf, &limits), Err(ParseError::TooLarge));
+    // A message longer than the limit is refused before it is all there.
+    let long = load("rfc4475/longreq");
+    assert!(long.len() > 1024);
+    assert_eq!(
+        frame_stream(&long, &limits),
+        Err(ParseError::TooLarge),
+        "longreq is 3.5 kB"
+    );
+    // A ping and a pong between messages.
+    assert_eq!(
+        frame_stream(b"\r\n\r\nOPTIONS", &limits),
+        Ok(StreamFrame::Ping { consumed: 4 })
+    );
+    assert_eq!(
+        frame_stream(b"\r\nOPTIONS", &limits),
+        Ok(StreamFrame::Pong { consumed: 2 })
+    );
+}
+
+/// dblreq's INVITE announces `Content-Length: 150` but 155 body octets follow.
+const DBLREQ_TAIL: usize = 5;
+
+/// dblreq's REGISTER (through its empty line) and the INVITE as its Content-Length frames it.
+fn dblreq_parts(bytes: &[u8]) -> (&[u8], &[u8]) {
+    let at = memmem(bytes, b"\r\n\r\n").expect("dblreq: the REGISTER's end") + 4;
+    let second = memmem(bytes, b"INVITE ").expect("dblreq: the INVITE");
+    assert_eq!(
+        &bytes[at..second],
+        b"\r\n",
+        "dblreq: one stray CRLF between"
+    );
+    (&bytes[..at], &bytes[second..bytes.len() - DBLREQ_TAIL])
+}
+
+#[test]
+fn dblreq_tail_breaks_the_stream() {
+    // On a stream the octets past the INVITE's Content-Length are the start of a next
+    // "message" that is none: framing fails there, and a server must close the connection.
+    let bytes = load("rfc4475/dblreq");
+    let mut buf = BytesMut::from(&bytes[..]);
+    let limits = Limits::default();
+    let (first, second) = dblreq_parts(&bytes);
+    for part in [first, second] {
+        let m = parse_stream_message(&mut buf, &limits)
+            .expect("frames")
+            .expect("a message");
+        assert_eq!(&m.head().bytes()[..], part);
+    }
+    assert_eq!(buf.len(), DBLREQ_TAIL);
+    let tail = String::from_utf8_lossy(&buf).into_owned();
+    let got = parse_stream_message(&mut buf, &limits);
+    assert_eq!(got.err(), Some(ParseError::BadStartLine), "{tail:?}");
+}
+
+fn memmem(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
 }

@@ -5,6 +5,8 @@ pub mod anchor;
 pub mod audio;
 pub mod sipp;
 
+pub use sipp::SippRun;
+
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

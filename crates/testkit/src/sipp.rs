@@ -1,6 +1,10 @@
 //! sipp (Debian `sip-tester`) as an independent SIP peer of the tests: bounded runs of the
 //! scenarios in `tests/sipp/`, a bounded wait for a UAS to listen, and the message traces sipp
 //! writes with `-trace_msg`, so that a test can assert what a peer saw and in which order.
+//!
+//! A test expecting a scenario to *fail* runs it as a [`SippRun`]: it first proves that the
+//! exchange took place and which answer ended it, so that a crash, a port clash or a timeout of
+//! sipp does not pass for a refusal by the server (see `tests/README.md`).
 
 use crate::{require_sipp, sipp_scenarios};
 use std::net::{SocketAddr, UdpSocket};
@@ -31,6 +35,112 @@ impl Traced {
     /// The start line (`INVITE sip:… SIP/2.0`, `SIP/2.0 486 Busy Here`).
     pub fn start_line(&self) -> &str {
         self.text.lines().next().unwrap_or_default()
+    }
+
+    /// Received by this sipp (else sent).
+    pub fn received(&self) -> bool {
+        !self.sent
+    }
+
+    /// The status code of a response (`SIP/2.0 NNN …`).
+    pub fn status(&self) -> Option<u16> {
+        let rest = self.text.strip_prefix("SIP/2.0 ")?;
+        rest.get(..3)?.parse().ok()
+    }
+
+    /// The value of the first header named `name` (case-insensitive; full names only).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.text
+            .lines()
+            .skip(1)
+            .take_while(|l| !l.trim().is_empty())
+            .find_map(|l| {
+                let (n, v) = l.split_once(':')?;
+                n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+            })
+    }
+}
+
+/// sipp's exit code when every call of the run passed.
+const PASSED: i32 = 0;
+/// sipp's exit code when at least one call failed, as opposed to sipp itself failing
+/// (255 fatal error, 254 socket bind error, 99/97 no call processed; `timeout` gives 124).
+const CALL_FAILED: i32 = 1;
+
+/// One finished sipp run and the messages it traced.
+#[derive(Debug)]
+pub struct SippRun {
+    /// sipp's exit code (`None`: killed by a signal).
+    pub code: Option<i32>,
+    /// The text of the `-trace_msg` file.
+    pub trace: String,
+    /// What sipp wrote on stderr.
+    pub stderr: String,
+}
+
+impl SippRun {
+    /// Runs `cmd` (a sipp command line, possibly behind `timeout`) with its message trace
+    /// written to `message_file`, to completion. Panics when sipp left no trace: then it
+    /// never exchanged anything and the run proves nothing either way.
+    pub fn traced(cmd: &mut Command, message_file: &Path) -> Self {
+        let _ = std::fs::remove_file(message_file);
+        let out = cmd
+            .args(["-trace_msg", "-message_file"])
+            .arg(message_file)
+            .output()
+            .expect("sipp runs (Debian package sip-tester)");
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let trace = std::fs::read_to_string(message_file).unwrap_or_else(|e| {
+            panic!(
+                "sipp (exit {:?}) wrote no message trace {}: {e}\n{stderr}",
+                out.status.code(),
+                message_file.display()
+            )
+        });
+        Self {
+            code: out.status.code(),
+            trace,
+            stderr,
+        }
+    }
+
+    /// Whether every call of the run passed.
+    pub fn passed(&self) -> bool {
+        self.code == Some(PASSED)
+    }
+
+    /// The messages of the trace, in order.
+    pub fn messages(&self) -> Vec<Traced> {
+        parse_trace(&self.trace)
+    }
+
+    /// The last final (≥ 200) response sipp received to a request with `CSeq: cseq`
+    /// (e.g. `"2 REGISTER"`).
+    pub fn final_response_to(&self, cseq: &str) -> Option<Traced> {
+        self.messages().into_iter().rev().find(|m| {
+            m.received()
+                && m.status().is_some_and(|s| s >= 200)
+                && m.header("CSeq")
+                    .is_some_and(|c| c.split_whitespace().eq(cseq.split_whitespace()))
+        })
+    }
+
+    /// Asserts the positive evidence of a scenario that must fail: sipp ran (a trace), the
+    /// call failed as a call (exit 1, not a crash, bind error or timeout), and the request
+    /// `cseq` got the final answer `code` from the server. Returns that answer.
+    pub fn assert_failed_with(&self, cseq: &str, code: u16, what: &str) -> Traced {
+        let last = self.final_response_to(cseq);
+        match last {
+            Some(m) if self.code == Some(CALL_FAILED) && m.status() == Some(code) => m,
+            _ => panic!(
+                "{what}: expected sipp to fail its call (exit 1) on a {code} to {cseq}; got exit \
+                 {:?} and {:?}\n--- stderr:\n{}\n--- trace:\n{}",
+                self.code,
+                last.as_ref().map(Traced::start_line),
+                self.stderr,
+                self.trace
+            ),
+        }
     }
 }
 
@@ -202,6 +312,50 @@ pub fn parse_trace(text: &str) -> Vec<Traced> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const TRACE: &str = "----------------------------------------------- 2026-12-07 20:39:36.1\n\
+        UDP message sent (100 bytes):\n\nREGISTER sip:x SIP/2.0\nCSeq: 1 REGISTER\n\n\n\
+        ----------------------------------------------- 2026-12-07 20:39:36.2\n\
+        UDP message received [90] bytes :\n\nSIP/2.0 401 Unauthorized\ncseq:  1 REGISTER\n\n\n\
+        ----------------------------------------------- 2026-12-07 20:39:36.3\n\
+        TCP message received [90] bytes :\n\nSIP/2.0 100 Trying\nCSeq: 2 REGISTER\n\n\n\
+        ----------------------------------------------- 2026-12-07 20:39:36.4\n\
+        TCP message received [90] bytes :\n\nSIP/2.0 200 OK\nCSeq: 2 REGISTER\nContact: <sip:a@b>\n\n";
+
+    fn run(code: i32) -> SippRun {
+        SippRun {
+            code: Some(code),
+            trace: TRACE.into(),
+            stderr: String::new(),
+        }
+    }
+
+    #[test]
+    fn trace_entries_and_final_answers() {
+        let r = run(1);
+        let m = r.messages();
+        assert_eq!(m.len(), 4, "{m:?}");
+        assert!(!m[0].received() && m[1].received());
+        assert_eq!(m[1].status(), Some(401));
+        assert_eq!(m[1].header("CSeq"), Some("1 REGISTER"));
+        let last = r.final_response_to("1 REGISTER").expect("the 401");
+        assert_eq!(last.status(), Some(401));
+        let ok = r.assert_failed_with("2 REGISTER", 200, "test");
+        assert_eq!(ok.header("contact"), Some("<sip:a@b>"));
+        assert!(r.final_response_to("3 REGISTER").is_none());
+    }
+
+    #[test]
+    #[should_panic(expected = "exit 1")]
+    fn a_sipp_crash_is_not_a_refusal() {
+        let _ = run(255).assert_failed_with("2 REGISTER", 200, "crash");
+    }
+
+    #[test]
+    #[should_panic(expected = "on a 403")]
+    fn another_answer_is_not_the_expected_refusal() {
+        let _ = run(1).assert_failed_with("2 REGISTER", 403, "wrong code");
+    }
 
     #[test]
     fn trace_blocks_are_split_with_stamp_and_direction() {
