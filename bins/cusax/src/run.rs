@@ -106,7 +106,7 @@ struct LoginReport {
 pub async fn login(
     config: Option<&Path>,
     provision: Option<&str>,
-    dns: bool,
+    dns: Option<setup::DnsConfig>,
     password_stdin: bool,
     no_check: bool,
     args: &AccountArgs,
@@ -143,10 +143,12 @@ pub async fn login(
     };
     let account: ServiceAccount = match provision {
         Some(url) => setup::provision(url, &user, &password, &trust).await?,
-        None if dns => setup::discover_account(&user, &setup::DnsConfig::default())
-            .await?
-            .with_password(password.clone()),
-        None => ServiceAccount::manual(&user, None)?.with_password(password.clone()),
+        None => match &dns {
+            Some(dns) => setup::discover_account(&user, dns)
+                .await?
+                .with_password(password.clone()),
+            None => ServiceAccount::manual(&user, None)?.with_password(password.clone()),
+        },
     };
     let a = &mut file.account;
     a.user = Some(account.account.clone());
