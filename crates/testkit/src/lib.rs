@@ -3,9 +3,9 @@
 
 pub mod anchor;
 pub mod audio;
-pub mod sipp;
 #[cfg(feature = "dns")]
 pub mod dns;
+pub mod sipp;
 
 use std::io::Write;
 use std::net::SocketAddr;

@@ -1,6 +1,6 @@
 //! Shared by the CLI tests: a `cusax` child process whose JSON event lines are collected,
 //! private password files, and a Goertzel tone check of recorded WAV files.
-#![allow(dead_code)] // each test file uses a part
+#![allow(dead_code, unused_imports)] // each test file uses a part (of the re-exports too)
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
