@@ -8,6 +8,7 @@ any failure prints "FAIL: ..." and exits 1. Every wait is bounded.
 """
 import argparse
 import asyncio
+import datetime
 import logging
 import ssl
 import sys
@@ -351,6 +352,191 @@ async def scenario_own_presence(args):
     for c in (one, two):
         c.disconnect()
         await asyncio.wait_for(c.disconnected_ev.wait(), TIMEOUT)
+
+
+OFFLINE_BODIES = ("kept across a restart 1", "kept across a restart 2")
+
+
+async def scenario_offline_send(args):
+    """User 0 sends OFFLINE_BODIES to user 1 (offline, never logged in here), then a ping
+    round trip: the server handles a session's stanzas in order, so the messages are stored
+    before the answer comes. The test then restarts cusaxd and runs offline_receive."""
+    a = peer(args, 0)
+    if not await a.login():
+        fail("login")
+    for body in OFFLINE_BODIES:
+        a.send_message(mto=args.user[1][0], mbody=body, mtype="chat")
+    await a.plugin["xep_0199"].ping(jid=a.boundjid.domain, timeout=TIMEOUT)
+    print(f"sent {len(OFFLINE_BODIES)} while offline", flush=True)
+
+
+def drain(queue):
+    """What `queue` holds now, without waiting."""
+    out = []
+    while not queue.empty():
+        out.append(queue.get_nowait())
+    return out
+
+
+async def drain_after_ping(client):
+    """Every message that reached `client` before the answer to a ping sent now."""
+    await client.plugin["xep_0199"].ping(jid=client.boundjid.domain, timeout=TIMEOUT)
+    return drain(client.messages)
+
+
+async def scenario_offline_receive(args):
+    """User 1 logs in (after the restart): each of OFFLINE_BODIES arrives exactly once, with a
+    XEP-0203 delay from the domain stamped before this login. A second login gets none of
+    them again, though it is online and receives a fresh message from user 0."""
+    before = datetime.datetime.now(datetime.timezone.utc)
+    c = peer(args, 1)
+    if not await c.login():
+        fail("login")
+    # Offline messages go out when the server handles the initial presence, which was sent
+    # before the ping: all of them are in by the answer.
+    got = [m for m in await drain_after_ping(c) if m["body"] in OFFLINE_BODIES]
+    for body in OFFLINE_BODIES:
+        copies = [m for m in got if m["body"] == body]
+        if len(copies) != 1:
+            fail(f"{body!r} arrived {len(copies)} times")
+        m = copies[0]
+        stamp, dfrom = m["delay"]["stamp"], m["delay"]["from"]
+        if stamp is None or not stamp < before:
+            fail(f"{body!r}: delay stamp {stamp} is not from before this login ({before})")
+        if dfrom != c.boundjid.domain:
+            fail(f"{body!r}: delay from {dfrom!r}")
+        if m["from"].bare != args.user[0][0]:
+            fail(f"{body!r} from {m['from']}")
+        print(f"got {body!r} once, delay stamp {stamp.isoformat()} from {dfrom}", flush=True)
+    if [m["body"] for m in got] != list(OFFLINE_BODIES):
+        fail(f"order: {[m['body'] for m in got]}")
+    c.disconnect()
+    await asyncio.wait_for(c.disconnected_ev.wait(), TIMEOUT)
+
+    again = peer(args, 1)
+    if not await again.login():
+        fail("second login")
+    repeated = [m["body"] for m in await drain_after_ping(again) if m["body"] in OFFLINE_BODIES]
+    a = peer(args, 0)
+    if not await a.login():
+        fail("login of the sender")
+    a.send_message(mto=again.boundjid.full, mbody="fresh after the restart", mtype="chat")
+    await wait_for(again.messages, lambda m: m["body"] == "fresh after the restart", "a fresh message")
+    if repeated:
+        fail(f"delivered again at the next login: {repeated}")
+    print("second login: online, nothing delivered twice", flush=True)
+
+
+BLOCKING_PLUGINS = ("xep_0191",)
+NS_BLOCKING_ERRORS = "urn:xmpp:blocking:errors"
+
+
+def block_pushes(client):
+    """A queue of ("block"|"unblock", [jid…]) for the XEP-0191 pushes `client` receives."""
+    q = asyncio.Queue()
+    for kind in ("block", "unblock"):
+        def push(iq, kind=kind):
+            q.put_nowait((kind, [i.get("jid") for i in iq.xml.iter("{urn:xmpp:blocking}item")]))
+        client.add_event_handler(f"{kind}ed", push)
+    return q
+
+
+def message_errors(client):
+    q = asyncio.Queue()
+    client.add_event_handler("message_error", q.put_nowait)
+    return q
+
+
+def presence_status(p):
+    return (p["type"], p["status"])
+
+
+async def scenario_blocking(args):
+    """XEP-0191 with alice (user 0, two resources), bob (user 1) and carol (user 2): alice
+    blocks bob — both her resources get the push, bob sees her go unavailable (§3.3), his
+    message gets service-unavailable, and nothing of his (message to her bare or full JID,
+    presence broadcast or directed) reaches her before carol's later control message; her
+    own message to him gets not-acceptable with <blocked/>. Unblocking restores delivery."""
+    a1, a2 = peer(args, 0, plugins=BLOCKING_PLUGINS), peer(args, 0, plugins=BLOCKING_PLUGINS)
+    b, c = peer(args, 1), peer(args, 2)
+    for client in (a1, a2, b, c):
+        if not await client.login():
+            fail(f"login of {client.boundjid}")
+    bare_a, bare_b = a1.boundjid.bare, b.boundjid.bare
+    pushes = {a1: block_pushes(a1), a2: block_pushes(a2)}
+    b_errors, a_errors = message_errors(b), message_errors(a1)
+
+    # A mutual subscription (slixmpp approves and subscribes back on its own), so that
+    # presence flows both ways before the block.
+    a1.send_presence(pto=bare_b, ptype="subscribe")
+    for who in (a1, a2):
+        await wait_for(who.presences, lambda p: p["from"].bare == bare_b and p["type"] == "available", "bob's presence at alice")
+    await wait_for(b.presences, lambda p: p["from"].bare == bare_a and p["type"] == "available", "alice's presence at bob")
+    for who in (a1, a2):
+        if await who.plugin["xep_0191"].get_blocked_jids(timeout=TIMEOUT):
+            fail("block list not empty at start")
+    print("presence both ways, block list empty", flush=True)
+
+    await a1.plugin["xep_0191"].block(bare_b, timeout=TIMEOUT)
+    for who in (a1, a2):
+        await wait_for(pushes[who], lambda e: e == ("block", [bare_b]), f"block push at {who.boundjid}")
+    print("block pushed to both resources", flush=True)
+    listed = await a2.plugin["xep_0191"].get_blocked_jids(timeout=TIMEOUT)
+    if {j.bare for j in listed} != {bare_b}:
+        fail(f"block list {listed}")
+    print(f"block list: {sorted(str(j) for j in listed)}", flush=True)
+    await wait_for(b.presences, lambda p: p["from"].bare == bare_a and p["type"] == "unavailable", "alice unavailable at bob")
+    print("bob saw alice unavailable", flush=True)
+
+    b.send_message(mto=bare_a, mbody="blocked to bare", mtype="chat")
+    err = await wait_for(b_errors, lambda m: m["from"].bare == bare_a, "the error for bob's message")
+    if err["error"]["condition"] != "service-unavailable":
+        fail(f"bob's message to alice: {err['error']['condition']}")
+    print("bob's message refused: service-unavailable", flush=True)
+    b.send_message(mto=a1.boundjid.full, mbody="blocked to full", mtype="chat")
+    b.send_presence(pstatus="blocked broadcast")
+    b.send_presence(pto=a1.boundjid.full, pstatus="blocked directed")
+    # The server handles bob's stanzas in order: by the answer it has dropped them all, and
+    # every presence of alice's from before the block has reached bob.
+    await b.plugin["xep_0199"].ping(jid=b.boundjid.domain, timeout=TIMEOUT)
+    drain(b.presences)
+
+    a1.send_message(mto=bare_b, mbody="to the blocked", mtype="chat")
+    err = await wait_for(a_errors, lambda m: m["body"] == "to the blocked" or m["from"].bare == bare_b, "the error for alice's message")
+    if err["error"]["condition"] != "not-acceptable" or err.xml.find(f".//{{{NS_BLOCKING_ERRORS}}}blocked") is None:
+        fail(f"alice's message to bob: {err}")
+    print("alice's message refused: not-acceptable with <blocked/>", flush=True)
+
+    c.send_message(mto=bare_a, mbody="control after the block", mtype="chat")
+    for who in (a1, a2):
+        leaked = []
+        def control(m):
+            if m["from"].bare == bare_b and m["type"] != "error":
+                leaked.append(m["body"])
+            return m["body"] == "control after the block"
+        await wait_for(who.messages, control, f"carol's control message at {who.boundjid}")
+        leaked += [
+            presence_status(p)
+            for p in drain(who.presences)
+            if p["from"].bare == bare_b and p["status"].startswith("blocked")
+        ]
+        if leaked:
+            fail(f"reached {who.boundjid} from blocked bob: {leaked}")
+    print("nothing from bob reached alice; carol's control message did", flush=True)
+
+    await a1.plugin["xep_0191"].unblock(bare_b, timeout=TIMEOUT)
+    for who in (a1, a2):
+        await wait_for(pushes[who], lambda e: e == ("unblock", [bare_b]), f"unblock push at {who.boundjid}")
+    print("unblock pushed to both resources", flush=True)
+    if await a2.plugin["xep_0191"].get_blocked_jids(timeout=TIMEOUT):
+        fail("block list not empty after unblock")
+    await wait_for(b.presences, lambda p: p["from"].bare == bare_a and p["type"] == "available", "alice's presence at bob after unblock")
+    print("bob got alice's presence again", flush=True)
+    b.send_message(mto=bare_a, mbody="after unblock", mtype="chat")
+    await wait_for(a1.messages, lambda m: m["from"].bare == bare_b and m["body"] == "after unblock", "bob's message after unblock")
+    b.send_presence(pstatus="back")
+    await wait_for(a1.presences, lambda p: p["from"].bare == bare_b and p["status"] == "back", "bob's presence after unblock")
+    print("delivery restored: message and presence", flush=True)
 
 
 SCENARIOS = {n[len("scenario_"):]: f for n, f in globals().items() if n.startswith("scenario_")}

@@ -67,6 +67,10 @@ pub enum Command {
         /// Find the servers in DNS (RFC 3263 NAPTR/SRV, RFC 6120 SRV).
         #[arg(long)]
         dns: bool,
+        /// With --dns: ask this name server (IP:PORT, UDP and TCP) instead of the system's
+        /// (`/etc/resolv.conf`), e.g. the zone's own server before it is delegated.
+        #[arg(long, requires = "dns", value_name = "IP:PORT")]
+        dns_server: Option<std::net::SocketAddr>,
         /// Read the password from stdin (first line) instead of --password-file.
         #[arg(long)]
         password_stdin: bool,

@@ -29,10 +29,15 @@ fn main() -> std::process::ExitCode {
             Command::Login {
                 provision,
                 dns,
+                dns_server,
                 password_stdin,
                 no_check,
                 account,
             } => {
+                let dns = dns.then_some(cusax_client::setup::DnsConfig {
+                    name_server: dns_server,
+                    timeout: None,
+                });
                 run::login(
                     cfg,
                     provision.as_deref(),

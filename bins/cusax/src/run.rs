@@ -102,11 +102,24 @@ struct LoginReport {
     config: Option<PathBuf>,
 }
 
+/// The account's servers from DNS, keeping the XMPP targets this client can speak: the
+/// `xmpp_server` setting is STARTTLS (RFC 6120 §5), so XEP-0368 direct-TLS targets
+/// (`_xmpps-client._tcp`) are skipped even where they sort first.
+async fn discover_starttls(user: &str, dns: &setup::DnsConfig) -> Result<ServiceAccount> {
+    let domain = user
+        .rsplit_once('@')
+        .map(|(_, d)| d)
+        .ok_or_else(|| anyhow!("--user {user:?}: want USER@DOMAIN"))?;
+    let mut found = setup::discover(domain, dns).await?;
+    found.xmpp.retain(|t| t.tls == setup::XmppTls::Starttls);
+    Ok(found.account(user)?)
+}
+
 /// `cusax login`: set up, check, save.
 pub async fn login(
     config: Option<&Path>,
     provision: Option<&str>,
-    dns: bool,
+    dns: Option<setup::DnsConfig>,
     password_stdin: bool,
     no_check: bool,
     args: &AccountArgs,
@@ -143,10 +156,12 @@ pub async fn login(
     };
     let account: ServiceAccount = match provision {
         Some(url) => setup::provision(url, &user, &password, &trust).await?,
-        None if dns => setup::discover_account(&user, &setup::DnsConfig::default())
-            .await?
-            .with_password(password.clone()),
-        None => ServiceAccount::manual(&user, None)?.with_password(password.clone()),
+        None => match &dns {
+            Some(dns) => discover_starttls(&user, dns)
+                .await?
+                .with_password(password.clone()),
+            None => ServiceAccount::manual(&user, None)?.with_password(password.clone()),
+        },
     };
     let a = &mut file.account;
     a.user = Some(account.account.clone());

@@ -2,10 +2,7 @@
 //! against a real `cusaxd` over HTTPS, and DNS discovery against an in-process authoritative
 //! server (hickory-server) serving the zone `cusaxctl dns` prints.
 
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use cusax_client::setup::{
@@ -13,12 +10,8 @@ use cusax_client::setup::{
     XmppTarget, XmppTls, discover, discover_account, provision,
 };
 use cusax_client::tls::TrustConfig;
+use cusax_testkit::dns::{serve as dns_server, zone};
 use cusax_testkit::{Cusaxd, cusaxctl};
-use hickory_server::Server;
-use hickory_server::proto::rr::{LowerName, Name, RecordSet, RrKey};
-use hickory_server::proto::serialize::txt::Parser;
-use hickory_server::store::in_memory::InMemoryZoneHandler;
-use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneHandler, ZoneType};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -164,47 +157,6 @@ fn cusaxctl_zone(dir: &Path, domain: &str, host: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).expect("utf-8")
-}
-
-/// A zone: SOA, then `body`.
-fn zone(origin: &str, body: &str) -> (Name, BTreeMap<RrKey, RecordSet>) {
-    let text = format!(
-        "{origin}. 60 IN SOA ns.{origin}. hostmaster.{origin}. 1 3600 600 86400 60\n{body}"
-    );
-    let name = Name::from_ascii(format!("{origin}.")).expect("origin");
-    Parser::new(text.as_str(), None, Some(name))
-        .parse()
-        .unwrap_or_else(|e| panic!("zone {origin}: {e}\n{text}"))
-}
-
-/// Serves the zones on 127.0.0.1 (UDP, and TCP on the same port); returns the address and
-/// the server (dropping it stops serving).
-async fn dns_server(
-    zones: Vec<(Name, BTreeMap<RrKey, RecordSet>)>,
-) -> (SocketAddr, Server<Catalog>) {
-    let mut catalog = Catalog::new();
-    for (origin, records) in zones {
-        let handler: InMemoryZoneHandler =
-            InMemoryZoneHandler::new(origin.clone(), records, ZoneType::Primary, AxfrPolicy::Deny)
-                .expect("zone");
-        let handlers: Vec<Arc<dyn ZoneHandler>> = vec![Arc::new(handler)];
-        catalog.upsert(LowerName::new(&origin), handlers);
-    }
-    let mut server = Server::new(catalog);
-    // UDP on a free port and TCP on the same number (for truncated answers); retried when
-    // another process holds the TCP port.
-    for _ in 0..20 {
-        let udp = tokio::net::UdpSocket::bind("127.0.0.1:0")
-            .await
-            .expect("udp");
-        let addr = udp.local_addr().expect("addr");
-        if let Ok(tcp) = tokio::net::TcpListener::bind(addr).await {
-            server.register_socket(udp);
-            server.register_listener(tcp, Duration::from_secs(5), 4096);
-            return (addr, server);
-        }
-    }
-    panic!("no port free for both UDP and TCP");
 }
 
 fn sip(host: &str, port: u16, transport: SipTransport) -> SipTarget {

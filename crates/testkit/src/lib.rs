@@ -3,6 +3,8 @@
 
 pub mod anchor;
 pub mod audio;
+#[cfg(feature = "dns")]
+pub mod dns;
 pub mod sipp;
 
 pub use sipp::SippRun;
@@ -189,6 +191,16 @@ impl Cusaxd {
     }
 }
 
+impl Cusaxd {
+    /// Kills the server with SIGKILL (a crash: no shutdown code runs) and waits; returns the
+    /// exit status, which names the signal.
+    pub fn kill(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("invariant: kill is called once");
+        child.kill().expect("SIGKILL to our own child");
+        child.wait().expect("wait")
+    }
+}
+
 impl Drop for Cusaxd {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -306,4 +318,43 @@ pub fn slixmpp_python() -> PathBuf {
         py.display()
     );
     py
+}
+
+/// A `tests/slixmpp/peer.py SCENARIO` command against the server's STARTTLS port, trusting
+/// the certificate of `domain`, with `--user JID PASSWORD` for each of `users`.
+pub fn slixmpp_peer(srv: &Cusaxd, domain: &str, scenario: &str, users: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(slixmpp_python());
+    cmd.arg(workspace().join("tests/slixmpp/peer.py"))
+        .arg(scenario)
+        .arg("--addr")
+        .arg(srv.addr("xmpp").expect("xmpp listener").to_string())
+        .arg("--ca")
+        .arg(srv.data_dir.join(format!("tls/{domain}.crt")));
+    for (jid, pw) in users {
+        cmd.args(["--user", jid, pw]);
+    }
+    cmd
+}
+
+/// Runs [`slixmpp_peer`] to its end (the script bounds every wait) and asserts that it
+/// exited 0 and printed its final `OK`; returns what it printed. On failure the message has
+/// the script's output and the server's log.
+pub fn run_slixmpp_peer(
+    srv: &Cusaxd,
+    domain: &str,
+    scenario: &str,
+    users: &[(&str, &str)],
+) -> String {
+    let out = slixmpp_peer(srv, domain, scenario, users)
+        .output()
+        .expect("python runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success() && text.lines().any(|l| l == "OK"),
+        "scenario {scenario} failed ({}):\n{text}\n{}\n--- server log ---\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr),
+        srv.log()
+    );
+    text
 }

@@ -1,6 +1,6 @@
 //! Shared by the CLI tests: a `cusax` child process whose JSON event lines are collected,
 //! private password files, and a Goertzel tone check of recorded WAV files.
-#![allow(dead_code)] // each test file uses a part
+#![allow(dead_code, unused_imports)] // each test file uses a part (of the re-exports too)
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -228,4 +228,25 @@ pub fn password_file(dir: &Path, user: &str, pw: &str) -> PathBuf {
     std::fs::write(&p, format!("{pw}\n")).expect("write");
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     p
+}
+
+/// Runs one `cusax` command to completion with `stdin` as its input (no personal config:
+/// `XDG_CONFIG_HOME` is `home`).
+pub fn run_once(home: &Path, args: &[&str], stdin: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cusax"))
+        .args(args)
+        .env("XDG_CONFIG_HOME", home)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cusax starts");
+    child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(stdin.as_bytes())
+        .expect("stdin");
+    child.wait_with_output().expect("cusax runs")
 }

@@ -73,13 +73,12 @@ pub async fn handle(svc: &XmppService, session: &Session, iq: &Element, q: &Elem
             if kind == "block" && jids.is_empty() {
                 return IqReply::Error(E::BadRequest);
             }
+            let Ok(before) = store.blocklist(&session.account).await else {
+                return IqReply::Error(E::InternalServerError);
+            };
+            let before: HashSet<String> = before.into_iter().collect();
             let result = if kind == "block" {
-                let have = store
-                    .blocklist(&session.account)
-                    .await
-                    .map(|l| l.len())
-                    .unwrap_or(0);
-                if have + jids.len() > MAX_ITEMS {
+                if before.len() + jids.len() > MAX_ITEMS {
                     return IqReply::Error(E::ResourceConstraint);
                 }
                 store.block(&session.account, &jids).await
@@ -95,13 +94,14 @@ pub async fn handle(svc: &XmppService, session: &Session, iq: &Element, q: &Elem
                 .unwrap_or_default()
                 .into_iter()
                 .collect();
-            svc.inner.router.set_blocklist(&session.bare, list);
+            svc.inner.router.set_blocklist(&session.bare, list.clone());
             for s in svc.inner.router.sessions(&session.bare) {
                 let to = format!("{}/{}", session.bare, s.resource);
                 let mut push = stanza("iq", &[("type", "set"), ("id", "block-push"), ("to", &to)]);
                 push.append_child(q.clone());
                 s.send(push);
             }
+            super::presence::after_block_change(svc, session, &before, &list).await;
             IqReply::Result(None)
         }
         _ => IqReply::Error(E::BadRequest),

@@ -42,6 +42,13 @@ pub async fn outbound(svc: &XmppService, session: &Session, el: Element, target:
 /// normal messages; other types are dropped (errors) or bounced (groupchat).
 async fn to_full(svc: &XmppService, session: &Session, id: &AccountId, res: &str, el: Element) {
     let bare = id.to_string();
+    if svc.inner.router.is_blocked(&bare, &session.full) {
+        // XEP-0191 §3.3, as for the bare JID: the sender learns nothing more than offline.
+        if !is_error(&el) {
+            svc.reply(session, error_reply(&el, E::ServiceUnavailable));
+        }
+        return;
+    }
     if svc.deliver_full(&bare, res, el.clone()) {
         return;
     }

@@ -157,6 +157,14 @@ async fn iq(svc: &XmppService, session: &Session, el: Element, target: Target) {
             if svc.inner.router.is_blocked(&session.bare, &bare) && request {
                 return svc.reply(session, blocking::blocked_error(&el));
             }
+            // XEP-0191 §3.3: from a JID the recipient blocks, a get or set is refused
+            // (as if the session were not there), a result or error dropped.
+            if svc.inner.router.is_blocked(&bare, &session.full) {
+                if request {
+                    svc.reply(session, error_reply(&el, E::ServiceUnavailable));
+                }
+                return;
+            }
             if !svc.deliver_full(&bare, res, el.clone()) && request {
                 svc.reply(session, error_reply(&el, E::ServiceUnavailable));
             }

@@ -219,9 +219,13 @@ fn probe_contacts(svc: &XmppService, session: &Session, roster: &[RosterItem]) {
 }
 
 /// Sends the presence of every available session of `user` to `to` (after `subscribed`),
-/// or `unavailable` from each (after `unsubscribed`).
+/// or `unavailable` from each (after `unsubscribed`); a full `to` gets it at that session only.
 fn presence_of_user_to(svc: &XmppService, user: &str, to: &str, available: bool) {
-    let Some(_) = local_account(svc, to) else {
+    let (bare, resource) = match to.split_once('/') {
+        Some((b, r)) => (b, Some(r)),
+        None => (to, None),
+    };
+    let Some(_) = local_account(svc, bare) else {
         return;
     };
     for s in svc.inner.router.sessions(user) {
@@ -233,7 +237,80 @@ fn presence_of_user_to(svc: &XmppService, user: &str, to: &str, available: bool)
             stanza::stanza("presence", &[("type", "unavailable"), ("from", &from)])
         };
         set_attr(&mut p, "to", to);
-        to_available(svc, to, &p);
+        match resource {
+            Some(r) => {
+                svc.deliver_full(bare, r, p);
+            }
+            None => to_available(svc, bare, &p),
+        }
+    }
+}
+
+/// XEP-0191 §3.3 and §3.4: the user's block list changed from `before` to `after`. A JID
+/// allowed to see the user's presence (a `from` subscription, RFC 6121 §4) that the change
+/// blocks gets `unavailable` from each available resource, one it unblocks gets the current
+/// presence; a JID that only had directed presence (§4.6) gets `unavailable` when blocked.
+pub(crate) async fn after_block_change(
+    svc: &XmppService,
+    session: &Session,
+    before: &HashSet<String>,
+    after: &HashSet<String>,
+) {
+    use super::pep::list_blocks;
+    if before == after {
+        return;
+    }
+    let changed = |j: &str| list_blocks(before, j) != list_blocks(after, j);
+    let roster = svc
+        .inner
+        .store
+        .roster(&session.account)
+        .await
+        .map(|r| r.1)
+        .unwrap_or_default();
+    let subscribers: HashSet<&str> = roster
+        .iter()
+        .filter(|i| i.subscription.has_from() && i.jid != session.bare)
+        .map(|i| i.jid.as_str())
+        .collect();
+    // Bare subscribers whose state changed, then full JIDs named in the change whose
+    // subscriber's bare JID kept its state (the change concerns that resource only).
+    let mut targets: Vec<&str> = subscribers.iter().copied().filter(|j| changed(j)).collect();
+    for j in before.symmetric_difference(after) {
+        if let Some((bare, _)) = j.split_once('/')
+            && subscribers.contains(bare)
+            && !changed(bare)
+            && changed(j)
+        {
+            targets.push(j);
+        }
+    }
+    for to in targets {
+        presence_of_user_to(svc, &session.bare, to, list_blocks(before, to));
+    }
+    for s in svc.inner.router.sessions(&session.bare) {
+        let newly: Vec<String> = s
+            .directed
+            .iter()
+            .filter(|d| {
+                let bare = d.split('/').next().unwrap_or(d);
+                !subscribers.contains(bare) && !list_blocks(before, d) && list_blocks(after, d)
+            })
+            .cloned()
+            .collect();
+        if newly.is_empty() {
+            continue;
+        }
+        let from = format!("{}/{}", session.bare, s.resource);
+        let el = stanza::stanza("presence", &[("type", "unavailable"), ("from", &from)]);
+        for d in &newly {
+            send_directed_unavailable(svc, d, &el);
+        }
+        svc.inner.router.update(&session.bare, s.id, |h| {
+            for d in &newly {
+                h.directed.remove(d);
+            }
+        });
     }
 }
 
