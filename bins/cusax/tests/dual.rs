@@ -215,7 +215,22 @@ fn alice_calls_bob_by_jid_and_bob_knows_it_is_alice() {
         ],
         "",
     );
-    assert!(!o.status.success(), "mallory is nobody's contact");
+    // The lookup ran (its event is printed) and found no contact, so whois exits 1.
+    let answer = json_lines(&o);
+    assert_eq!(
+        (o.status.code(), answer.len()),
+        (Some(1), 1),
+        "{answer:?} {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(
+        (answer[0]["event"].as_str(), answer[0]["uri"].as_str()),
+        (Some("whois"), Some("sip:mallory@localhost"))
+    );
+    assert!(
+        answer[0]["attribution"].is_object() && answer[0]["attribution"]["contact"].is_null(),
+        "mallory is nobody's contact: {answer:?}"
+    );
 
     let bob_rec = dir.join("bob-calls");
     let mut bob = Client::start(

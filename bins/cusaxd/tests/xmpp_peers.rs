@@ -137,34 +137,24 @@ fn in_band_password_change_replaces_old_password() {
 /// Runs one sipp REGISTER scenario (`tests/sipp/`) over UDP for `user`/`password`, bounded;
 /// true when sipp's expectations held (see `tests/sipp/README.md`).
 fn sip_register(server: &Cusaxd, scenario: &str, user: &str, password: &str) -> bool {
-    let found = Command::new("sipp").arg("-v").output().is_ok();
-    assert!(
-        found,
-        "sipp is not on PATH: install it with `apt-get install -y sip-tester` (scripts/test does)"
-    );
+    cusax_testkit::require_sipp();
+    let dir = user_csv(user, password);
+    let addr = server
+        .addr("sip_udp")
+        .expect("SIP UDP listener")
+        .to_string();
+    sipp_scenario(scenario, &addr, DOMAIN, dir.path(), "users.csv")
+}
+
+/// A scratch directory with `users.csv`, the sipp CSV of one account of `DOMAIN`.
+fn user_csv(user: &str, password: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
-    let csv = dir.path().join("users.csv");
-    std::fs::write(&csv, format!("SEQUENTIAL\n{user};{password};{DOMAIN}\n")).expect("csv");
-    let out = Command::new("timeout")
-        .arg("30")
-        .arg("sipp")
-        .arg(
-            server
-                .addr("sip_udp")
-                .expect("SIP UDP listener")
-                .to_string(),
-        )
-        .arg("-sf")
-        .arg(workspace().join("tests/sipp").join(scenario))
-        .args(["-t", "u1", "-i", "127.0.0.1", "-inf"])
-        .arg(&csv)
-        .args(["-au", "[field0]", "-ap", "[field1]", "-auth_uri", DOMAIN])
-        .args(["-m", "1", "-nd", "-nostdin"])
-        .args(["-recv_timeout", "3000", "-timeout", "20s", "-timeout_error"])
-        .current_dir(dir.path())
-        .output()
-        .expect("sipp runs");
-    out.status.success()
+    std::fs::write(
+        dir.path().join("users.csv"),
+        format!("SEQUENTIAL\n{user};{password};{DOMAIN}\n"),
+    )
+    .expect("csv");
+    dir
 }
 
 /// Waits (bounded) for the server's change feed to report new credentials of `account`.
@@ -222,9 +212,13 @@ fn in_band_password_change_applies_to_sip_digest_too() {
         "REGISTER with the old password must be refused: {}",
         env.server.log()
     );
-    assert!(
-        !sip_register(&env.server, "register_digest.xml", "erin", "pw-erin"),
-        "the old password registered"
+    // And the registration scenario with it fails on that refusal, not for another reason.
+    let dir = user_csv("erin", "pw-erin");
+    let addr = env.server.addr("sip_udp").expect("sip").to_string();
+    let _ = sipp_traced("register_digest.xml", &addr, dir.path(), "users.csv").assert_failed_with(
+        "2 REGISTER",
+        401,
+        "the old password registered",
     );
 }
 
@@ -484,9 +478,11 @@ fn admin_api_shows_and_ends_both_sides_and_metrics_count_them() {
     while !sipp_register(&env, dir.path(), "new.csv") {
         assert!(Instant::now() < deadline, "SIP never took the new password");
     }
-    assert!(
-        !sipp_register(&env, dir.path(), "alice.csv"),
-        "SIP still takes the old password"
+    let addr = env.server.addr("sip_udp").expect("sip").to_string();
+    let _ = sipp_traced("register_digest.xml", &addr, dir.path(), "alice.csv").assert_failed_with(
+        "2 REGISTER",
+        401,
+        "SIP still takes the old password",
     );
     // New password in with both SCRAMs, old one refused.
     env.peer(
@@ -534,25 +530,47 @@ fn sipp_register_at(addr: &str, realm: &str, dir: &Path, csv: &str) -> bool {
     sipp_scenario("register_digest.xml", addr, realm, dir, csv)
 }
 
-/// Runs one registration scenario of `tests/sipp` once; true when sipp says it passed.
-fn sipp_scenario(scenario: &str, addr: &str, realm: &str, dir: &Path, csv: &str) -> bool {
-    Command::new("timeout")
-        .arg("30")
+/// One registration scenario of `tests/sipp`, one call over UDP, bounded.
+fn sipp_command(scenario: &str, addr: &str, realm: &str, dir: &Path, csv: &str) -> Command {
+    let mut cmd = Command::new("timeout");
+    cmd.arg("30")
         .arg("sipp")
         .arg(addr)
         .arg("-sf")
         .arg(cusax_testkit::sipp_scenarios().join(scenario))
         .args([
-            "-t", "u1", "-inf", csv, "-au", "[field0]", "-ap", "[field1]",
+            "-t",
+            "u1",
+            "-i",
+            "127.0.0.1",
+            "-inf",
+            csv,
+            "-au",
+            "[field0]",
+            "-ap",
+            "[field1]",
         ])
         .args(["-auth_uri", realm, "-m", "1", "-nd", "-nostdin"])
         .args(["-recv_timeout", "3000", "-timeout", "20s", "-timeout_error"])
-        .current_dir(dir)
+        .current_dir(dir);
+    cmd
+}
+
+/// Runs one registration scenario of `tests/sipp` once; true when sipp says it passed.
+fn sipp_scenario(scenario: &str, addr: &str, realm: &str, dir: &Path, csv: &str) -> bool {
+    sipp_command(scenario, addr, realm, dir, csv)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
         .expect("sipp runs")
         .success()
+}
+
+/// Runs a registration scenario expected to fail, with its message trace: the caller asserts
+/// how the server answered (`SippRun::assert_failed_with`).
+fn sipp_traced(scenario: &str, addr: &str, dir: &Path, csv: &str) -> cusax_testkit::SippRun {
+    let trace = dir.join(format!("{}.msg", csv.trim_end_matches(".csv")));
+    cusax_testkit::SippRun::traced(&mut sipp_command(scenario, addr, DOMAIN, dir, csv), &trace)
 }
 
 /// RFC 7081 §2: a client configured only from the provisioning JSON logs in to both

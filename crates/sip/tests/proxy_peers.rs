@@ -12,6 +12,22 @@ use std::net::UdpSocket;
 use std::process::Command;
 use std::time::Duration;
 
+/// The Call-ID of the first request a sipp UAC traced in `message_file`.
+fn call_id_sent(message_file: &std::path::Path) -> String {
+    let text = std::fs::read_to_string(message_file).expect("the caller's message trace");
+    cusax_testkit::sipp::parse_trace(&text)
+        .into_iter()
+        .find(|m| m.sent)
+        .and_then(|m| m.header("Call-ID").map(str::to_owned))
+        .unwrap_or_else(|| {
+            panic!(
+                "no request in {}:
+{text}",
+                message_file.display()
+            )
+        })
+}
+
 #[test]
 fn calls_answered_busy_and_cancelled_over_udp_and_tcp() {
     let lab = Lab::new();
@@ -23,7 +39,38 @@ fn calls_answered_busy_and_cancelled_over_udp_and_tcp() {
         lab.pair("uac_call_busy.xml", "uas_busy.xml", t, port);
         lab.pair("uac_cancel.xml", "uas_ring_cancel.xml", t, port);
     }
-    assert!(lab.srv.log().contains("listening"), "server still logging");
+    // Both sides of each pair passed; the proxy's own books agree: the callee's 486 and 487
+    // went back to the caller on both transports, and both answered calls were ended by
+    // their BYE (none is left active).
+    let metrics = lab.metrics();
+    for (line, at_least) in [
+        (
+            "cusax_sip_responses_total{direction=\"sent\",code=\"486\"}",
+            2,
+        ),
+        (
+            "cusax_sip_responses_total{direction=\"sent\",code=\"487\"}",
+            2,
+        ),
+        ("cusax_sip_requests_total{method=\"BYE\"}", 2),
+    ] {
+        assert!(
+            metric(&metrics, line).is_some_and(|n| n >= at_least),
+            "{line} >= {at_least}:\n{metrics}"
+        );
+    }
+    assert_eq!(
+        metric(&metrics, "cusax_sip_calls_active"),
+        Some(0),
+        "{metrics}"
+    );
+}
+
+/// The value of the sample `name` (with its labels, as rendered) in a Prometheus text.
+fn metric(text: &str, name: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 #[test]
@@ -41,6 +88,23 @@ fn call_info_is_the_callers_own_jid_and_privacy_is_honoured() {
     );
     // Privacy: id → no impp Call-Info and no asserted identity at all.
     lab.pair("uac_call_private.xml", "uas_expect_private.xml", "u1", port);
+}
+
+/// README ("Identity"): from strangers, `impp` values naming our domains are removed. A
+/// caller of another domain claims local JIDs (purpose=impp and purpose="impp") and a local
+/// asserted identity; the callee sees the call with the stranger's own impp value and icon,
+/// and none of the claims (`uas_expect_stranger_info.xml`).
+#[test]
+fn a_strangers_claims_on_our_jids_are_removed() {
+    let lab = Lab::new();
+    let port = free_port();
+    lab.register_callee("u1", port);
+    lab.pair(
+        "uac_call_stranger_spoofed_info.xml",
+        "uas_expect_stranger_info.xml",
+        "u1",
+        port,
+    );
 }
 
 #[test]
@@ -103,23 +167,25 @@ fn calls_to_a_gruu_reach_exactly_that_device() {
     );
     lab.register_with("register_gruu.xml", "u1", b, &["-key", "instance", ib]);
 
-    // The public GRUU of device B: B answers, A (listening, tracing) sees nothing.
+    // The public GRUU of device B: B answers, and A — listening and tracing meanwhile —
+    // does not get that call; A's own public GRUU then reaches A (so A's trace exists and
+    // shows what A received).
     let trace_a = lab.dir.path().join("a.msg");
-    let mut idle_a = lab
+    let mut device_a = lab
         .sipp("uas_answer.xml", "u1")
         .args(["-p", &a.to_string(), "-trace_msg", "-message_file"])
         .arg(&trace_a)
         .spawn()
         .expect("sipp starts");
     wait_listening("u1", a);
-    let pub_gruu = format!("sip:user2@{DOMAIN};gr=urn:uuid:{ib}");
+    let gruu_b = format!("sip:user2@{DOMAIN};gr=urn:uuid:{ib}");
     let mut callee = lab.uas("uas_answer.xml", "u1", b, "pub-gruu");
     wait_listening("u1", b);
     let ok = lab.uac_with(
         "uac_call_gruu.xml",
         "u1",
         "pub-gruu",
-        &["-key", "gruu", &pub_gruu],
+        &["-key", "gruu", &gruu_b],
     );
     let answered = wait_bounded(&mut callee);
     assert!(
@@ -127,17 +193,37 @@ fn calls_to_a_gruu_reach_exactly_that_device() {
         "pub-gruu call: caller ok={ok}, callee ok={answered}\n{}",
         lab.errors("pub-gruu")
     );
-    // SIGTERM to the `timeout` wrapper we started; it passes the signal on to its sipp.
-    let _ = Command::new("kill")
-        .args(["-TERM", &idle_a.id().to_string()])
-        .status();
-    let _ = idle_a.wait();
-    wait_released(a);
-    let seen = std::fs::read_to_string(&trace_a).unwrap_or_default();
+    let gruu_a = format!("sip:user2@{DOMAIN};gr=urn:uuid:{ia}");
+    let ok = lab.uac_with(
+        "uac_call_gruu.xml",
+        "u1",
+        "pub-gruu-a",
+        &["-key", "gruu", &gruu_a],
+    );
+    let answered = wait_bounded(&mut device_a);
     assert!(
-        !seen.contains("INVITE"),
+        ok && answered,
+        "call to A's GRUU: caller ok={ok}, A ok={answered}\n{}",
+        lab.errors("pub-gruu-a")
+    );
+    let call_b = call_id_sent(&lab.dir.path().join("pub-gruu.uac.msg"));
+    let call_a = call_id_sent(&lab.dir.path().join("pub-gruu-a.uac.msg"));
+    let seen = std::fs::read_to_string(&trace_a).expect("device A's message trace");
+    let got: Vec<String> = cusax_testkit::sipp::parse_trace(&seen)
+        .into_iter()
+        .filter(|m| m.received() && m.text.starts_with("INVITE "))
+        .filter_map(|m| m.header("Call-ID").map(str::to_owned))
+        .collect();
+    assert_eq!(
+        got,
+        [call_a.as_str()],
+        "A got exactly its own call:\n{seen}"
+    );
+    assert!(
+        !seen.contains(&call_b),
         "device A got the call to B's GRUU:\n{seen}"
     );
+    wait_released(a);
 
     // The temporary GRUU of device A, as the registrar handed it out, reaches A.
     let logged = std::fs::read_to_string(&log_a).expect("register log");

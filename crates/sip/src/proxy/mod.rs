@@ -508,6 +508,16 @@ impl SipCore {
         if routing.in_dialog() {
             return self.forward_in_dialog(req, peer, &routing, t);
         }
+        if routing.foreign_dialog() {
+            // As Kamailio's default route: an in-dialog request without our Route is answered
+            // here, never relayed; an initial request with a pre-loaded Route goes through the
+            // initial checks (authentication, relaying policy) like any other.
+            return if self.is_local_ruri(req) {
+                self.simple(req, peer, 481, "Call/Transaction Does Not Exist")
+            } else {
+                self.simple(req, peer, 404, "Not Here")
+            };
+        }
         self.forward_initial(now, req, peer, &routing, t)
     }
 

@@ -158,8 +158,16 @@ pub(crate) struct Routing {
 }
 
 impl Routing {
+    /// A request inside a dialog this proxy record-routed: it has a To tag and our Route
+    /// (RFC 3261 §12.2.1.1, §16.4). Only these follow the route set without authentication.
     pub(crate) fn in_dialog(&self) -> bool {
-        self.to_tag || self.remaining > 0
+        self.to_tag && self.ours > 0
+    }
+
+    /// A To tag but none of our Route entries: the dialog was not record-routed by us, so the
+    /// request is not ours to relay (we would be an open relay towards any host otherwise).
+    pub(crate) fn foreign_dialog(&self) -> bool {
+        self.to_tag && self.ours == 0
     }
 }
 
@@ -231,8 +239,8 @@ impl SipCore {
         Ok(r)
     }
 
-    /// Forwards a request that follows an established route: in-dialog requests and requests
-    /// with a Route beyond us (§16.4, §16.6 step 6–7).
+    /// Forwards a request inside a dialog this proxy record-routed along its route set
+    /// (§16.4, §16.6 step 6–7).
     pub(crate) fn forward_in_dialog(
         &self,
         req: &Request,

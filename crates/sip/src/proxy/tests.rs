@@ -218,21 +218,45 @@ async fn from_must_belong_to_the_authenticated_account() {
 async fn strangers_reach_local_users_but_cannot_relay() {
     let h = harness().await;
     h.register_alice(C1).await;
+    // A stranger claims our users' XMPP addresses — unquoted, quoted, in another case, with
+    // a resource — next to its own impp address, a non-impp value and an asserted identity.
+    let spoofed = "Call-Info: <xmpp:alice@example.org>;purpose=impp\n\
+                   Call-Info: <xmpp:bob@EXAMPLE.ORG/phone>;purpose=\"impp\", \
+                   <xmpp:eve@other.example>;purpose=impp\n\
+                   Call-Info: <http://other.example/eve.png>;purpose=icon\n\
+                   P-Asserted-Identity: <sip:alice@example.org>\n";
     let o = h
         .outcome(
             T0,
-            &invite("eve@other.example", "sip:alice@example.org", "", ""),
+            &invite("eve@other.example", "sip:alice@example.org", spoofed, ""),
         )
         .await;
     let out = sends(o);
     let fwd = out
         .iter()
-        .find(|s| first_line(s).starts_with("INVITE"))
-        .expect("forwarded");
+        .find(|s| first_line(s) == "INVITE sip:alice@192.0.2.10:5062 SIP/2.0")
+        .expect("forwarded to alice's device without authentication");
     let SipMessage::Request(r) = parsed(fwd) else {
-        panic!()
+        panic!("the forwarded copy is a request")
     };
-    assert!(r.first(cusax_sip_proto::HeaderKind::CallInfo).is_none());
+    // README: from strangers, impp values naming our domains are removed; the rest passes.
+    let kept: Vec<String> = r
+        .values_of(cusax_sip_proto::HeaderKind::CallInfo)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .collect();
+    assert_eq!(
+        kept,
+        [
+            "<xmpp:eve@other.example>;purpose=impp",
+            "<http://other.example/eve.png>;purpose=icon"
+        ],
+        "{}",
+        String::from_utf8_lossy(r.bytes())
+    );
+    assert!(
+        r.header_named("P-Asserted-Identity").is_none(),
+        "a stranger's asserted identity is not passed on"
+    );
     let r = h
         .send(
             T0,
@@ -790,4 +814,69 @@ async fn in_dialog_requests_follow_the_contact_the_call_was_sent_to() {
         .find(|s| first_line(s).starts_with("BYE"))
         .expect("forwarded BYE");
     assert_eq!(fwd.dest.hop, hop("192.0.2.10:5062"));
+}
+
+/// A request from a stranger with a To tag and the given Route headers (`routes`, may be
+/// empty) to `ruri`.
+fn in_dialog_from_stranger(method: &str, ruri: &str, routes: &str, n: u32) -> Request {
+    request(&format!(
+        "{method} {ruri} SIP/2.0\n\
+         Via: SIP/2.0/UDP 203.0.113.5:5060;branch=z9hG4bKdlg{n}\n\
+         Max-Forwards: 70\n\
+         From: <sip:eve@other.example>;tag=e{n}\n\
+         To: <{ruri}>;tag=victim{n}\n\
+         Call-ID: foreign-dialog-{n}\n\
+         CSeq: 2 {method}\n\
+         {routes}Contact: <sip:eve@203.0.113.5:5060>\n\
+         Content-Length: 0\n\n"
+    ))
+}
+
+#[tokio::test]
+async fn requests_of_dialogs_we_did_not_record_route_are_not_relayed() {
+    let h = harness().await;
+    // A To tag without our Route: not a dialog through us. Answered here, never forwarded.
+    for (n, (method, ruri)) in [
+        ("BYE", "sip:victim@198.51.100.7:5060"),
+        ("INVITE", "sip:+15551234@gw.elsewhere.example"),
+        ("INFO", "sip:victim@[2001:db8::10]"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let r = h
+            .send(T0, &in_dialog_from_stranger(method, ruri, "", n as u32))
+            .await;
+        assert_eq!((r.code(), r.reason()), (404, &b"Not Here"[..]), "{method}");
+    }
+    // A Route beyond ours (or not naming us at all) does not make an initial request a
+    // dialog's: a stranger still cannot relay through us.
+    for (n, routes) in [
+        "Route: <sip:example.org;lr>, <sip:gw.elsewhere.example;lr>\n",
+        "Route: <sip:gw.elsewhere.example;lr>\n",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let r = h
+            .send(
+                T0,
+                &invite(
+                    "eve@other.example",
+                    "sip:+15551234@gw.elsewhere.example",
+                    routes,
+                    "",
+                ),
+            )
+            .await;
+        assert_eq!(r.code(), 403, "pre-loaded route {n}");
+    }
+    // An ACK without our Route is absorbed.
+    let o = h
+        .outcome(
+            T0,
+            &in_dialog_from_stranger("ACK", "sip:victim@198.51.100.7", "", 9),
+        )
+        .await;
+    assert!(matches!(o, Outcome::Nothing), "{o:?}");
 }

@@ -179,6 +179,13 @@ impl Lab {
             .success()
     }
 
+    /// The server's `/metrics` page (over HTTPS, with curl).
+    pub fn metrics(&self) -> String {
+        let (code, body) = cusax_testkit::https(&self.srv, DOMAIN, "GET", "/metrics", &[]);
+        assert_eq!(code, 200, "{body}");
+        body
+    }
+
     pub fn errors(&self, tag: &str) -> String {
         let mut s = String::new();
         for side in ["uac.err", "uas.err", "uac.msg"] {
