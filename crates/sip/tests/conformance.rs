@@ -118,7 +118,7 @@ fn probe_witness(lab: &Lab, mut w: (Child, std::path::PathBuf), port: u16) -> St
         .expect("sipp probe runs")
         .success();
     let witness_ok = wait_bounded(&mut w.0);
-    let trace = std::fs::read_to_string(&w.1).unwrap_or_default();
+    let trace = std::fs::read_to_string(&w.1).expect("the witness wrote its message trace");
     assert!(
         probe_ok && witness_ok,
         "the witness on {port} ran: probe ok={probe_ok}, witness ok={witness_ok}\n{trace}"
