@@ -5,16 +5,15 @@ use crate::config::XmppConfig;
 use crate::router::Router;
 use crate::throttle::AuthThrottle;
 use cusax_account::AccountId;
-use cusax_store::{Change, ChangeKind, Store, XmppDataStore};
+use cusax_bus::{AccountChangeKind, AccountChanged, Event, RecvError, Subscription};
 use cusax_xmpp_proto::sasl::FakeSaltKey;
 use cusax_xmpp_proto::stream::{StreamError, StreamErrorCondition};
 use std::sync::Arc;
-use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-/// Everything the XMPP service needs from the store.
-pub trait XmppStore: Store + XmppDataStore {}
-impl<T: Store + XmppDataStore> XmppStore for T {}
+/// Everything the XMPP service needs from the store (defined by the store, so that the
+/// server's `Arc<dyn ServerStore>` converts to it).
+pub use cusax_store::XmppStore;
 
 /// The XMPP service: one per server process, shared by every connection.
 #[derive(Clone)]
@@ -67,32 +66,33 @@ impl XmppService {
         self.inner.config.domains.iter().any(|d| d == domain)
     }
 
-    /// Follows account changes: a locked or deleted account loses its sessions at once
-    /// (`not-authorized`); password changes apply at the next login.
-    pub async fn watch_accounts(self, mut changes: broadcast::Receiver<Change>) {
+    /// Follows account changes on the cluster bus: a locked or deleted account loses its
+    /// sessions at once (`not-authorized`); password changes apply at the next login.
+    pub async fn watch_accounts(self, mut events: Subscription) {
         loop {
-            let change = tokio::select! {
+            let event = tokio::select! {
                 () = self.inner.shutdown.cancelled() => return,
-                c = changes.recv() => c,
+                e = events.recv() => e,
             };
-            match change {
-                Ok(c) if c.kind == ChangeKind::Aliases => {
+            match event {
+                Ok(Event::AccountChanged(c)) if c.kind == AccountChangeKind::Aliases => {
                     // XEP-0152: contacts learn the new SIP addresses.
                     crate::modules::reach::republish(&self, &c.account).await;
                 }
-                Ok(c) => self.on_change(&c),
-                Err(broadcast::error::RecvError::Lagged(n)) => {
+                Ok(Event::AccountChanged(c)) => self.on_change(&c),
+                Ok(_) => {}
+                Err(RecvError::Lagged(n)) => {
                     tracing::warn!(missed = n, "account change feed lagged");
                 }
-                Err(broadcast::error::RecvError::Closed) => return,
+                Err(RecvError::Closed) => return,
             }
         }
     }
 
-    fn on_change(&self, c: &Change) {
+    fn on_change(&self, c: &AccountChanged) {
         let text = match c.kind {
-            ChangeKind::Locked => "account locked",
-            ChangeKind::Deleted => {
+            AccountChangeKind::Locked => "account locked",
+            AccountChangeKind::Deleted => {
                 self.inner.pep.forget(&c.account.to_string());
                 "account deleted"
             }
