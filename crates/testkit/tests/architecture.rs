@@ -344,3 +344,18 @@ fn server_crate_files_import_each_other_in_one_direction() {
         "circular imports in crates/server: {graph:#?}"
     );
 }
+
+#[test]
+fn client_sip_files_import_each_other_in_one_direction() {
+    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/../client/src");
+    let graph = import_graph(std::path::Path::new(src), &["sip"]);
+    assert!(
+        graph.contains_key("sip/ua.rs") && graph["sip/call.rs"].contains(&"sip/ua.rs".to_owned()),
+        "the checker reads the client's SIP module: {graph:#?}"
+    );
+    assert_eq!(
+        find_cycle(&graph),
+        None,
+        "circular imports in crates/client/src/sip: {graph:#?}"
+    );
+}
