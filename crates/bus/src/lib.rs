@@ -31,6 +31,20 @@ pub enum RecvError {
     Closed,
 }
 
+/// Why [`Subscription::try_recv`] returned no event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TryRecvError {
+    /// Nothing is waiting now.
+    #[error("no event waiting")]
+    Empty,
+    /// As [`RecvError::Lagged`].
+    #[error("subscriber lagged behind by {0} events")]
+    Lagged(u64),
+    /// As [`RecvError::Closed`].
+    #[error("bus closed")]
+    Closed,
+}
+
 /// Publish/subscribe of cluster events.
 ///
 /// `publish` never waits: a bus buffers or drops, so that a slow consumer cannot stall the
@@ -55,6 +69,17 @@ impl Subscription {
         self.rx.recv().await.map_err(|e| match e {
             B::Lagged(n) => RecvError::Lagged(n),
             B::Closed => RecvError::Closed,
+        })
+    }
+
+    /// The next event if one is waiting, without waiting (for synchronous consumers and
+    /// tests that check what a step published).
+    pub fn try_recv(&mut self) -> Result<Event, TryRecvError> {
+        use tokio::sync::broadcast::error::TryRecvError as B;
+        self.rx.try_recv().map_err(|e| match e {
+            B::Empty => TryRecvError::Empty,
+            B::Lagged(n) => TryRecvError::Lagged(n),
+            B::Closed => TryRecvError::Closed,
         })
     }
 }

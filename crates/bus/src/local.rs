@@ -44,7 +44,7 @@ impl Bus for LocalBus {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{AccountChangeKind, AccountChanged, RecvError};
+    use crate::{AccountChangeKind, AccountChanged, RecvError, TryRecvError};
     use cusax_account::AccountId;
     use std::time::Duration;
 
@@ -112,6 +112,20 @@ mod tests {
         }
         bus.publish(change(11));
         assert_eq!(seq(&next(&mut slow).await.expect("event")), 11);
+    }
+
+    #[test]
+    fn try_recv_takes_what_is_waiting_and_says_when_nothing_is() {
+        let bus = LocalBus::new(8);
+        let mut sub = bus.subscribe();
+        assert_eq!(sub.try_recv(), Err(TryRecvError::Empty));
+        bus.publish(change(1));
+        bus.publish(change(2));
+        assert_eq!(seq(&sub.try_recv().expect("first")), 1);
+        assert_eq!(seq(&sub.try_recv().expect("second")), 2);
+        assert_eq!(sub.try_recv(), Err(TryRecvError::Empty));
+        drop(bus);
+        assert_eq!(sub.try_recv(), Err(TryRecvError::Closed));
     }
 
     #[tokio::test]
