@@ -5,7 +5,10 @@ use crate::config::XmppConfig;
 use crate::router::Router;
 use crate::throttle::AuthThrottle;
 use cusax_account::AccountId;
-use cusax_bus::{AccountChangeKind, AccountChanged, Event, RecvError, Subscription};
+use cusax_bus::{
+    AccountChangeKind, AccountChanged, Bus, Event, LocalBus, RecvError, SessionChanged,
+    Subscription,
+};
 use cusax_xmpp_proto::sasl::FakeSaltKey;
 use cusax_xmpp_proto::stream::{StreamError, StreamErrorCondition};
 use std::sync::Arc;
@@ -30,6 +33,8 @@ pub(crate) struct Inner {
     pub(crate) shutdown: CancellationToken,
     /// XEP-0163 PEP items and the interests of available resources.
     pub(crate) pep: crate::modules::pep::Pep,
+    /// Where sessions going up and down are announced.
+    pub(crate) bus: Arc<dyn Bus>,
 }
 
 impl std::fmt::Debug for XmppService {
@@ -42,7 +47,19 @@ impl std::fmt::Debug for XmppService {
 
 impl XmppService {
     /// A service over `store`; sessions end with `system-shutdown` when `shutdown` fires.
+    /// Session events go to a bus of its own ([`XmppService::with_bus`] names the server's).
     pub fn new(config: XmppConfig, store: Arc<dyn XmppStore>, shutdown: CancellationToken) -> Self {
+        Self::with_bus(config, store, Arc::new(LocalBus::default()), shutdown)
+    }
+
+    /// [`XmppService::new`], announcing every bound session and its end on `bus`
+    /// ([`Event::SessionUp`], [`Event::SessionDown`]).
+    pub fn with_bus(
+        config: XmppConfig,
+        store: Arc<dyn XmppStore>,
+        bus: Arc<dyn Bus>,
+        shutdown: CancellationToken,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 config,
@@ -52,8 +69,22 @@ impl XmppService {
                 fake_salt: FakeSaltKey::random(),
                 shutdown,
                 pep: crate::modules::pep::Pep::default(),
+                bus,
             }),
         }
+    }
+
+    /// Announces that `account` bound (`up`) or ended the session of `resource`.
+    pub(crate) fn announce_session(&self, account: &AccountId, resource: &str, up: bool) {
+        let s = SessionChanged {
+            account: account.clone(),
+            resource: resource.to_owned(),
+        };
+        self.inner.bus.publish(if up {
+            Event::SessionUp(s)
+        } else {
+            Event::SessionDown(s)
+        });
     }
 
     /// The session registry.

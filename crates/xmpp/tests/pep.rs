@@ -503,11 +503,13 @@ async fn alias_changes_republish_reachability() {
         )
         .await
         .expect("alias");
-    bus.publish(cusax_bus::Event::AccountChanged(cusax_bus::AccountChanged {
-        seq: 1,
-        account: id("alice"),
-        kind: cusax_bus::AccountChangeKind::Aliases,
-    }));
+    bus.publish(cusax_bus::Event::AccountChanged(
+        cusax_bus::AccountChanged {
+            seq: 1,
+            account: id("alice"),
+            kind: cusax_bus::AccountChangeKind::Aliases,
+        },
+    ));
     let got = tokio::time::timeout(Duration::from_secs(5), bob_in.next())
         .await
         .expect("notified in time");
