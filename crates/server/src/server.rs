@@ -18,6 +18,12 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+/// Events the bus holds for a lagging subscriber. Binding changes come at the REGISTER
+/// rate and share the bus with account changes, whose subscribers resynchronise (the SIP
+/// account cache is dropped) when they miss any: 16 times the capacity the account change
+/// feed had alone.
+const BUS_CAPACITY: usize = 16 * cusax_bus::DEFAULT_CAPACITY;
+
 /// What `cusaxd` needs to start: a validated configuration and its data directory.
 #[derive(Debug, Clone)]
 pub struct Server {
@@ -86,7 +92,7 @@ impl Server {
 
         let shutdown = shutdown.child_token();
         let mut tasks = JoinSet::new();
-        let bus: Arc<dyn Bus> = Arc::new(LocalBus::default());
+        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new(BUS_CAPACITY));
         let poke = crate::changes::Poke::default();
         let start_seq = store.last_change().await?;
         let services = Services {
@@ -145,7 +151,7 @@ async fn start_protocols(
     // XEP-0108: calls on the SIP side show as "on the phone" on the XMPP side.
     let calls = sip_ctx.clone();
     tasks.spawn(crate::on_the_phone::run(
-        sip_ctx.core.calls().subscribe(),
+        services.bus.subscribe(),
         move || calls.core.calls().snapshot(),
         xmpp_service.clone(),
         services.shutdown.clone(),

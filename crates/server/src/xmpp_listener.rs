@@ -59,7 +59,8 @@ pub(crate) fn start(
         ..XmppConfig::default()
     };
     let store: Arc<dyn XmppStore> = services.store.clone();
-    let service = XmppService::new(xcfg, store, services.shutdown.clone());
+    let service =
+        XmppService::with_bus(xcfg, store, services.bus.clone(), services.shutdown.clone());
     tasks.spawn(service.clone().watch_accounts(services.bus.subscribe()));
 
     let upgrader: Arc<dyn TlsUpgrade> = Arc::new(Upgrader(services.tls.clone()));

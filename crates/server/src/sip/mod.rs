@@ -72,7 +72,8 @@ pub(crate) async fn start(
 
     let cfg = context::registrar_config(services, port, tls_bound)?;
     let flush_interval = cfg.flush_interval;
-    let core = SipCore::new(cfg, services.store.clone());
+    // Binding changes and call states go on the server's bus ("on the phone" follows them).
+    let core = SipCore::new(cfg, services.store.clone()).with_bus(services.bus.clone());
     let loaded = services
         .store
         .load_bindings(cusax_store::unix_now())
