@@ -7,12 +7,13 @@ use anyhow::{Context, bail};
 use cusax_account::{AccountId, Alias, Credentials, Domain, Password};
 use cusax_server::config::Config;
 use cusax_server::datadir::DataDir;
-use cusax_store::sqlite::SqliteStore;
-use cusax_store::{AccountStore, AliasStore, DomainStore, StoreError};
+use cusax_store::ServerStore;
+use cusax_store::StoreError;
+use std::sync::Arc;
 
 /// What every command needs.
 pub struct Ctx {
-    pub store: SqliteStore,
+    pub store: Arc<dyn ServerStore>,
     pub iterations: u32,
     /// The server's configuration (`cusaxd.toml` in the data directory, or the defaults).
     pub config: Config,

@@ -7,7 +7,6 @@
 use crate::commands::Ctx;
 use anyhow::Context;
 use cusax_account::{AccountId, Alias, Credentials, Domain, Password};
-use cusax_store::{AccountStore, AliasStore, DomainStore};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::HashSet;
 use std::path::Path;

@@ -7,7 +7,7 @@ use crate::cli::{ApiArgs, BindingsCmd, SessionsCmd};
 use crate::commands::Ctx;
 use anyhow::{Context, bail};
 use cusax_account::{AccountId, Aor};
-use cusax_store::{AccountStore, AliasStore, StoreError};
+use cusax_store::StoreError;
 use serde::Deserialize;
 use std::io::Write as _;
 

@@ -14,7 +14,6 @@ mod live;
 mod secret;
 
 use clap::Parser;
-use cusax_store::sqlite::SqliteStore;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
@@ -34,12 +33,12 @@ async fn run(cli: cli::Cli) -> anyhow::Result<()> {
         );
     }
     let config = cusax_server::config::load_for(None, dir.root())?;
-    let db = dir.db_path();
-    let store = if db.exists() {
-        SqliteStore::open_existing(&db).await?
-    } else {
-        SqliteStore::open(&db).await?
-    };
+    // The server's store: `store.url` of the configuration, by default `cusax.db` here.
+    let url = dir.store_url(config.store.url.as_deref())?;
+    if url.file().is_none() {
+        anyhow::bail!("store {url} lives inside one process; cusaxctl cannot reach it");
+    }
+    let store = cusax_store::open_url(&url).await?;
     let ctx = commands::Ctx {
         store,
         iterations: config.accounts.scram_iterations,

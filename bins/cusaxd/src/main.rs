@@ -2,9 +2,10 @@
 
 use clap::{Parser, Subcommand};
 use cusax_server::config::{self, LogFormat, Overrides};
-use cusax_server::{Server, logging};
+use cusax_server::{Listeners, Server, logging};
 use std::path::PathBuf;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
 #[command(
@@ -97,11 +98,14 @@ async fn main() -> anyhow::Result<()> {
             let mut cfg = config::load_for(common.config.as_deref(), &common.data_dir)?;
             overrides.apply(&mut cfg);
             logging::init(cfg.server.log_format);
+            cfg.validate()?;
+            // The binary binds; the library serves what it is given (ARCHITECTURE.md).
+            let listeners = Listeners::bind(&cfg)?;
             let running = Server {
                 config: cfg,
                 data_dir: common.data_dir,
             }
-            .start()
+            .start(listeners, CancellationToken::new())
             .await?;
             if let Some(path) = ready_file {
                 std::fs::write(&path, serde_json::to_vec(&running.listening)?)?;

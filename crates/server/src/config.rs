@@ -7,6 +7,10 @@ use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
+/// File name of the configuration inside the data directory (here, not in `datadir`, so
+/// that `datadir` imports `config` and not the other way round).
+pub const CONFIG_FILE: &str = "cusaxd.toml";
+
 /// The whole configuration file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -23,6 +27,17 @@ pub struct Config {
     pub tls: TlsSection,
     /// Credential derivation policy.
     pub accounts: AccountsSection,
+    /// Where the accounts and their data live.
+    pub store: StoreSection,
+}
+
+/// `[store]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSection {
+    /// `sqlite://PATH` (relative to the data directory) or `memory:`; unset: the SQLite file
+    /// `cusax.db` in the data directory.
+    pub url: Option<String>,
 }
 
 /// `[server]`
@@ -318,6 +333,10 @@ impl Config {
                 "tls.required and xmpp.dangerous_allow_plain contradict each other".into(),
             ));
         }
+        if let Some(url) = &self.store.url {
+            cusax_store::StoreUrl::parse(url)
+                .map_err(|e| ConfigError::Invalid(format!("store.url: {e}")))?;
+        }
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             return Err(ConfigError::Invalid(
                 "tls.cert and tls.key go together".into(),
@@ -435,6 +454,12 @@ required = false
 [accounts]
 # PBKDF2 iterations for SCRAM verifiers derived when a password is set.
 scram_iterations = 4096
+
+[store]
+# Where accounts, rosters, offline messages and SIP bindings live: "sqlite://PATH" (relative
+# paths under the data directory) or "memory:" (nothing survives a restart). cusaxctl edits
+# the same store, so it must be one both processes reach. Unset: the file cusax.db here.
+# url = "sqlite://cusax.db"
 "#
     )
 }
@@ -457,6 +482,15 @@ mod tests {
         assert!(Config::parse("[server]\ndomains = [\"bad domain\"]\n", Path::new("c")).is_err());
         assert!(Config::parse("[server]\ndomains = []\n", Path::new("c")).is_err());
         assert!(Config::parse("[tls]\ncert = \"a\"\n", Path::new("c")).is_err());
+    }
+
+    #[test]
+    fn store_url_is_checked_when_loading() {
+        let ok = Config::parse("[store]\nurl = \"memory:\"\n", Path::new("c")).expect("valid");
+        assert_eq!(ok.store.url.as_deref(), Some("memory:"));
+        let e = Config::parse("[store]\nurl = \"postgres://db\"\n", Path::new("c"))
+            .expect_err("no such backend");
+        assert!(e.to_string().contains("store.url"), "{e}");
     }
 }
 
@@ -506,7 +540,7 @@ pub fn load_for(config_file: Option<&Path>, data_dir: &Path) -> Result<Config, C
     match config_file {
         Some(f) => Config::load(f),
         None => {
-            let in_dir = data_dir.join(crate::datadir::CONFIG_FILE);
+            let in_dir = data_dir.join(CONFIG_FILE);
             if in_dir.exists() {
                 Config::load(&in_dir)
             } else {

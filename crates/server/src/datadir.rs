@@ -2,12 +2,12 @@
 //!
 //! A fresh directory is laid out on first start so that `cusaxd serve` needs no configuration.
 
+use cusax_store::{StoreUrl, UrlError};
 use std::path::{Path, PathBuf};
 
 /// File name of the SQLite store inside the data directory.
 pub const DB_FILE: &str = "cusax.db";
-/// File name of the configuration inside the data directory.
-pub const CONFIG_FILE: &str = "cusaxd.toml";
+pub use crate::config::CONFIG_FILE;
 /// File name of the admin API bearer token inside the data directory (mode 0600).
 pub const ADMIN_TOKEN_FILE: &str = "admin.token";
 
@@ -31,6 +31,16 @@ impl DataDir {
     /// The SQLite database file.
     pub fn db_path(&self) -> PathBuf {
         self.root.join(DB_FILE)
+    }
+
+    /// The store of a configuration (`store.url`), with a relative file path under this
+    /// directory; by default the SQLite file every data directory has had ([`DB_FILE`]).
+    pub fn store_url(&self, configured: Option<&str>) -> Result<StoreUrl, UrlError> {
+        let url = match configured {
+            Some(u) => StoreUrl::parse(u)?,
+            None => StoreUrl::sqlite_file(&self.db_path()),
+        };
+        Ok(url.relative_to(&self.root))
     }
 
     /// The configuration file written on first start.

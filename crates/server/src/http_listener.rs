@@ -1,6 +1,6 @@
 //! RFC 7081 §2 and §3.2: the HTTPS listener (provisioning today) with the domain's certificate.
 
-use crate::server::{Listening, Services, StartError};
+use crate::services::{Listening, Services, StartError};
 use cusax_http::{Peer, ProvisioningState, ServiceInfo, SipEndpoint, XmppEndpoint};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
@@ -8,31 +8,24 @@ use hyper_util::service::TowerToHyperService;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
 /// A TLS handshake that takes longer than this is dropped (slowloris guard).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Binds the HTTPS port and serves the router; returns the bound address.
-pub(crate) async fn start(
+/// Serves the router on the bound HTTPS listener; returns its address.
+pub(crate) fn start(
     services: &Services,
+    listener: std::net::TcpListener,
     listening: &Listening,
     admin: cusax_http::AdminState,
     tasks: &mut JoinSet<()>,
 ) -> Result<Option<SocketAddr>, StartError> {
-    let addr = SocketAddr::new(services.config.server.bind, services.config.http.port);
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| StartError::Listen {
-            what: "https",
-            addr,
-            source,
-        })?;
+    let listener = crate::listeners::tokio_listener(listener, "https")?;
     let local = listener.local_addr().map_err(|source| StartError::Listen {
         what: "https",
-        addr,
+        addr: SocketAddr::from(([0, 0, 0, 0], 0)),
         source,
     })?;
     let info = ServiceInfo {

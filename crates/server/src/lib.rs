@@ -1,21 +1,24 @@
 //! RFC 7081 §3.2 (service management): `cusaxd`'s configuration, data directory, TLS material,
 //! listeners and lifecycle, composed from the protocol crates.
 //!
-//! Libraries take bound listeners and a shutdown signal; the binary parses flags, calls
-//! [`Server::start`] and waits for a signal.
+//! Libraries take bound listeners and a shutdown signal; the binary parses flags, binds the
+//! [`Listeners`], calls [`Server::start`] and waits for a signal.
 
+mod changes;
 pub mod config;
 pub mod datadir;
 mod http_listener;
+pub mod listeners;
 mod live;
 pub mod logging;
 mod on_the_phone;
 mod server;
-mod sip_listener;
-mod sip_tcp;
-mod sip_udp;
+mod services;
+mod sip;
 pub mod tls;
 mod xmpp_listener;
 
 pub use config::Config;
-pub use server::{Listening, RunningServer, Server, Services, StartError};
+pub use listeners::{Listeners, SipListeners, XmppListeners};
+pub use server::{RunningServer, Server};
+pub use services::{Listening, Services, StartError};

@@ -1,7 +1,8 @@
 //! RFC 7081 §3.2: one service for the operator — the admin API's view of the running SIP and
 //! XMPP halves, and the Prometheus recorder with the gauges read at scrape time.
 
-use crate::sip_listener::SipContext;
+use crate::changes::Poke;
+use crate::sip::SipContext;
 use cusax_http::{BindingInfo, LiveState, MetricsRender, SessionInfo};
 use cusax_xmpp::XmppService;
 use cusax_xmpp_proto::stream::{StreamError, StreamErrorCondition};
@@ -11,14 +12,16 @@ use std::sync::{Arc, OnceLock};
 pub(crate) struct Live {
     pub(crate) sip: Arc<SipContext>,
     pub(crate) xmpp: XmppService,
-    pub(crate) store: Arc<cusax_store::sqlite::SqliteStore>,
+    pub(crate) store: Arc<dyn cusax_store::ServerStore>,
     pub(crate) scram_iterations: u32,
+    /// Wakes the change log's publisher, so that the new password reaches SIP and XMPP
+    /// through the bus at once.
+    pub(crate) poke: Poke,
 }
 
 #[async_trait::async_trait]
 impl LiveState for Live {
     async fn set_password(&self, account: &str, password: String) -> Result<bool, String> {
-        use cusax_store::AccountStore;
         let Ok(id) = cusax_account::AccountId::parse(account) else {
             return Ok(false);
         };
@@ -48,6 +51,7 @@ impl LiveState for Live {
             .set_credentials(&id, &creds)
             .await
             .map_err(|e| e.to_string())?;
+        self.poke.poke();
         Ok(true)
     }
 

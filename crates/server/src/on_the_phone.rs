@@ -1,17 +1,16 @@
 //! XEP-0108 §2.2 (user activity over PEP): the calls the SIP proxy sees become "on the phone"
 //! on XMPP.
 //!
-//! The one place that sees both services: it follows the proxy's call events, counts the
-//! calls of each local account, and tells the XMPP service when an account starts its first
-//! call and ends its last one ([`XmppService::set_in_call`]); whether contacts see anything
-//! is the user's opt-in, which the XMPP side checks. Missed events (a lagging receiver) are
-//! repaired from the proxy's list of calls in progress.
+//! The one place that sees both services: it follows the proxy's call states on the bus
+//! ([`Event::CallState`]), counts the calls of each local account, and tells the XMPP service
+//! when an account starts its first call and ends its last one ([`XmppService::set_in_call`]);
+//! whether contacts see anything is the user's opt-in, which the XMPP side checks. Missed
+//! events (a lagging subscriber) are repaired from the proxy's list of calls in progress.
 
 use cusax_account::AccountId;
-use cusax_sip::calls::CallEvent;
+use cusax_bus::{CallPhase, Event, RecvError, Subscription};
 use cusax_xmpp::XmppService;
 use std::collections::{HashMap, HashSet};
-use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 /// The calls each account is in (Call-IDs), so that several calls show as one.
@@ -67,7 +66,7 @@ impl InCall {
 /// Follows `events` until `shutdown`; `snapshot` lists the calls in progress (Call-ID and
 /// local accounts), read at start and after missed events.
 pub(crate) async fn run(
-    mut events: broadcast::Receiver<CallEvent>,
+    mut events: Subscription,
     snapshot: impl Fn() -> Vec<(String, Vec<AccountId>)> + Send,
     xmpp: XmppService,
     shutdown: CancellationToken,
@@ -83,17 +82,23 @@ pub(crate) async fn run(
             e = events.recv() => e,
         };
         match event {
-            Ok(CallEvent::Confirmed { account, call_id }) => {
-                if state.confirmed(account.clone(), call_id) {
-                    xmpp.set_in_call(&account, true).await;
+            Ok(Event::CallState(call)) if call.phase == CallPhase::Confirmed => {
+                for account in call.accounts {
+                    if state.confirmed(account.clone(), call.call_id.clone()) {
+                        xmpp.set_in_call(&account, true).await;
+                    }
                 }
             }
-            Ok(CallEvent::Ended { account, call_id }) => {
-                if state.ended(&account, &call_id) {
-                    xmpp.set_in_call(&account, false).await;
+            Ok(Event::CallState(call)) if call.phase == CallPhase::Ended => {
+                for account in &call.accounts {
+                    if state.ended(account, &call.call_id) {
+                        xmpp.set_in_call(account, false).await;
+                    }
                 }
             }
-            Err(broadcast::error::RecvError::Lagged(missed)) => {
+            // Other events (and call phases added later) are not about being on the phone.
+            Ok(_) => {}
+            Err(RecvError::Lagged(missed)) => {
                 tracing::warn!(
                     missed,
                     "call events lagged; re-reading the calls in progress"
@@ -102,7 +107,7 @@ pub(crate) async fn run(
                     xmpp.set_in_call(&account, on).await;
                 }
             }
-            Err(broadcast::error::RecvError::Closed) => return,
+            Err(RecvError::Closed) => return,
         }
     }
 }

@@ -1,21 +1,28 @@
-//! Start-up, the listeners' bound addresses, and graceful shutdown of `cusaxd`.
+//! RFC 7081 §3.2 (service management): start-up over bound listeners, and graceful
+//! shutdown of `cusaxd`.
+//!
+//! [`Server::start`] takes the [`Listeners`] the binary bound and a shutdown token; it
+//! opens the store by URL, loads TLS, starts the account change source on the bus and hands
+//! each protocol its sockets.
 
-use crate::config::{Config, ConfigError};
+use crate::config::Config;
 use crate::datadir::DataDir;
+use crate::listeners::Listeners;
+use crate::services::{Listening, Services, StartError};
 use crate::tls::{self, TlsFiles};
-use cusax_store::sqlite::SqliteStore;
-use cusax_store::{Change, ChangeLog, DomainStore};
-use serde::Serialize;
-use std::net::SocketAddr;
+use cusax_bus::{Bus, LocalBus};
+use cusax_store::ServerStore;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::broadcast;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-/// How often the account change log is polled for changes made by `cusaxctl`.
-const CHANGE_POLL: Duration = Duration::from_millis(200);
+/// Events the bus holds for a lagging subscriber. Binding changes come at the REGISTER
+/// rate and share the bus with account changes, whose subscribers resynchronise (the SIP
+/// account cache is dropped) when they miss any: 16 times the capacity the account change
+/// feed had alone.
+const BUS_CAPACITY: usize = 16 * cusax_bus::DEFAULT_CAPACITY;
 
 /// What `cusaxd` needs to start: a validated configuration and its data directory.
 #[derive(Debug, Clone)]
@@ -26,91 +33,30 @@ pub struct Server {
     pub data_dir: PathBuf,
 }
 
-/// The addresses actually bound, for the banner, tests (`--ready-file`) and scripts.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
-pub struct Listening {
-    /// SIP over UDP.
-    pub sip_udp: Option<SocketAddr>,
-    /// SIP over TCP.
-    pub sip_tcp: Option<SocketAddr>,
-    /// SIP over TLS.
-    pub sip_tls: Option<SocketAddr>,
-    /// XMPP client-to-server (STARTTLS).
-    pub xmpp: Option<SocketAddr>,
-    /// XMPP client-to-server over direct TLS (XEP-0368).
-    pub xmpp_tls: Option<SocketAddr>,
-    /// HTTPS.
-    pub http: Option<SocketAddr>,
-}
-
 /// A started server: its store, bound addresses and the handle to stop it.
 #[derive(Debug)]
 pub struct RunningServer {
     /// Bound addresses.
     pub listening: Listening,
     /// The shared account store.
-    pub store: Arc<SqliteStore>,
+    pub store: Arc<dyn ServerStore>,
     /// TLS files in use.
     pub tls: TlsFiles,
-    /// Account changes as they happen (from any process writing the store).
-    pub changes: broadcast::Sender<Change>,
+    /// Cluster events: account changes as they happen (from any process writing the store).
+    pub bus: Arc<dyn Bus>,
     shutdown: CancellationToken,
     tasks: JoinSet<()>,
 }
 
-/// Why the server could not start.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StartError {
-    /// The configuration is invalid.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// The data directory could not be prepared.
-    #[error("data directory {path}: {source}")]
-    DataDir {
-        /// The directory.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// The store could not be opened or migrated.
-    #[error(transparent)]
-    Store(#[from] cusax_store::StoreError),
-    /// TLS material could not be prepared.
-    #[error(transparent)]
-    Tls(#[from] tls::TlsError),
-    /// A listener could not be bound or started.
-    #[error("{what} on {addr}: {source}")]
-    Listen {
-        /// Which listener (`sip/udp`, `xmpp/c2s`, …).
-        what: &'static str,
-        /// The address it tried.
-        addr: SocketAddr,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-}
-
-/// What every protocol listener gets from the server: configuration, the store, TLS, the
-/// account change feed and the shutdown signal. Listeners spawn their tasks into `tasks`.
-#[derive(Debug, Clone)]
-pub struct Services {
-    /// The effective configuration.
-    pub config: Config,
-    /// The shared account store.
-    pub store: Arc<SqliteStore>,
-    /// The one TLS configuration for SIP and XMPP (RFC 7081 §7 parity).
-    pub tls: Arc<rustls::ServerConfig>,
-    /// Account changes (lock, delete, password) as they happen.
-    pub changes: broadcast::Sender<Change>,
-    /// Cancelled when the server stops.
-    pub shutdown: CancellationToken,
-}
-
 impl Server {
     /// Prepares the data directory, opens the store, creates the served domains, loads TLS
-    /// and starts every listener. Returns once all listeners are bound.
-    pub async fn start(self) -> Result<RunningServer, StartError> {
+    /// and starts serving on `listeners`. The server stops when `shutdown` is cancelled or
+    /// [`RunningServer::stop`] is called.
+    pub async fn start(
+        self,
+        listeners: Listeners,
+        shutdown: CancellationToken,
+    ) -> Result<RunningServer, StartError> {
         self.config.validate()?;
         tls::install_crypto_provider();
         let domains = self.config.domains()?;
@@ -121,12 +67,17 @@ impl Server {
                     path: self.data_dir.clone(),
                     source,
                 })?;
-        let store = Arc::new(SqliteStore::open(&dir.db_path()).await?);
-        // Verifiers are not passwords, but they are secrets all the same.
-        crate::datadir::restrict(&dir.db_path(), 0o600).map_err(|source| StartError::DataDir {
-            path: dir.db_path(),
-            source,
-        })?;
+        let url = dir
+            .store_url(self.config.store.url.as_deref())
+            .map_err(cusax_store::StoreError::from)?;
+        let store = cusax_store::open_url(&url).await?;
+        if let Some(file) = url.file() {
+            // Verifiers are not passwords, but they are secrets all the same.
+            crate::datadir::restrict(file, 0o600).map_err(|source| StartError::DataDir {
+                path: file.to_owned(),
+                source,
+            })?;
+        }
         for d in &domains {
             store.ensure_domain(d).await?;
         }
@@ -139,80 +90,102 @@ impl Server {
         let tls_files = tls::ensure_cert(&dir, configured, &self.config.server.domains)?;
         let tls_config = tls::server_config_min(&tls_files, &self.config.tls.min_version)?;
 
-        let shutdown = CancellationToken::new();
+        let shutdown = shutdown.child_token();
         let mut tasks = JoinSet::new();
-        let (changes, _) = broadcast::channel(1024);
+        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new(BUS_CAPACITY));
+        let poke = crate::changes::Poke::default();
         let start_seq = store.last_change().await?;
-        tasks.spawn(poll_changes(
-            store.clone(),
-            start_seq,
-            changes.clone(),
-            shutdown.clone(),
-        ));
-
         let services = Services {
             config: self.config.clone(),
             store: store.clone(),
             tls: tls_config,
-            changes: changes.clone(),
+            bus: bus.clone(),
             shutdown: shutdown.clone(),
         };
-        let mut listening = Listening::default();
-        let (sip, sip_ctx) = crate::sip_listener::start(&services, &mut tasks).await?;
-        (listening.sip_udp, listening.sip_tcp, listening.sip_tls) = (sip.udp, sip.tcp, sip.tls);
-        let (xmpp, xmpp_tls, xmpp_service) =
-            crate::xmpp_listener::start(&services, &mut tasks).await?;
-        (listening.xmpp, listening.xmpp_tls) = (xmpp, xmpp_tls);
-        // XEP-0108: calls on the SIP side show as "on the phone" on the XMPP side.
-        let calls = sip_ctx.clone();
-        tasks.spawn(crate::on_the_phone::run(
-            sip_ctx.core.calls().subscribe(),
-            move || calls.core.calls().snapshot(),
-            xmpp_service.clone(),
+        // Consumers subscribe while starting, before the source runs: no change is lost.
+        let listening =
+            start_protocols(&services, listeners, poke.clone(), &dir, &mut tasks).await?;
+        tasks.spawn(crate::changes::publish_account_changes(
+            store.clone(),
+            start_seq,
+            bus.clone(),
+            poke,
             shutdown.clone(),
         ));
-        let token = dir.admin_token().map_err(|source| StartError::DataDir {
-            path: dir.admin_token_path(),
-            source,
-        })?;
-        let live = Arc::new(crate::live::Live {
-            sip: sip_ctx,
-            xmpp: xmpp_service,
-            store: store.clone(),
-            scram_iterations: self.config.accounts.scram_iterations,
-        });
-        let admin = cusax_http::AdminState::new(&token, live.clone(), crate::live::metrics(live));
-        listening.http =
-            crate::http_listener::start(&services, &listening, admin, &mut tasks).await?;
         tracing::info!(
             version = env!("CARGO_PKG_VERSION"),
             data_dir = %self.data_dir.display(),
+            store = %url,
             domains = ?self.config.server.domains,
             new_config = wrote_config,
             self_signed_cert = tls_files.generated,
             "cusaxd started"
         );
-        for (what, addr) in [
-            ("sip/udp", listening.sip_udp),
-            ("sip/tcp", listening.sip_tcp),
-            ("sip/tls", listening.sip_tls),
-            ("xmpp/c2s", listening.xmpp),
-            ("xmpp/c2s-tls", listening.xmpp_tls),
-            ("https", listening.http),
-        ] {
-            match addr {
-                Some(a) => tracing::info!(listener = what, addr = %a, "listening"),
-                None => tracing::info!(listener = what, "not enabled in this build"),
-            }
-        }
+        log_listening(&listening);
         Ok(RunningServer {
             listening,
             store,
             tls: tls_files,
-            changes,
+            bus,
             shutdown,
             tasks,
         })
+    }
+}
+
+/// Starts SIP, XMPP, "on the phone" and HTTPS on their sockets; returns the bound
+/// addresses.
+async fn start_protocols(
+    services: &Services,
+    listeners: Listeners,
+    poke: crate::changes::Poke,
+    dir: &DataDir,
+    tasks: &mut JoinSet<()>,
+) -> Result<Listening, StartError> {
+    let mut listening = Listening::default();
+    let (sip, sip_ctx) = crate::sip::start(services, listeners.sip, tasks).await?;
+    (listening.sip_udp, listening.sip_tcp, listening.sip_tls) = (sip.udp, sip.tcp, sip.tls);
+    let (xmpp, xmpp_tls, xmpp_service) =
+        crate::xmpp_listener::start(services, listeners.xmpp, tasks)?;
+    (listening.xmpp, listening.xmpp_tls) = (xmpp, xmpp_tls);
+    // XEP-0108: calls on the SIP side show as "on the phone" on the XMPP side.
+    let calls = sip_ctx.clone();
+    tasks.spawn(crate::on_the_phone::run(
+        services.bus.subscribe(),
+        move || calls.core.calls().snapshot(),
+        xmpp_service.clone(),
+        services.shutdown.clone(),
+    ));
+    let token = dir.admin_token().map_err(|source| StartError::DataDir {
+        path: dir.admin_token_path(),
+        source,
+    })?;
+    let live = Arc::new(crate::live::Live {
+        sip: sip_ctx,
+        xmpp: xmpp_service,
+        store: services.store.clone(),
+        scram_iterations: services.config.accounts.scram_iterations,
+        poke,
+    });
+    let admin = cusax_http::AdminState::new(&token, live.clone(), crate::live::metrics(live));
+    listening.http =
+        crate::http_listener::start(services, listeners.http, &listening, admin, tasks)?;
+    Ok(listening)
+}
+
+fn log_listening(listening: &Listening) {
+    for (what, addr) in [
+        ("sip/udp", listening.sip_udp),
+        ("sip/tcp", listening.sip_tcp),
+        ("sip/tls", listening.sip_tls),
+        ("xmpp/c2s", listening.xmpp),
+        ("xmpp/c2s-tls", listening.xmpp_tls),
+        ("https", listening.http),
+    ] {
+        match addr {
+            Some(a) => tracing::info!(listener = what, addr = %a, "listening"),
+            None => tracing::info!(listener = what, "not enabled in this build"),
+        }
     }
 }
 
@@ -232,32 +205,5 @@ impl RunningServer {
         }
         self.store.close().await;
         tracing::info!("cusaxd stopped");
-    }
-}
-
-/// Follows the store's change log and broadcasts every change (cache invalidation, locks).
-async fn poll_changes(
-    store: Arc<SqliteStore>,
-    mut seq: i64,
-    tx: broadcast::Sender<Change>,
-    shutdown: CancellationToken,
-) {
-    let mut tick = tokio::time::interval(CHANGE_POLL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        match store.changes_since(seq, 1000).await {
-            Ok(batch) => {
-                for c in batch {
-                    seq = c.seq;
-                    tracing::debug!(account = %c.account, kind = c.kind.as_str(), "account changed");
-                    let _ = tx.send(c);
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "polling the account change log failed"),
-        }
     }
 }

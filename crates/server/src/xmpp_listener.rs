@@ -10,7 +10,8 @@
 //! rustls' lazy acceptor, so the certificate is asked of the configured resolver with the
 //! connection's own ClientHello, the same question rustls then asks to pick it.
 
-use crate::server::{Services, StartError};
+use crate::listeners::XmppListeners;
+use crate::services::{Services, StartError};
 use async_trait::async_trait;
 use cusax_xmpp::{Connection, Io, TlsUpgrade, XmppConfig, XmppService, XmppStore};
 use cusax_xmpp_proto::sasl::{ChannelBinding, ChannelBindingKind};
@@ -28,26 +29,16 @@ const MAX_CONNECTIONS: usize = 50_000;
 /// Time allowed for a TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// Binds the c2s listeners and spawns their accept loops; returns the STARTTLS and the
-/// direct-TLS addresses.
-pub(crate) async fn start(
+/// Serves the bound c2s listeners (accept loops spawned into `tasks`); returns the STARTTLS
+/// and the direct-TLS addresses.
+pub(crate) fn start(
     services: &Services,
+    listeners: XmppListeners,
     tasks: &mut JoinSet<()>,
 ) -> Result<(Option<SocketAddr>, Option<SocketAddr>, XmppService), StartError> {
     let cfg = &services.config;
-    let bind = |port: u16| SocketAddr::new(cfg.server.bind, port);
-    let tls_port = if cfg.xmpp.port == 0 {
-        0
-    } else {
-        cfg.xmpp.tls_port
-    };
-    let listen = |what: &'static str, addr: SocketAddr| async move {
-        TcpListener::bind(addr)
-            .await
-            .map_err(|source| StartError::Listen { what, addr, source })
-    };
-    let starttls = listen("xmpp/c2s", bind(cfg.xmpp.port)).await?;
-    let direct = listen("xmpp/c2s-tls", bind(tls_port)).await?;
+    let starttls = crate::listeners::tokio_listener(listeners.starttls, "xmpp/c2s")?;
+    let direct = crate::listeners::tokio_listener(listeners.direct_tls, "xmpp/c2s-tls")?;
     let addrs = (starttls.local_addr().ok(), direct.local_addr().ok());
 
     let xcfg = XmppConfig {
@@ -68,8 +59,9 @@ pub(crate) async fn start(
         ..XmppConfig::default()
     };
     let store: Arc<dyn XmppStore> = services.store.clone();
-    let service = XmppService::new(xcfg, store, services.shutdown.clone());
-    tasks.spawn(service.clone().watch_accounts(services.changes.subscribe()));
+    let service =
+        XmppService::with_bus(xcfg, store, services.bus.clone(), services.shutdown.clone());
+    tasks.spawn(service.clone().watch_accounts(services.bus.subscribe()));
 
     let upgrader: Arc<dyn TlsUpgrade> = Arc::new(Upgrader(services.tls.clone()));
     let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));

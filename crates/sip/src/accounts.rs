@@ -4,14 +4,14 @@
 
 use cusax_account::{AccountId, Alias, Aor, DigestAlgorithm, Domain};
 use cusax_sip_proto::digest::Algorithm;
-use cusax_store::{AccountStore, AliasStore, StoreError};
+use cusax_store::StoreError;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-/// What the registrar needs from the store to know an account.
-pub trait AccountSource: AccountStore + AliasStore {}
-impl<T: AccountStore + AliasStore + ?Sized> AccountSource for T {}
+/// What the registrar needs from the store to know an account (defined by the store, so
+/// that the server's `Arc<dyn ServerStore>` converts to it).
+pub use cusax_store::AccountSource;
 
 /// An account as the registrar sees it: no password, only the HA1s of its own realm.
 #[derive(Debug)]

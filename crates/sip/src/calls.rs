@@ -2,12 +2,16 @@
 //! events for the rest of the service — "on the phone" presence (XEP-0108; requirement CL-32, not in RFC 7081 itself),
 //! logs and metrics. Only dialog-level facts are kept: Call-ID, the local accounts in the
 //! call, and when it was confirmed.
+//!
+//! Each change is published on the bus as one [`cusax_bus::CallState`] (the server's bus
+//! after [`crate::SipCore::with_bus`], else a bus of this proxy's own); [`Calls::subscribe`]
+//! reads them back as one [`CallEvent`] per local account.
 
 use cusax_account::AccountId;
-use std::collections::HashMap;
-use std::sync::Mutex;
+use cusax_bus::{Bus, CallPhase, CallState, Event, LocalBus, Subscription, TryRecvError};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::broadcast;
 
 /// A change in a local user's calls.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,7 +42,7 @@ struct Call {
 #[derive(Debug)]
 pub struct Calls {
     map: Mutex<HashMap<String, Call>>,
-    tx: broadcast::Sender<CallEvent>,
+    bus: Arc<dyn Bus>,
     /// A call without BYE (a phone lost power) counts as ended after this long.
     pub max_length: Duration,
 }
@@ -50,14 +54,23 @@ impl Default for Calls {
 }
 
 impl Calls {
-    /// No calls; events go to [`Calls::subscribe`]rs.
+    /// No calls; events go to a bus of their own, read by [`Calls::subscribe`]rs.
     pub fn new() -> Self {
-        let (tx, _) = broadcast::channel(1024);
+        Self::with_bus(Arc::new(LocalBus::default()))
+    }
+
+    /// No calls; call states are published on `bus`.
+    pub fn with_bus(bus: Arc<dyn Bus>) -> Self {
         Self {
             map: Mutex::new(HashMap::new()),
-            tx,
+            bus,
             max_length: Duration::from_secs(12 * 3600),
         }
+    }
+
+    /// Publishes from now on to `bus` instead.
+    pub(crate) fn set_bus(&mut self, bus: Arc<dyn Bus>) {
+        self.bus = bus;
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Call>> {
@@ -66,9 +79,20 @@ impl Calls {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Events from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<CallEvent> {
-        self.tx.subscribe()
+    /// Events from now on, one per local account of each call state on the bus.
+    pub fn subscribe(&self) -> CallEvents {
+        CallEvents {
+            sub: self.bus.subscribe(),
+            pending: VecDeque::new(),
+        }
+    }
+
+    fn publish(&self, call_id: &str, accounts: Vec<AccountId>, phase: CallPhase) {
+        self.bus.publish(Event::CallState(CallState {
+            call_id: call_id.to_owned(),
+            accounts,
+            phase,
+        }));
     }
 
     /// Calls in progress.
@@ -105,13 +129,10 @@ impl Calls {
             }
         };
         if fresh {
-            for account in accounts {
+            for account in &accounts {
                 tracing::debug!(protocol = "sip", account = %account, call_id, "call confirmed");
-                let _ = self.tx.send(CallEvent::Confirmed {
-                    account,
-                    call_id: call_id.to_owned(),
-                });
             }
+            self.publish(call_id, accounts, CallPhase::Confirmed);
         }
     }
 
@@ -124,13 +145,10 @@ impl Calls {
     }
 
     fn announce_end(&self, call_id: &str, call: Call) {
-        for account in call.accounts {
+        for account in &call.accounts {
             tracing::debug!(protocol = "sip", account = %account, call_id, "call ended");
-            let _ = self.tx.send(CallEvent::Ended {
-                account,
-                call_id: call_id.to_owned(),
-            });
         }
+        self.publish(call_id, call.accounts, CallPhase::Ended);
     }
 
     /// Ends calls older than `max_length`; returns how many.
@@ -152,6 +170,47 @@ impl Calls {
         }
         n
     }
+}
+
+/// The call states of a bus subscription as [`CallEvent`]s, one per local account.
+#[derive(Debug)]
+pub struct CallEvents {
+    sub: Subscription,
+    pending: VecDeque<CallEvent>,
+}
+
+impl CallEvents {
+    /// The next call event if one is waiting; other bus events are skipped.
+    pub fn try_recv(&mut self) -> Result<CallEvent, TryRecvError> {
+        loop {
+            if let Some(e) = self.pending.pop_front() {
+                return Ok(e);
+            }
+            if let Event::CallState(c) = self.sub.try_recv()? {
+                self.pending.extend(per_account(c));
+            }
+        }
+    }
+}
+
+/// One [`CallEvent`] per account of a call state (a phase added later yields none).
+fn per_account(c: CallState) -> Vec<CallEvent> {
+    let CallState {
+        call_id,
+        accounts,
+        phase,
+    } = c;
+    accounts
+        .into_iter()
+        .filter_map(|account| {
+            let call_id = call_id.clone();
+            match phase {
+                CallPhase::Confirmed => Some(CallEvent::Confirmed { account, call_id }),
+                CallPhase::Ended => Some(CallEvent::Ended { account, call_id }),
+                _ => None,
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

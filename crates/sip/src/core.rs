@@ -190,6 +190,15 @@ impl SipCore {
         }
     }
 
+    /// Publishes binding changes (the location service) and call states (the proxy) on
+    /// `bus`, the server's cluster bus; without it, bindings are not announced and call
+    /// states go to a bus of the core's own that [`crate::calls::Calls::subscribe`] reads.
+    pub fn with_bus(mut self, bus: Arc<dyn cusax_bus::Bus>) -> Self {
+        self.location.set_bus(bus.clone());
+        self.calls.set_bus(bus);
+        self
+    }
+
     /// Calls in progress and their events ("on the phone", XEP-0108 and requirement CL-32).
     pub fn calls(&self) -> &crate::calls::Calls {
         &self.calls

@@ -8,11 +8,15 @@
 //! loses at most the changes of the last interval (the client re-registers). Expired bindings
 //! are dropped from memory by [`Location::sweep`] and from the store by its purge.
 //! The hot path takes one shard lock and never touches the store.
+//!
+//! Every change of an AOR's bindings (a REGISTER, a removal, an expiry) is published on the
+//! bus, when one is set, as a [`BindingChanged`] with the number of contacts left.
 
 use cusax_account::Aor;
+use cusax_bus::{BindingChanged, Bus, Event};
 use cusax_store::{Binding, LocationStore, StoreError};
 use std::collections::{HashMap, HashSet};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 const SHARDS: usize = 16;
 
@@ -26,6 +30,8 @@ struct Shard {
 #[derive(Debug)]
 pub struct Location {
     shards: Box<[Mutex<Shard>]>,
+    /// Where binding changes are announced (`None`: nobody listens).
+    bus: Option<Arc<dyn Bus>>,
 }
 
 impl Default for Location {
@@ -48,6 +54,22 @@ impl Location {
     pub fn new() -> Self {
         Self {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            bus: None,
+        }
+    }
+
+    /// Announces binding changes on `bus` from now on.
+    pub fn set_bus(&mut self, bus: Arc<dyn Bus>) {
+        self.bus = Some(bus);
+    }
+
+    /// Publishes that `aor` has `contacts` bindings now.
+    fn announce(&self, aor: &str, contacts: usize) {
+        if let Some(bus) = &self.bus {
+            bus.publish(Event::BindingChanged(BindingChanged {
+                aor: aor.to_owned(),
+                contacts: u32::try_from(contacts).unwrap_or(u32::MAX),
+            }));
         }
     }
 
@@ -63,26 +85,30 @@ impl Location {
     pub fn update<R>(&self, aor: &Aor, f: impl FnOnce(&mut Vec<Binding>) -> (R, bool)) -> R {
         let mut shard = self.shard(aor.as_str());
         let Shard { map, dirty } = &mut *shard;
-        let (r, changed, empty) = match map.get_mut(aor.as_str()) {
+        let (r, changed, left) = match map.get_mut(aor.as_str()) {
             Some(list) => {
                 let (r, changed) = f(list);
-                (r, changed, list.is_empty())
+                (r, changed, list.len())
             }
             None => {
                 let mut list = Vec::new();
                 let (r, changed) = f(&mut list);
-                let empty = list.is_empty();
-                if !empty {
+                let left = list.len();
+                if left > 0 {
                     map.insert(aor.as_str().to_owned(), list);
                 }
-                (r, changed, empty)
+                (r, changed, left)
             }
         };
-        if empty {
+        if left == 0 {
             map.remove(aor.as_str());
         }
         if changed && !dirty.contains(aor.as_str()) {
             dirty.insert(aor.as_str().to_owned());
+        }
+        drop(shard);
+        if changed {
+            self.announce(aor.as_str(), left);
         }
         r
     }
@@ -140,14 +166,21 @@ impl Location {
     /// its own copy by the same rule, so nothing needs writing.
     pub fn sweep(&self, now: i64) -> usize {
         let mut n = 0;
+        let mut changed: Vec<(String, usize)> = Vec::new();
         for s in &*self.shards {
             let mut shard = s.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            shard.map.retain(|_, list| {
+            shard.map.retain(|aor, list| {
                 let before = list.len();
                 list.retain(|b| b.expires_at > now);
                 n += before - list.len();
+                if self.bus.is_some() && list.len() < before {
+                    changed.push((aor.clone(), list.len()));
+                }
                 !list.is_empty()
             });
+        }
+        for (aor, left) in changed {
+            self.announce(&aor, left);
         }
         n
     }

@@ -9,7 +9,6 @@ mod common;
 use common::*;
 use cusax_testkit::Cusaxd;
 use std::net::UdpSocket;
-use std::process::Command;
 use std::time::Duration;
 
 /// The Call-ID of the first request a sipp UAC traced in `message_file`.

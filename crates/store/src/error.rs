@@ -33,6 +33,9 @@ pub enum StoreError {
     /// The database itself failed (I/O, locking, connection).
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// The store URL names no backend this build has.
+    #[error(transparent)]
+    Url(#[from] crate::open::UrlError),
     /// Running the schema migrations failed.
     #[error("schema migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),

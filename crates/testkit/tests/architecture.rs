@@ -89,3 +89,273 @@ fn crate_table_matches_cargo_metadata_and_layers_point_down() {
         );
     }
 }
+
+/// The files of one source tree by module path: `src/a/b.rs` and `src/a/b/mod.rs` → `a::b`,
+/// `src/lib.rs` → the crate root (empty path).
+fn modules(src: &std::path::Path) -> BTreeMap<Vec<String>, std::path::PathBuf> {
+    let mut out = BTreeMap::new();
+    let mut dirs = vec![src.to_path_buf()];
+    // Bounded: a source tree is a few levels deep; 10 000 directories means something is wrong.
+    for _ in 0..10_000 {
+        let Some(dir) = dirs.pop() else { break };
+        for entry in std::fs::read_dir(&dir).expect("source directory").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            if path.extension().is_none_or(|e| e != "rs") {
+                continue;
+            }
+            let rel = path.strip_prefix(src).expect("under src");
+            let mut segs: Vec<String> = rel
+                .with_extension("")
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect();
+            if matches!(
+                segs.last().map(String::as_str),
+                Some("mod" | "lib" | "main")
+            ) {
+                segs.pop();
+            }
+            out.insert(segs, path);
+        }
+    }
+    out
+}
+
+/// The code of a file without line comments and without its trailing `#[cfg(test)] mod`
+/// (whose `use super::*` means the file itself, not its parent).
+fn code_of(text: &str) -> String {
+    let mut code = String::new();
+    for line in text.lines() {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with("#[cfg(test)]") {
+            break;
+        }
+        code.push_str(line.split("//").next().unwrap_or_default());
+        code.push('\n');
+    }
+    code
+}
+
+/// Every `crate::…` and `super::…` path in `code`, resolved against the file's own module
+/// `own` (`super` of `a::b` is `a`); `use` groups (`crate::{a, b::{c, d}}`) are expanded.
+fn used_paths(code: &str, own: &[String]) -> Vec<Vec<String>> {
+    let b = code.as_bytes();
+    let mut out = Vec::new();
+    for (start, keyword) in ["crate::", "super::"]
+        .iter()
+        .flat_map(|k| code.match_indices(k).map(move |(i, _)| (i, *k)))
+    {
+        let before = start.checked_sub(1).map(|i| b[i]);
+        if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c == b':')
+        {
+            continue; // part of another name, `$crate`, or a path that only goes through
+        }
+        let base = if keyword == "crate::" {
+            Vec::new()
+        } else {
+            own[..own.len().saturating_sub(1)].to_vec()
+        };
+        let mut i = start + keyword.len();
+        tree(b, &mut i, base, &mut out, 0);
+    }
+    out
+}
+
+/// Reads one path (or group of paths) of a `use` tree from `b[*i..]`, below `prefix`.
+fn tree(b: &[u8], i: &mut usize, mut prefix: Vec<String>, out: &mut Vec<Vec<String>>, depth: u32) {
+    let skip_ws = |i: &mut usize| {
+        while *i < b.len() && b[*i].is_ascii_whitespace() {
+            *i += 1;
+        }
+    };
+    // Bounded: a path has a handful of segments; groups nest a few levels at most.
+    for _ in 0..64 {
+        skip_ws(i);
+        if depth < 8 && *i < b.len() && b[*i] == b'{' {
+            *i += 1;
+            for _ in 0..256 {
+                skip_ws(i);
+                if *i >= b.len() || b[*i] == b'}' {
+                    *i += 1;
+                    return;
+                }
+                tree(b, i, prefix.clone(), out, depth + 1);
+                skip_ws(i);
+                if *i < b.len() && b[*i] == b',' {
+                    *i += 1;
+                }
+            }
+            return;
+        }
+        let from = *i;
+        while *i < b.len() && (b[*i].is_ascii_alphanumeric() || b[*i] == b'_') {
+            *i += 1;
+        }
+        let ident = String::from_utf8_lossy(&b[from..*i]).into_owned();
+        match ident.as_str() {
+            "" => break,
+            "self" => {}
+            "super" => {
+                prefix.pop();
+            }
+            _ => prefix.push(ident),
+        }
+        if b.get(*i..*i + 2) == Some(b"::") {
+            *i += 2;
+        } else {
+            // `as Name`, a glob, the end of the path: skip to the item's end.
+            while *i < b.len() && !matches!(b[*i], b',' | b'}' | b';' | b'(' | b'\n') {
+                *i += 1;
+            }
+            break;
+        }
+    }
+    out.push(prefix);
+}
+
+/// File → files it imports from, among the files of `src` whose module path starts with
+/// `scope` (empty: the whole crate).
+fn import_graph(src: &std::path::Path, scope: &[&str]) -> BTreeMap<String, Vec<String>> {
+    let mods = modules(src);
+    let in_scope =
+        |m: &[String]| m.len() >= scope.len() && scope.iter().zip(m).all(|(a, b)| a == b);
+    let name = |m: &[String]| {
+        mods[m]
+            .strip_prefix(src)
+            .expect("under src")
+            .display()
+            .to_string()
+    };
+    let mut graph = BTreeMap::new();
+    for (own, path) in mods.iter().filter(|(m, _)| in_scope(m)) {
+        let code = code_of(&std::fs::read_to_string(path).expect("source file"));
+        let mut targets: Vec<String> = used_paths(&code, own)
+            .into_iter()
+            .filter_map(|p| {
+                (0..=p.len())
+                    .rev()
+                    .map(|n| p[..n].to_vec())
+                    .find(|m| mods.contains_key(m))
+            })
+            .filter(|m| m != own && in_scope(m))
+            .map(|m| name(&m))
+            .collect();
+        targets.sort();
+        targets.dedup();
+        graph.insert(name(own), targets);
+    }
+    graph
+}
+
+/// A cycle in `graph`, as the files on it, or `None`.
+fn find_cycle(graph: &BTreeMap<String, Vec<String>>) -> Option<Vec<String>> {
+    // 0 = unvisited, 1 = on the current path, 2 = done.
+    let mut state: BTreeMap<&str, u8> = BTreeMap::new();
+    for start in graph.keys() {
+        if state.get(start.as_str()).copied().unwrap_or(0) != 0 {
+            continue;
+        }
+        let mut path: Vec<(&str, usize)> = vec![(start.as_str(), 0)];
+        state.insert(start, 1);
+        while let Some((node, next)) = path.last_mut() {
+            let edges = &graph[*node];
+            if *next == edges.len() {
+                state.insert(node, 2);
+                path.pop();
+                continue;
+            }
+            let to = edges[*next].as_str();
+            *next += 1;
+            match state.get(to).copied().unwrap_or(0) {
+                1 => {
+                    let from = path
+                        .iter()
+                        .position(|(n, _)| *n == to)
+                        .expect("on the path");
+                    let mut cycle: Vec<String> =
+                        path[from..].iter().map(|(n, _)| (*n).to_owned()).collect();
+                    cycle.push(to.to_owned());
+                    return Some(cycle);
+                }
+                0 => {
+                    state.insert(to, 1);
+                    path.push((to, 0));
+                }
+                _ => {}
+            }
+        }
+    }
+    None
+}
+
+#[test]
+fn the_checker_sees_use_groups_super_and_cycles() {
+    let own = vec!["sip".to_owned(), "udp".to_owned()];
+    let code = code_of(
+        "use super::context::{Ctx, X as Y};\nuse crate::{services::{A, B}, tls::{self}};\n\
+         // use crate::ignored::X;\nfn f() { crate::sip::dispatch::go(); }\n\
+         #[cfg(test)]\nmod tests { use super::*; }\n",
+    );
+    let mut got = used_paths(&code, &own);
+    got.sort();
+    let want: Vec<Vec<String>> = [
+        &["services", "A"][..],
+        &["services", "B"],
+        &["sip", "context", "Ctx"],
+        &["sip", "context", "X"],
+        &["sip", "dispatch", "go"],
+        &["tls"],
+    ]
+    .iter()
+    .map(|p| p.iter().map(|s| (*s).to_owned()).collect())
+    .collect();
+    assert_eq!(got, want);
+    let g = |edges: &[(&str, &str)]| {
+        let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (a, b) in edges {
+            m.entry((*a).to_owned()).or_default().push((*b).to_owned());
+            m.entry((*b).to_owned()).or_default();
+        }
+        m
+    };
+    assert_eq!(find_cycle(&g(&[("a", "b"), ("b", "c"), ("a", "c")])), None);
+    assert_eq!(
+        find_cycle(&g(&[("a", "b"), ("b", "c"), ("c", "a")])),
+        Some(vec!["a".into(), "b".into(), "c".into(), "a".into()])
+    );
+}
+
+#[test]
+fn server_crate_files_import_each_other_in_one_direction() {
+    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/../server/src");
+    let graph = import_graph(std::path::Path::new(src), &[]);
+    assert!(
+        graph.contains_key("sip/context.rs")
+            && graph["sip/udp.rs"].contains(&"sip/dispatch.rs".to_owned()),
+        "the checker reads the SIP module: {graph:?}"
+    );
+    assert_eq!(
+        find_cycle(&graph),
+        None,
+        "circular imports in crates/server: {graph:#?}"
+    );
+}
+
+#[test]
+fn client_sip_files_import_each_other_in_one_direction() {
+    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/../client/src");
+    let graph = import_graph(std::path::Path::new(src), &["sip"]);
+    assert!(
+        graph.contains_key("sip/ua.rs") && graph["sip/call.rs"].contains(&"sip/ua.rs".to_owned()),
+        "the checker reads the client's SIP module: {graph:#?}"
+    );
+    assert_eq!(
+        find_cycle(&graph),
+        None,
+        "circular imports in crates/client/src/sip: {graph:#?}"
+    );
+}

@@ -348,6 +348,7 @@ impl XmppService {
         };
         drop(full);
         tracing::info!(jid = %session.full, "c2s session bound");
+        self.announce_session(&session.account, &resource, true);
         // Handlers are boxed: their state exists while a stanza is handled, not while the
         // session waits, which is what an idle connection's task size is made of.
         Box::pin(modules::blocking::load(self, &session)).await;
@@ -396,6 +397,16 @@ impl XmppService {
         inbox.close();
         Box::pin(modules::presence::on_disconnect(self, &session)).await;
         tracing::info!(jid = %session.full, "c2s session ended");
+        // A session replaced by a new one with the same resource (RFC 6120 §7.7.2.2) ends
+        // after its successor was announced: the resource is still up.
+        if self
+            .inner
+            .router
+            .session(&session.bare, &resource)
+            .is_none()
+        {
+            self.announce_session(&session.account, &resource, false);
+        }
     }
 }
 

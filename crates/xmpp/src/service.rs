@@ -5,16 +5,18 @@ use crate::config::XmppConfig;
 use crate::router::Router;
 use crate::throttle::AuthThrottle;
 use cusax_account::AccountId;
-use cusax_store::{Change, ChangeKind, Store, XmppDataStore};
+use cusax_bus::{
+    AccountChangeKind, AccountChanged, Bus, Event, LocalBus, RecvError, SessionChanged,
+    Subscription,
+};
 use cusax_xmpp_proto::sasl::FakeSaltKey;
 use cusax_xmpp_proto::stream::{StreamError, StreamErrorCondition};
 use std::sync::Arc;
-use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-/// Everything the XMPP service needs from the store.
-pub trait XmppStore: Store + XmppDataStore {}
-impl<T: Store + XmppDataStore> XmppStore for T {}
+/// Everything the XMPP service needs from the store (defined by the store, so that the
+/// server's `Arc<dyn ServerStore>` converts to it).
+pub use cusax_store::XmppStore;
 
 /// The XMPP service: one per server process, shared by every connection.
 #[derive(Clone)]
@@ -31,6 +33,8 @@ pub(crate) struct Inner {
     pub(crate) shutdown: CancellationToken,
     /// XEP-0163 PEP items and the interests of available resources.
     pub(crate) pep: crate::modules::pep::Pep,
+    /// Where sessions going up and down are announced.
+    pub(crate) bus: Arc<dyn Bus>,
 }
 
 impl std::fmt::Debug for XmppService {
@@ -43,7 +47,19 @@ impl std::fmt::Debug for XmppService {
 
 impl XmppService {
     /// A service over `store`; sessions end with `system-shutdown` when `shutdown` fires.
+    /// Session events go to a bus of its own ([`XmppService::with_bus`] names the server's).
     pub fn new(config: XmppConfig, store: Arc<dyn XmppStore>, shutdown: CancellationToken) -> Self {
+        Self::with_bus(config, store, Arc::new(LocalBus::default()), shutdown)
+    }
+
+    /// [`XmppService::new`], announcing every bound session and its end on `bus`
+    /// ([`Event::SessionUp`], [`Event::SessionDown`]).
+    pub fn with_bus(
+        config: XmppConfig,
+        store: Arc<dyn XmppStore>,
+        bus: Arc<dyn Bus>,
+        shutdown: CancellationToken,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 config,
@@ -53,8 +69,22 @@ impl XmppService {
                 fake_salt: FakeSaltKey::random(),
                 shutdown,
                 pep: crate::modules::pep::Pep::default(),
+                bus,
             }),
         }
+    }
+
+    /// Announces that `account` bound (`up`) or ended the session of `resource`.
+    pub(crate) fn announce_session(&self, account: &AccountId, resource: &str, up: bool) {
+        let s = SessionChanged {
+            account: account.clone(),
+            resource: resource.to_owned(),
+        };
+        self.inner.bus.publish(if up {
+            Event::SessionUp(s)
+        } else {
+            Event::SessionDown(s)
+        });
     }
 
     /// The session registry.
@@ -67,32 +97,33 @@ impl XmppService {
         self.inner.config.domains.iter().any(|d| d == domain)
     }
 
-    /// Follows account changes: a locked or deleted account loses its sessions at once
-    /// (`not-authorized`); password changes apply at the next login.
-    pub async fn watch_accounts(self, mut changes: broadcast::Receiver<Change>) {
+    /// Follows account changes on the cluster bus: a locked or deleted account loses its
+    /// sessions at once (`not-authorized`); password changes apply at the next login.
+    pub async fn watch_accounts(self, mut events: Subscription) {
         loop {
-            let change = tokio::select! {
+            let event = tokio::select! {
                 () = self.inner.shutdown.cancelled() => return,
-                c = changes.recv() => c,
+                e = events.recv() => e,
             };
-            match change {
-                Ok(c) if c.kind == ChangeKind::Aliases => {
+            match event {
+                Ok(Event::AccountChanged(c)) if c.kind == AccountChangeKind::Aliases => {
                     // XEP-0152: contacts learn the new SIP addresses.
                     crate::modules::reach::republish(&self, &c.account).await;
                 }
-                Ok(c) => self.on_change(&c),
-                Err(broadcast::error::RecvError::Lagged(n)) => {
+                Ok(Event::AccountChanged(c)) => self.on_change(&c),
+                Ok(_) => {}
+                Err(RecvError::Lagged(n)) => {
                     tracing::warn!(missed = n, "account change feed lagged");
                 }
-                Err(broadcast::error::RecvError::Closed) => return,
+                Err(RecvError::Closed) => return,
             }
         }
     }
 
-    fn on_change(&self, c: &Change) {
+    fn on_change(&self, c: &AccountChanged) {
         let text = match c.kind {
-            ChangeKind::Locked => "account locked",
-            ChangeKind::Deleted => {
+            AccountChangeKind::Locked => "account locked",
+            AccountChangeKind::Deleted => {
                 self.inner.pep.forget(&c.account.to_string());
                 "account deleted"
             }

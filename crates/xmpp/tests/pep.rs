@@ -492,8 +492,9 @@ async fn alias_changes_republish_reachability() {
     w.mutual("alice", "bob").await;
     let (_bob, bob_in) = w.online("bob", "phone", None).await;
     drain(&bob_in).await;
-    let (tx, rx) = tokio::sync::broadcast::channel(8);
-    let watcher = tokio::spawn(w.svc.clone().watch_accounts(rx));
+    use cusax_bus::Bus;
+    let bus = cusax_bus::LocalBus::new(8);
+    let watcher = tokio::spawn(w.svc.clone().watch_accounts(bus.subscribe()));
     use cusax_store::AliasStore;
     w.store
         .add_alias(
@@ -502,12 +503,13 @@ async fn alias_changes_republish_reachability() {
         )
         .await
         .expect("alias");
-    tx.send(cusax_store::Change {
-        seq: 1,
-        account: id("alice"),
-        kind: cusax_store::ChangeKind::Aliases,
-    })
-    .expect("watcher listens");
+    bus.publish(cusax_bus::Event::AccountChanged(
+        cusax_bus::AccountChanged {
+            seq: 1,
+            account: id("alice"),
+            kind: cusax_bus::AccountChangeKind::Aliases,
+        },
+    ));
     let got = tokio::time::timeout(Duration::from_secs(5), bob_in.next())
         .await
         .expect("notified in time");
@@ -519,6 +521,6 @@ async fn alias_changes_republish_reachability() {
         reach_uris(&got[0]),
         vec!["sip:alice@x.test", "sip:+49301234@x.test;user=phone"]
     );
-    drop(tx);
+    drop(bus);
     watcher.await.expect("watcher ends with the feed");
 }

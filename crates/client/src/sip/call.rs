@@ -4,110 +4,23 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
+use cusax_sip_proto::Response;
 use cusax_sip_proto::message::{RequestBuilder, Scheme, Uri};
-use cusax_sip_proto::{Request, Response};
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
 
 use super::auth::DigestState;
+use super::context::{ALLOW, CallOptions, USER_AGENT, UaError, token};
 use super::dialog::Dialog;
-use super::ua::{ALLOW, Actor, CallOptions, Purpose, USER_AGENT, UaError, token};
+use super::state::{Call, Phase, Purpose};
+use super::ua::Actor;
 use crate::event::{CallDirection, CallState, Event};
 use crate::media::audio::AudioError;
 use crate::media::sdp::{self, LocalMedia, Negotiated};
 use crate::media::{MediaConfig, MediaStats, rtp};
-
-/// Where a call is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Phase {
-    Calling,
-    Ringing,
-    Answered,
-    Established,
-    /// Over; waiting only for the media task to finish the recording.
-    Ending,
-}
-
-/// The 2xx a callee retransmits until the ACK comes (§13.3.1.4).
-#[derive(Debug)]
-pub(super) struct Retransmit {
-    pub(super) bytes: Bytes,
-    pub(super) next: Instant,
-    pub(super) interval: Duration,
-    pub(super) give_up: Instant,
-}
-
-/// One call, either direction.
-#[derive(Debug)]
-pub(crate) struct Call {
-    pub(super) id: String,
-    pub(super) direction: CallDirection,
-    pub(super) phase: Phase,
-    pub(super) media_cfg: MediaConfig,
-    pub(super) rtp: Option<UdpSocket>,
-    pub(super) local: LocalMedia,
-    pub(super) local_sdp: Vec<u8>,
-    pub(super) media_stop: Option<watch::Sender<bool>>,
-    /// The outcome of offer/answer, once known.
-    pub(super) negotiated: Option<Negotiated>,
-    /// The final event, sent when the media task has finished.
-    pub(super) final_event: Option<Event>,
-    pub(super) dialog: Option<Dialog>,
-    // Caller side.
-    pub(super) target: String,
-    pub(super) from_tag: String,
-    pub(super) cseq: u32,
-    pub(super) invite: Option<Request>,
-    /// Calling anonymously (RFC 3323): From, Privacy and Call-Info follow.
-    pub(super) anonymous: bool,
-    pub(super) auth: Option<DigestState>,
-    pub(super) auth_failures: u8,
-    pub(super) provisional: bool,
-    /// Hang up as soon as possible: CANCEL on the first provisional, BYE on a 2xx.
-    pub(super) cancel_wanted: bool,
-    pub(super) cancel_sent: bool,
-    /// §9.1: without a final response 64·T1 after the CANCEL, the call is given up.
-    pub(super) cancel_deadline: Option<Instant>,
-    pub(super) ack: Option<Bytes>,
-    // Callee side.
-    pub(super) peer: SocketAddr,
-    pub(super) ok: Option<Retransmit>,
-    pub(super) offer_in_ack: bool,
-}
-
-impl Call {
-    /// The next callee-side 2xx retransmission.
-    pub(crate) fn next_timer(&self) -> Option<Instant> {
-        let ok = self.ok.as_ref().map(|r| r.next.min(r.give_up));
-        ok.into_iter().chain(self.cancel_deadline).min()
-    }
-
-    /// Stops the media task, if one runs.
-    pub(crate) fn stop_media(&mut self) {
-        if let Some(s) = self.media_stop.take() {
-            let _ = s.send(true);
-        }
-    }
-
-    pub(super) fn event(&self, state: CallState) -> Event {
-        let mut e = Event::call(&self.id, self.direction, state);
-        if state == CallState::Established
-            && let (
-                Some(n),
-                Event::CallState {
-                    codec, remote_rtp, ..
-                },
-            ) = (self.negotiated, &mut e)
-        {
-            *codec = Some(n.codec);
-            *remote_rtp = Some(n.remote.to_string());
-        }
-        e
-    }
-}
 
 /// Binds an RTP socket synchronously (the handlers are not async).
 fn bind_rtp(ip: std::net::IpAddr) -> std::io::Result<UdpSocket> {

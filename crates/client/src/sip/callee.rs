@@ -12,9 +12,11 @@ use cusax_sip_proto::transaction::{
 };
 use cusax_sip_proto::{Method, Request};
 
-use super::call::{Phase, Retransmit, recording_path, text};
+use super::call::{recording_path, text};
+use super::context::{ALLOW, USER_AGENT, token};
 use super::dialog::Dialog;
-use super::ua::{ALLOW, Actor, ServerKind, ServerTx, USER_AGENT, token};
+use super::state::{Phase, Retransmit, ServerKind, ServerTx};
+use super::ua::Actor;
 use crate::event::{CallDirection, CallState, Event};
 use crate::media::MediaConfig;
 use crate::media::sdp::{self, Negotiated};

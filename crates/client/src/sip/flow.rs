@@ -7,143 +7,13 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cusax_sip_proto::Response;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use super::keepalive::{self, Action, KeepAlive};
-use super::transport::{Inbound, OpenError, Transport};
-use super::ua::{Actor, ClientTx, Purpose};
+use super::state::{ClientTx, Link, Opened, Purpose};
+use super::transport::{Inbound, Transport};
+use super::ua::Actor;
 use crate::event::Event;
-
-/// Keep-alive and reconnection settings.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FlowConfig {
-    /// Send keep-alives while registered (RFC 5626 §4.4).
-    pub keepalive: bool,
-    /// The keep-alive interval; `None` takes the registrar's `Flow-Timer`, else the RFC 5626
-    /// §4.4.1 recommendation (120 s on TCP/TLS, 25 s on UDP). Each interval is drawn between
-    /// 80 % and 100 % of it.
-    pub keepalive_interval: Option<Duration>,
-    /// How long a ping waits for its pong (RFC 5626 §4.4.1: 10 s) before the flow is dead.
-    pub keepalive_timeout: Duration,
-    /// The first reconnection delay; it doubles per failure (RFC 5626 §4.5)…
-    pub reconnect_min: Duration,
-    /// …up to this bound. Each delay is drawn between 50 % and 100 % of the bound reached.
-    pub reconnect_max: Duration,
-}
-
-impl Default for FlowConfig {
-    /// Keep-alives on, interval from the registrar, 10 s pong timeout, reconnection after 1 s
-    /// doubling up to 60 s.
-    fn default() -> Self {
-        Self {
-            keepalive: true,
-            keepalive_interval: None,
-            keepalive_timeout: Duration::from_secs(10),
-            reconnect_min: Duration::from_secs(1),
-            reconnect_max: Duration::from_secs(60),
-        }
-    }
-}
-
-/// Consecutive failures and the delay before the next attempt.
-#[derive(Debug, Clone)]
-pub(crate) struct Backoff {
-    min: Duration,
-    max: Duration,
-    failures: u32,
-}
-
-impl Backoff {
-    pub(crate) fn new(min: Duration, max: Duration) -> Self {
-        Self {
-            min,
-            max: max.max(min),
-            failures: 0,
-        }
-    }
-
-    /// Counts one more failure and returns the wait before the next attempt: between half and
-    /// all of `min(max, min · 2^(failures − 1))`, `jitter` in [0, 1) choosing where.
-    pub(crate) fn next_delay(&mut self, jitter: f64) -> Duration {
-        self.failures = self.failures.saturating_add(1);
-        let doublings = self.failures.saturating_sub(1).min(31);
-        let bound = self.min.saturating_mul(1 << doublings).min(self.max);
-        bound.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
-    }
-
-    /// The number of the attempt the last delay leads to (1 for the first retry).
-    pub(crate) fn attempt(&self) -> u32 {
-        self.failures
-    }
-
-    /// A working flow: the next failure starts from `min` again.
-    pub(crate) fn reset(&mut self) {
-        self.failures = 0;
-    }
-}
-
-type Opened = Result<(Transport, mpsc::Receiver<Inbound>), OpenError>;
-
-/// Where the flow is.
-#[derive(Debug, Default)]
-pub(crate) enum Link {
-    /// Open; messages flow.
-    #[default]
-    Up,
-    /// Lost; the next attempt starts at this time.
-    Down(Instant),
-    /// An attempt is under way.
-    Connecting(oneshot::Receiver<Opened>),
-    /// Lost while shutting down: nothing more is tried.
-    Closed,
-}
-
-/// The flow state the user agent keeps next to its transport.
-#[derive(Debug)]
-pub(crate) struct Flow {
-    pub(crate) link: Link,
-    pub(crate) backoff: Backoff,
-    pub(crate) keepalive: Option<KeepAlive>,
-}
-
-impl Flow {
-    pub(crate) fn new(cfg: &FlowConfig) -> Self {
-        Self {
-            link: Link::Up,
-            backoff: Backoff::new(cfg.reconnect_min, cfg.reconnect_max),
-            keepalive: None,
-        }
-    }
-
-    pub(crate) fn is_up(&self) -> bool {
-        matches!(self.link, Link::Up)
-    }
-
-    pub(crate) fn is_connecting(&self) -> bool {
-        matches!(self.link, Link::Connecting(_))
-    }
-
-    /// The next keep-alive or reconnection time.
-    pub(crate) fn next_timer(&self) -> Option<Instant> {
-        match &self.link {
-            Link::Up => self.keepalive.as_ref().map(KeepAlive::next_timer),
-            Link::Down(at) => Some(*at),
-            Link::Connecting(_) | Link::Closed => None,
-        }
-    }
-}
-
-/// Resolves when the pending connection attempt ends (never when there is none).
-pub(crate) async fn opened(link: &mut Link) -> Opened {
-    match link {
-        Link::Connecting(rx) => rx.await.unwrap_or_else(|_| {
-            Err(OpenError::Io(std::io::Error::other(
-                "the connection attempt was abandoned",
-            )))
-        }),
-        _ => std::future::pending().await,
-    }
-}
 
 fn jitter() -> f64 {
     rand::random::<f64>()
@@ -302,6 +172,7 @@ impl Actor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sip::state::Backoff;
 
     fn secs(s: f64) -> Duration {
         Duration::from_secs_f64(s)

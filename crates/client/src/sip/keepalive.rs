@@ -8,12 +8,9 @@
 
 use std::time::{Duration, Instant};
 
+use super::stun::stun_binding_request;
 use super::transport::TransportKind;
 
-/// RFC 5389 §6: the magic cookie of every STUN message.
-const MAGIC: u32 = 0x2112_A442;
-const BINDING_REQUEST: u16 = 0x0001;
-const BINDING_SUCCESS: u16 = 0x0101;
 /// RFC 5389 §7.2.1: the first retransmission timeout of a STUN request over UDP.
 const STUN_RTO: Duration = Duration::from_millis(500);
 
@@ -23,29 +20,6 @@ pub(crate) fn default_interval(kind: TransportKind) -> Duration {
         TransportKind::Udp => Duration::from_secs(25),
         TransportKind::Tcp | TransportKind::Tls => Duration::from_secs(120),
     }
-}
-
-/// A STUN Binding request with transaction id `tid` (20 bytes, no attributes: RFC 5626 §8.1
-/// needs none).
-pub(crate) fn stun_binding_request(tid: [u8; 12]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(20);
-    out.extend_from_slice(&BINDING_REQUEST.to_be_bytes());
-    out.extend_from_slice(&0u16.to_be_bytes());
-    out.extend_from_slice(&MAGIC.to_be_bytes());
-    out.extend_from_slice(&tid);
-    out
-}
-
-/// The transaction id of a STUN Binding success response; `None` for anything else.
-pub(crate) fn stun_success(datagram: &[u8]) -> Option<[u8; 12]> {
-    if !cusax_sip_proto::stun::is_stun(datagram) {
-        return None;
-    }
-    let kind = u16::from_be_bytes([*datagram.first()?, *datagram.get(1)?]);
-    if kind != BINDING_SUCCESS {
-        return None;
-    }
-    datagram.get(8..20)?.try_into().ok()
 }
 
 /// What the keep-alive wants done.
@@ -169,6 +143,7 @@ pub(crate) fn jittered(base: Duration, jitter: f64) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sip::stun::stun_success;
 
     const T: Duration = Duration::from_secs(10);
 

@@ -9,49 +9,10 @@ use cusax_sip_proto::message::RequestBuilder;
 use cusax_sip_proto::message::headers::ContactValue;
 
 use super::auth::DigestState;
-use super::ua::{ALLOW, Actor, Purpose, USER_AGENT, token};
+use super::context::{ALLOW, USER_AGENT, token};
+use super::state::Purpose;
+use super::ua::Actor;
 use crate::event::Event;
-
-/// Registration state kept across refreshes (one Call-ID, increasing CSeq, §10.2.4).
-#[derive(Debug)]
-pub(crate) struct Registration {
-    call_id: String,
-    from_tag: String,
-    cseq: u32,
-    auth: Option<DigestState>,
-    auth_failures: u8,
-    /// The expiry asked for in the pending request (0 = removal).
-    asking: u32,
-    pub(crate) bound: bool,
-    /// When to refresh the binding.
-    pub(crate) refresh_at: Option<Instant>,
-}
-
-impl Registration {
-    pub(crate) fn new(_expires: u32) -> Self {
-        Self {
-            call_id: format!("{}@cusax", token(10)),
-            from_tag: token(6),
-            cseq: 0,
-            auth: None,
-            auth_failures: 0,
-            asking: 0,
-            bound: false,
-            refresh_at: None,
-        }
-    }
-
-    /// Whether the registrar holds our binding.
-    pub(crate) fn is_bound(&self) -> bool {
-        self.bound
-    }
-
-    /// Forgets the digest state (a reopened flow may reach a restarted server).
-    pub(crate) fn reset_auth(&mut self) {
-        self.auth = None;
-        self.auth_failures = 0;
-    }
-}
 
 /// Whether a failed REGISTER is worth retrying on a new flow (RFC 5626 §4.5 / RFC 7081 §2):
 /// no answer, or a server-side failure; refusals of the request itself (401, 403, 404…) are not.

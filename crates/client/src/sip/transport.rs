@@ -15,7 +15,7 @@ use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::keepalive;
+use super::stun;
 
 /// How long connecting (TCP, then the TLS handshake) may take before the attempt fails.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -275,7 +275,7 @@ async fn read_udp(sock: Arc<UdpSocket>, tx: mpsc::Sender<Inbound>, limits: Limit
         if data.iter().all(|&b| b == b'\r' || b == b'\n') {
             continue; // keep-alive
         }
-        let item = if let Some(tid) = keepalive::stun_success(data) {
+        let item = if let Some(tid) = stun::stun_success(data) {
             Inbound::StunSuccess(tid)
         } else {
             match parse_datagram(Bytes::copy_from_slice(data), &limits) {

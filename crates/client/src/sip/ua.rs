@@ -10,26 +10,20 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cusax_sip_proto::transaction::{
-    ClientInvite, ClientNonInvite, Output, ServerInvite, ServerNonInvite, TimerConfig,
-    TransactionKey,
+    ClientInvite, ClientNonInvite, Output, TimerConfig, TransactionKey,
 };
 use cusax_sip_proto::{Limits, Request, SipMessage, parse_datagram};
 use tokio::sync::{mpsc, oneshot};
 
 use super::auth::Secret;
-use super::call::Call;
-use super::flow::{Flow, FlowConfig};
-use super::register::Registration;
-use super::transport::{Inbound, Incoming, OpenError, TlsTarget, Transport, TransportKind};
+use super::context::{CallOptions, UaError};
+use super::state::{Call, ClientTx, Flow, FlowConfig, Purpose, Registration, ServerKind, ServerTx};
+use super::transport::{Inbound, Incoming, TlsTarget, Transport, TransportKind};
 use crate::event::Event;
 use crate::media::audio::AudioError;
 use crate::media::{AudioSource, Codec, MediaConfig, MediaStats};
-use crate::tls::{TlsError, TrustConfig};
+use crate::tls::TrustConfig;
 
-/// The `User-Agent` and `Server` value.
-pub(crate) const USER_AGENT: &str = concat!("cusax/", env!("CARGO_PKG_VERSION"));
-/// Methods this user agent accepts (`Allow`).
-pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS";
 /// How long shutting down waits for BYE/CANCEL/un-REGISTER answers and recordings.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -94,15 +88,6 @@ pub struct UaConfig {
     pub flow: FlowConfig,
 }
 
-/// Options of one call.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct CallOptions {
-    /// Hide who calls: From `"Anonymous" <sip:anonymous@anonymous.invalid>`, `Privacy: id`,
-    /// no `Call-Info` (RFC 3323 §4.1.1.3, RFC 3325, CUSAX CL-23). The proxy still knows the
-    /// caller from the digest authentication and may assert it to trusted peers.
-    pub anonymous: bool,
-}
-
 impl UaConfig {
     /// Defaults for an account: no registration, 300 s expiry, PCMU then PCMA, refusal of
     /// incoming calls, RFC 3261 timers.
@@ -139,43 +124,6 @@ impl UaConfig {
             config: self.tls.client_config()?,
             name: server_name,
         }))
-    }
-}
-
-/// Why a user agent operation failed.
-#[non_exhaustive]
-#[derive(Debug, thiserror::Error)]
-pub enum UaError {
-    /// A socket could not be opened.
-    #[error("transport: {0}")]
-    Io(#[from] std::io::Error),
-    /// The call target is not a SIP URI.
-    #[error("not a SIP URI: {0}")]
-    BadTarget(String),
-    /// The audio source or recording cannot be used.
-    #[error(transparent)]
-    Audio(#[from] AudioError),
-    /// The user agent task has ended.
-    #[error("the user agent has stopped")]
-    Stopped,
-    /// The TLS trust policy cannot be used (CA file unreadable, no roots).
-    #[error("TLS: {0}")]
-    Tls(#[from] TlsError),
-    /// The TLS server name is not a valid DNS name or IP address.
-    #[error("not a valid TLS server name: {0}")]
-    BadServerName(String),
-    /// The flow could not be opened: connection timed out, or the TLS handshake failed (an
-    /// untrusted certificate, or one for another name).
-    #[error("connecting to the server: {0}")]
-    Connect(OpenError),
-}
-
-impl From<OpenError> for UaError {
-    fn from(e: OpenError) -> Self {
-        match e {
-            OpenError::Io(e) => Self::Io(e),
-            e => Self::Connect(e),
-        }
     }
 }
 
@@ -296,32 +244,6 @@ impl UserAgent {
     }
 }
 
-/// What a client transaction is for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Purpose {
-    Register,
-    Bye(String),
-    Cancel(String),
-}
-
-#[derive(Debug)]
-pub(crate) enum ClientTx {
-    Invite(ClientInvite, String),
-    NonInvite(ClientNonInvite, Purpose),
-}
-
-#[derive(Debug)]
-pub(crate) struct ServerTx {
-    pub(crate) peer: SocketAddr,
-    pub(crate) kind: ServerKind,
-}
-
-#[derive(Debug)]
-pub(crate) enum ServerKind {
-    Invite(Box<ServerInvite>, String),
-    NonInvite(ServerNonInvite),
-}
-
 #[derive(Debug)]
 struct Shutdown {
     reply: Option<oneshot::Sender<()>>,
@@ -355,13 +277,6 @@ pub(crate) fn now() -> Instant {
     tokio::time::Instant::now().into_std()
 }
 
-/// A random lowercase hex token of `n` bytes (tags, branches, Call-IDs, cnonces).
-pub(crate) fn token(n: usize) -> String {
-    (0..n)
-        .map(|_| format!("{:02x}", rand::random::<u8>()))
-        .collect()
-}
-
 impl Actor {
     async fn run(mut self) {
         if self.cfg.register {
@@ -379,7 +294,7 @@ impl Actor {
                     Some(m) => self.on_inbound(now(), m),
                     None => self.flow_failed(now(), "connection closed", true),
                 },
-                r = super::flow::opened(&mut self.flow.link), if self.flow.is_connecting() => {
+                r = super::state::opened(&mut self.flow.link), if self.flow.is_connecting() => {
                     self.on_opened(now(), r);
                 }
                 c = self.commands.recv(), if self.shutdown.is_none() => match c {

@@ -562,6 +562,65 @@ async fn a_confirmed_call_is_an_event_until_bye() {
 }
 
 #[tokio::test]
+async fn call_states_are_published_on_the_bus() {
+    use cusax_bus::{Bus, CallPhase, CallState, Event, LocalBus, Subscription};
+    fn call_states(sub: &mut Subscription) -> Vec<CallState> {
+        let mut out = Vec::new();
+        while let Ok(e) = sub.try_recv() {
+            if let Event::CallState(c) = e {
+                out.push(c);
+            }
+        }
+        out
+    }
+    let mut h = harness().await;
+    let bus = std::sync::Arc::new(LocalBus::default());
+    h.core = h.core.with_bus(bus.clone());
+    let mut sub = bus.subscribe();
+    h.register_alice(C1).await;
+    let out = sends(h.call("bob", "hunter2", "sip:alice@example.org", "").await);
+    let rr = values(&forwarded_invite(&out), "Record-Route").join(", ");
+    assert_eq!(call_states(&mut sub), [], "nothing before the answer");
+    let up = answer(&h, &out, 200, "OK", "192.0.2.10:5062");
+    assert!(up.iter().any(|l| l.starts_with("SIP/2.0 200")), "{up:?}");
+    let confirmed = call_states(&mut sub);
+    assert_eq!(confirmed.len(), 1, "one event per call: {confirmed:?}");
+    assert_eq!(
+        (confirmed[0].call_id.as_str(), confirmed[0].phase),
+        ("call-1", CallPhase::Confirmed)
+    );
+    let mut parties: Vec<String> = confirmed[0]
+        .accounts
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    parties.sort();
+    assert_eq!(parties, ["alice@example.org", "bob@example.org"]);
+    let bye = request(&format!(
+        "BYE sip:caller@192.0.2.10:5062 SIP/2.0\n\
+         Via: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bKbye1\n\
+         Route: {rr}\n\
+         Max-Forwards: 70\n\
+         From: <sip:alice@example.org>;tag=callee\n\
+         To: <sip:bob@example.org>;tag=ft1\n\
+         Call-ID: call-1\nCSeq: 1 BYE\nContent-Length: 0\n\n"
+    ));
+    let out = sends(h.outcome(T0, &bye).await);
+    assert!(
+        out.iter()
+            .any(|s| first_line(s).starts_with("BYE sip:caller@"))
+    );
+    assert_eq!(
+        call_states(&mut sub),
+        [CallState {
+            call_id: "call-1".into(),
+            accounts: confirmed[0].accounts.clone(),
+            phase: CallPhase::Ended,
+        }]
+    );
+}
+
+#[tokio::test]
 async fn timer_c_ends_a_call_that_rings_forever_and_nothing_is_left() {
     let h = harness().await;
     h.register_alice(C1).await;

@@ -491,3 +491,52 @@ async fn a_digest_uri_naming_another_resource_is_refused() {
     }
     assert!(h.core.location().is_empty(), "nothing was bound");
 }
+
+#[tokio::test]
+async fn binding_changes_are_published_on_the_bus() {
+    use cusax_bus::{BindingChanged, Bus, Event, LocalBus, TryRecvError};
+    let mut h = harness().await;
+    let bus = Arc::new(LocalBus::default());
+    let mut sub = bus.subscribe();
+    h.core = h.core.with_bus(bus.clone());
+    let alice = |contacts| {
+        Event::BindingChanged(BindingChanged {
+            aor: "sip:alice@example.org".into(),
+            contacts,
+        })
+    };
+    let r = h
+        .auth_register(T0, "alice", "alice", "secret", Algorithm::Md5, "c1", C1)
+        .await;
+    assert_eq!(r.code(), 200);
+    assert_eq!(sub.try_recv(), Ok(alice(1)));
+    assert_eq!(
+        sub.try_recv(),
+        Err(TryRecvError::Empty),
+        "the challenge changed nothing"
+    );
+    let unreg = "Contact: <sip:alice@192.0.2.10:5062>;expires=0\n";
+    let r = h
+        .auth_register(
+            T0 + 1,
+            "alice",
+            "alice",
+            "secret",
+            Algorithm::Md5,
+            "c1",
+            unreg,
+        )
+        .await;
+    assert_eq!(r.code(), 200);
+    assert_eq!(sub.try_recv(), Ok(alice(0)));
+    // A binding that expires is a change too, announced when it is swept.
+    let r = h
+        .auth_register(T0 + 2, "alice", "alice", "secret", Algorithm::Md5, "c1", C1)
+        .await;
+    assert_eq!(r.code(), 200);
+    assert_eq!(sub.try_recv(), Ok(alice(1)));
+    assert_eq!(h.core.location().sweep(T0 + 2 + 3599), 0);
+    assert_eq!(sub.try_recv(), Err(TryRecvError::Empty));
+    assert_eq!(h.core.location().sweep(T0 + 2 + 3600), 1);
+    assert_eq!(sub.try_recv(), Ok(alice(0)));
+}

@@ -244,3 +244,9 @@ impl crate::ChangeLog for MemoryStore {
         Ok(self.lock().changes.last().map_or(0, |c| c.seq))
     }
 }
+
+#[async_trait]
+impl crate::ServerStore for MemoryStore {
+    /// Nothing to release: the data goes with the last reference.
+    async fn close(&self) {}
+}

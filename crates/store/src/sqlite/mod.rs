@@ -264,3 +264,10 @@ impl crate::ChangeLog for SqliteStore {
         Ok(row.get(0))
     }
 }
+
+#[async_trait]
+impl crate::ServerStore for SqliteStore {
+    async fn close(&self) {
+        SqliteStore::close(self).await;
+    }
+}

@@ -38,7 +38,7 @@ struct People {
 }
 
 /// Gives `dana` one of everything, and the others things that point at her.
-async fn populate<S: Store + XmppDataStore + LocationStore>(s: &S) -> People {
+async fn populate<S: Store + XmppDataStore + LocationStore + ?Sized>(s: &S) -> People {
     s.ensure_domain(&Domain::parse(DOMAIN).expect("valid"))
         .await
         .expect("domain");
@@ -114,7 +114,7 @@ async fn populate<S: Store + XmppDataStore + LocationStore>(s: &S) -> People {
 }
 
 /// Deletes dana and checks every store trait for what must be gone and what must stay.
-pub async fn battery<S: Store + XmppDataStore + LocationStore>(s: &S) {
+pub async fn battery<S: Store + XmppDataStore + LocationStore + ?Sized>(s: &S) {
     let p = populate(s).await;
     let (eve_version, _) = s.roster(&p.eve).await.expect("roster");
 

@@ -3,7 +3,10 @@
 use cusax_account::{AccountId, Alias, Credentials, DigestAlgorithm, Domain, Password, ScramHash};
 use cusax_store::memory::MemoryStore;
 use cusax_store::sqlite::SqliteStore;
-use cusax_store::{AccountStore, ChangeKind, ChangeLog, Store, StoreError};
+use cusax_store::{
+    AccountStore, ChangeKind, ChangeLog, ServerStore, Store, StoreError, StoreUrl, conformance_urls,
+};
+use std::sync::Arc;
 
 mod xmpp;
 // The location battery runs its own backends (including a reopened file).
@@ -275,4 +278,64 @@ async fn open_existing_refuses_missing_file() {
             .await
             .is_err()
     );
+}
+
+/// Every [`StoreUrl`] variant has a URL in [`conformance_urls`]; a backend added to `open`
+/// without one stops this from compiling (the match has no wildcard) or fails here.
+fn assert_every_backend_listed(urls: &[StoreUrl]) {
+    let mut seen = [false; 3];
+    for u in urls {
+        let i = match u {
+            StoreUrl::Memory => 0,
+            StoreUrl::SqliteMemory => 1,
+            StoreUrl::SqliteFile(_) => 2,
+        };
+        seen[i] = true;
+    }
+    assert!(
+        seen.iter().all(|s| *s),
+        "conformance_urls misses a backend: {urls:?}"
+    );
+}
+
+/// A fresh store of backend number `i`: file-backed URLs get their own directory per call.
+async fn fresh(i: usize, root: &std::path::Path, battery: &str) -> Arc<dyn ServerStore> {
+    let dir = root.join(format!("{i}-{battery}"));
+    std::fs::create_dir_all(&dir).expect("test directory");
+    let url = &conformance_urls(&dir)[i];
+    cusax_store::open(&url.to_string())
+        .await
+        .unwrap_or_else(|e| panic!("open {url}: {e}"))
+}
+
+/// The whole battery (accounts, XMPP data, location, deletion) on every backend `open`
+/// knows, each reached through its URL and used as the server uses it: `dyn ServerStore`.
+#[tokio::test]
+async fn every_backend_open_knows_passes_every_battery() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let urls = conformance_urls(root.path());
+    assert_every_backend_listed(&urls);
+    for (i, url) in urls.iter().enumerate() {
+        eprintln!("conformance: {url}");
+        let s = fresh(i, root.path(), "accounts").await;
+        battery(&*s).await;
+        s.close().await;
+        let s = fresh(i, root.path(), "xmpp").await;
+        xmpp::battery(&*s).await;
+        s.close().await;
+        let s = fresh(i, root.path(), "location").await;
+        location::battery(&*s).await;
+        s.close().await;
+        let s = fresh(i, root.path(), "deletion").await;
+        deletion::battery(&*s).await;
+        s.close().await;
+    }
+}
+
+#[tokio::test]
+async fn open_refuses_an_unknown_scheme_with_the_url_error() {
+    match cusax_store::open("postgres://localhost/cusax").await {
+        Err(StoreError::Url(e)) => assert_eq!(e.why, "unknown scheme"),
+        other => panic!("expected a URL error, got {other:?}"),
+    }
 }

@@ -6,7 +6,7 @@ use super::{creds, id};
 use cusax_store::{RosterItem, Store, StoreError, Subscription, XmppDataStore};
 
 /// Runs the XMPP-data battery against a store whose domain `xmpp.example` does not exist yet.
-pub async fn battery<S: Store + XmppDataStore>(s: &S) {
+pub async fn battery<S: Store + XmppDataStore + ?Sized>(s: &S) {
     s.ensure_domain(&cusax_account::Domain::parse("xmpp.example").expect("valid"))
         .await
         .expect("domain");
@@ -20,7 +20,7 @@ pub async fn battery<S: Store + XmppDataStore>(s: &S) {
     deletion(s, &ann, &ben).await;
 }
 
-async fn roster<S: Store + XmppDataStore>(
+async fn roster<S: Store + XmppDataStore + ?Sized>(
     s: &S,
     ann: &cusax_account::AccountId,
     ben: &cusax_account::AccountId,
@@ -80,7 +80,10 @@ async fn roster<S: Store + XmppDataStore>(
     assert_eq!(Subscription::Both.with_to(false), Subscription::From);
 }
 
-async fn vcard_offline_block<S: Store + XmppDataStore>(s: &S, ann: &cusax_account::AccountId) {
+async fn vcard_offline_block<S: Store + XmppDataStore + ?Sized>(
+    s: &S,
+    ann: &cusax_account::AccountId,
+) {
     assert_eq!(s.vcard(ann).await.expect("vcard"), None);
     s.set_vcard(ann, "<vCard xmlns='vcard-temp'><FN>Ann</FN></vCard>")
         .await
@@ -129,7 +132,7 @@ async fn vcard_offline_block<S: Store + XmppDataStore>(s: &S, ann: &cusax_accoun
     assert_eq!(s.private_xml(ann, "urn:x:a").await.expect("get"), None);
 }
 
-async fn private_xml<S: Store + XmppDataStore>(
+async fn private_xml<S: Store + XmppDataStore + ?Sized>(
     s: &S,
     ann: &cusax_account::AccountId,
     ben: &cusax_account::AccountId,
@@ -174,7 +177,7 @@ async fn private_xml<S: Store + XmppDataStore>(
     ));
 }
 
-async fn deletion<S: Store + XmppDataStore>(
+async fn deletion<S: Store + XmppDataStore + ?Sized>(
     s: &S,
     ann: &cusax_account::AccountId,
     ben: &cusax_account::AccountId,

@@ -5,9 +5,10 @@
 //! client registered or called on (RFC 5626 §5.3); responses go back on the connection the
 //! request came in on.
 
+use super::context::{CONN_QUEUE, ConnTx, SipContext};
+use super::dispatch::Next;
 use crate::config::SipSection;
-use crate::server::StartError;
-use crate::sip_listener::{CONN_QUEUE, ConnTx, Next, SipContext};
+use crate::services::StartError;
 use bytes::{Buf, Bytes, BytesMut};
 use cusax_sip::proxy::{Dest, NextHop};
 use cusax_sip::{Outcome, Peer, Transport};
@@ -25,19 +26,8 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 /// How long an outgoing connection may take to establish (TCP plus TLS handshake).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Binds a stream listener on `addr`.
-pub(crate) fn bind(
-    addr: SocketAddr,
-    what: &'static str,
-) -> Result<std::net::TcpListener, StartError> {
-    let err = |source| StartError::Listen { what, addr, source };
-    let std = std::net::TcpListener::bind(addr).map_err(err)?;
-    std.set_nonblocking(true).map_err(err)?;
-    Ok(std)
-}
-
 /// Client TLS settings for outgoing `sips:` connections: the system's trust anchors.
-pub(crate) fn client_config() -> Arc<rustls::ClientConfig> {
+pub(super) fn client_config() -> Arc<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     let found = rustls_native_certs::load_native_certs();
     for cert in found.certs {
@@ -51,7 +41,7 @@ pub(crate) fn client_config() -> Arc<rustls::ClientConfig> {
 }
 
 /// Spawns the accept loop of a bound listener (TLS when `tls` is given); returns its address.
-pub(crate) fn spawn(
+pub(super) fn spawn(
     ctx: &Arc<SipContext>,
     cfg: &SipSection,
     std: std::net::TcpListener,
@@ -120,7 +110,7 @@ async fn accept_loop(
 /// Opens a connection to `addr` for the proxy and sends `first` once it is up. The queue is
 /// registered at once, so that messages for the same destination wait for this connection
 /// instead of opening another.
-pub(crate) fn connect(ctx: Arc<SipContext>, transport: Transport, addr: SocketAddr, first: Bytes) {
+pub(super) fn connect(ctx: Arc<SipContext>, transport: Transport, addr: SocketAddr, first: Bytes) {
     let (tx, rx) = mpsc::channel(CONN_QUEUE);
     {
         let mut conns = ctx

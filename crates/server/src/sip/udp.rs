@@ -1,63 +1,40 @@
 //! RFC 3261 §18.1.1/§18.2 and RFC 3581: SIP over UDP — sized receive buffers, optional
-//! SO_REUSEPORT fan-out, responses sent where §18.2.2 and `rport` say.
+//! SO_REUSEPORT fan-out (the sockets are bound by [`Listeners`](crate::Listeners)), responses
+//! sent where §18.2.2 and `rport` say.
 
-use crate::config::SipSection;
-use crate::server::StartError;
-use crate::sip_listener::{Next, SipContext};
+use super::context::SipContext;
+use super::dispatch::Next;
+use crate::services::StartError;
 use bytes::Bytes;
 use cusax_sip::{Outcome, Peer, Transport};
-use socket2::{Domain, Protocol, Socket, Type};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use tokio::net::UdpSocket;
 use tokio::task::JoinSet;
 
-fn socket(addr: SocketAddr, recv_buffer: usize, reuse_port: bool) -> std::io::Result<UdpSocket> {
-    let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    if reuse_port {
-        s.set_reuse_port(true)?;
-    }
-    // The kernel may cap the size (net.core.rmem_max); a smaller buffer only drops bursts.
-    if let Err(e) = s.set_recv_buffer_size(recv_buffer) {
-        tracing::warn!(error = %e, "sip/udp: cannot size the receive buffer");
-    }
-    s.set_nonblocking(true)?;
-    s.bind(&addr.into())?;
-    UdpSocket::from_std(s.into())
-}
-
-/// Binds `sip.udp_sockets` sockets on `addr` (SO_REUSEPORT when more than one).
-pub(crate) fn bind(cfg: &SipSection, addr: SocketAddr) -> Result<Vec<UdpSocket>, StartError> {
-    let n = cfg.udp_sockets.clamp(1, 64);
-    let err = |source| StartError::Listen {
-        what: "sip/udp",
-        addr,
-        source,
-    };
-    let first = socket(addr, cfg.udp_recv_buffer, n > 1).map_err(err)?;
-    let bound = first.local_addr().map_err(err)?;
-    let mut socks = vec![first];
-    for _ in 1..n {
-        socks.push(socket(bound, cfg.udp_recv_buffer, true).map_err(err)?);
-    }
-    Ok(socks)
-}
-
-/// Spawns one receive loop per socket; returns the bound address.
-pub(crate) fn spawn(
+/// Spawns one receive loop per bound socket; returns the bound address.
+pub(super) fn spawn(
     ctx: &Arc<SipContext>,
-    socks: Vec<UdpSocket>,
+    socks: Vec<std::net::UdpSocket>,
     tasks: &mut JoinSet<()>,
-) -> SocketAddr {
+) -> Result<SocketAddr, StartError> {
     let mut bound = None;
     for s in socks {
-        bound = bound.or_else(|| s.local_addr().ok());
+        let addr = s
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+        let s = UdpSocket::from_std(s).map_err(|source| StartError::Listen {
+            what: "sip/udp",
+            addr,
+            source,
+        })?;
+        bound = bound.or(Some(addr));
         let s = Arc::new(s);
         let _ = ctx.udp.set(s.clone());
         tasks.spawn(receive_loop(ctx.clone(), s));
     }
-    bound.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)))
+    Ok(bound.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0))))
 }
 
 async fn receive_loop(ctx: Arc<SipContext>, sock: Arc<UdpSocket>) {
