@@ -350,7 +350,7 @@ impl XmppService {
         tracing::info!(jid = %session.full, "c2s session bound");
         // Handlers are boxed: their state exists while a stanza is handled, not while the
         // session waits, which is what an idle connection's task size is made of.
-        Box::pin(modules::blocking::load(self, &session)).await;
+        Box::pin(modules::session_started(self, &session)).await;
         let idle = tokio::time::sleep(cfg.idle_timeout);
         tokio::pin!(idle);
         loop {
@@ -394,7 +394,7 @@ impl XmppService {
             }
         }
         inbox.close();
-        Box::pin(modules::presence::on_disconnect(self, &session)).await;
+        Box::pin(modules::session_ended(self, &session)).await;
         tracing::info!(jid = %session.full, "c2s session ended");
     }
 }

@@ -9,7 +9,9 @@
 
 mod c2s;
 mod config;
+mod destination;
 pub mod modules;
+pub mod registry;
 mod router;
 mod service;
 mod stanza;
@@ -17,5 +19,6 @@ mod throttle;
 
 pub use c2s::{Connection, Io, TlsUpgrade};
 pub use config::XmppConfig;
+pub use destination::{Bounce, Component, Destination, S2sRouter};
 pub use router::{Delivery, Inbox, Router, SessionHandle};
 pub use service::{XmppService, XmppStore};

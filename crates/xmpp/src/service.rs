@@ -2,6 +2,7 @@
 //! router, settings — and its reaction to account changes made while it runs.
 
 use crate::config::XmppConfig;
+use crate::registry::{Module, Registry};
 use crate::router::Router;
 use crate::throttle::AuthThrottle;
 use cusax_account::AccountId;
@@ -29,8 +30,8 @@ pub(crate) struct Inner {
     pub(crate) throttle: AuthThrottle,
     pub(crate) fake_salt: FakeSaltKey,
     pub(crate) shutdown: CancellationToken,
-    /// XEP-0163 PEP items and the interests of available resources.
-    pub(crate) pep: crate::modules::pep::Pep,
+    /// What the feature modules registered (handlers, hooks, features, their state).
+    pub(crate) registry: Registry,
 }
 
 impl std::fmt::Debug for XmppService {
@@ -44,6 +45,20 @@ impl std::fmt::Debug for XmppService {
 impl XmppService {
     /// A service over `store`; sessions end with `system-shutdown` when `shutdown` fires.
     pub fn new(config: XmppConfig, store: Arc<dyn XmppStore>, shutdown: CancellationToken) -> Self {
+        Self::with_modules(config, store, shutdown, Vec::new())
+    }
+
+    /// Like [`new`](Self::new), with `extra` modules registered after the
+    /// [default ones](crate::modules::default_modules) (so their hooks of equal priority run
+    /// later, and a handler of theirs for a key a default module handles never answers).
+    pub fn with_modules(
+        config: XmppConfig,
+        store: Arc<dyn XmppStore>,
+        shutdown: CancellationToken,
+        extra: Vec<Arc<dyn Module>>,
+    ) -> Self {
+        let mut modules = crate::modules::default_modules();
+        modules.extend(extra);
         Self {
             inner: Arc::new(Inner {
                 config,
@@ -52,9 +67,19 @@ impl XmppService {
                 throttle: AuthThrottle::default(),
                 fake_salt: FakeSaltKey::random(),
                 shutdown,
-                pep: crate::modules::pep::Pep::default(),
+                registry: Registry::new(modules),
             }),
         }
+    }
+
+    /// The state a module made reachable with [`Registry::provide`], by its type.
+    pub fn module<T: std::any::Any + Send + Sync>(&self) -> Option<&T> {
+        self.inner.registry.state::<T>()
+    }
+
+    /// What the modules registered.
+    pub fn registry(&self) -> &Registry {
+        &self.inner.registry
     }
 
     /// The session registry.
@@ -93,7 +118,7 @@ impl XmppService {
         let text = match c.kind {
             ChangeKind::Locked => "account locked",
             ChangeKind::Deleted => {
-                self.inner.pep.forget(&c.account.to_string());
+                crate::modules::pep::state(self).forget(&c.account.to_string());
                 "account deleted"
             }
             _ => return,

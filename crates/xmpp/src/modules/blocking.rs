@@ -1,11 +1,16 @@
 //! XEP-0191: Blocking Command — block lists kept in the store and cached per online user.
 
 use super::{IqReply, Session};
+use crate::registry::{
+    Dests, Event, Hook, HookPoint, IqHandler, IqKind, IqRequest, Module, Registry, Scope,
+};
 use crate::service::XmppService;
 use crate::stanza::{error_reply, set_attr, stanza};
+use async_trait::async_trait;
 use cusax_xmpp_proto::stanza::StanzaErrorCondition as E;
 use minidom::Element;
 use std::collections::HashSet;
+use std::sync::Arc;
 
 /// The blocking namespace.
 pub const NS: &str = "urn:xmpp:blocking";
@@ -13,6 +18,39 @@ pub const NS: &str = "urn:xmpp:blocking";
 pub const NS_ERRORS: &str = "urn:xmpp:blocking:errors";
 /// Most entries per block list.
 const MAX_ITEMS: usize = 1000;
+
+/// The blocking command module; the block lists are cached in the router, which applies them
+/// to every stanza.
+#[derive(Debug)]
+pub struct Blocking;
+
+impl Module for Blocking {
+    fn name(&self) -> &'static str {
+        "blocking"
+    }
+
+    fn register(self: Arc<Self>, r: &mut Registry) {
+        r.feature(Scope::Server, NS);
+        r.iq(IqKind::BOTH, NS, None, Dests::OWN_ACCOUNT, self.clone());
+        r.hook(&[HookPoint::SessionStarted], 0, self);
+    }
+}
+
+#[async_trait]
+impl IqHandler for Blocking {
+    async fn handle(&self, req: &IqRequest<'_>) -> IqReply {
+        handle(req.svc, req.session, req.iq, req.payload).await
+    }
+}
+
+#[async_trait]
+impl Hook for Blocking {
+    async fn on(&self, svc: &XmppService, event: &Event<'_>) {
+        if let Event::SessionStarted { session } = event {
+            load(svc, session).await;
+        }
+    }
+}
 
 /// Loads the user's block list into the router cache when a session binds.
 pub async fn load(svc: &XmppService, session: &Session) {

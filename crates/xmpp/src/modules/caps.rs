@@ -98,7 +98,7 @@ pub(crate) fn on_presence(
     let caps = presence
         .get_child("c", NS)
         .and_then(|c| Some((c.attr("node")?, c.attr("ver")?)));
-    let caps_state = &svc.inner.pep.caps;
+    let caps_state = &super::pep::state(svc).caps;
     let mut map = caps_state.lock();
     let Some((node, ver)) = caps else {
         map.insert(session.id, Interest::Unfiltered);
@@ -148,7 +148,7 @@ pub(crate) fn on_answer(svc: &XmppService, session: &Session, iq: &Element) -> b
     let Some(id) = iq.attr("id").filter(|i| i.starts_with(ID_PREFIX)) else {
         return false;
     };
-    let mut map = svc.inner.pep.caps.lock();
+    let mut map = super::pep::state(svc).caps.lock();
     let Some(Interest::Asking {
         ver,
         iq_id,

@@ -1,6 +1,7 @@
 //! RFC 6121 §8.5: delivery rules for messages to local bare and full JIDs.
 
-use super::{Session, Target};
+use super::{Destination as Target, Session};
+use crate::registry::Event;
 use crate::service::XmppService;
 use crate::stanza::{error_reply, is_error};
 use cusax_account::AccountId;
@@ -24,17 +25,16 @@ pub async fn outbound(svc: &XmppService, session: &Session, el: Element, target:
             to_bare(svc, session, &own, el).await;
         }
         Target::LocalBare(id) => to_bare(svc, session, &id, el).await,
-        Target::LocalFull(id, res) => to_full(svc, session, &id, &res, el).await,
-        Target::Server => {
+        Target::LocalFull(id, full) => {
+            to_full(svc, session, &id, full.resource().as_str(), el).await;
+        }
+        Target::Server(_) => {
             if !is_error(&el) {
                 svc.reply(session, error_reply(&el, E::ServiceUnavailable));
             }
         }
-        Target::Remote(_) => {
-            if !is_error(&el) {
-                svc.reply(session, error_reply(&el, E::RemoteServerNotFound));
-            }
-        }
+        Target::Remote(to) => svc.route_remote(session, &to, el).await,
+        Target::Component(c, to) => c.stanza(svc, session, &to, el).await,
     }
 }
 
@@ -50,7 +50,7 @@ async fn to_full(svc: &XmppService, session: &Session, id: &AccountId, res: &str
         return;
     }
     if svc.deliver_full(&bare, res, el.clone()) {
-        return;
+        return delivered(svc, session, id, &el).await;
     }
     match el.attr("type").unwrap_or("normal") {
         "chat" | "normal" => to_bare(svc, session, id, el).await,
@@ -100,4 +100,15 @@ async fn to_bare(svc: &XmppService, session: &Session, id: &AccountId, el: Eleme
             s.send(el.clone());
         }
     }
+    delivered(svc, session, id, &el).await;
+}
+
+/// The modules learn of a message queued for local sessions.
+async fn delivered(svc: &XmppService, session: &Session, to: &AccountId, message: &Element) {
+    let event = Event::MessageDelivered {
+        session,
+        to,
+        message,
+    };
+    svc.fire(&event).await;
 }

@@ -23,16 +23,20 @@
 //! deletion (`feature-not-implemented`), access models other than `presence`
 //! (`precondition-not-met` in publish-options), persistent items, XEP-0033 replyto.
 
-use super::{IqReply, Session, Target, activity, caps, reach};
+use super::{Destination as Target, IqReply, Session, activity, caps, reach};
+use crate::registry::{
+    Dests, Event, Hook, HookPoint, Identity, IqHandler, IqKind, IqRequest, Module, Registry, Scope,
+};
 use crate::service::XmppService;
 use crate::stanza::{self, set_attr};
+use async_trait::async_trait;
 use cusax_account::AccountId;
 use cusax_store::RosterItem;
 use cusax_xmpp_proto::stanza::StanzaErrorCondition as E;
 use minidom::Element;
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// The pubsub namespace.
 pub const NS: &str = "http://jabber.org/protocol/pubsub";
@@ -85,7 +89,8 @@ impl Owner {
     }
 }
 
-/// PEP state of the whole service.
+/// The PEP module, which owns the PEP state of the whole service (reached by other modules
+/// through [`state`]).
 #[derive(Debug, Default)]
 pub(crate) struct Pep {
     owners: Mutex<HashMap<String, Owner>>,
@@ -121,10 +126,71 @@ impl Pep {
     }
 }
 
+/// The PEP state of the service.
+pub(crate) fn state(svc: &XmppService) -> &Pep {
+    // `XmppService::new` registers every default module, this one included.
+    svc.module::<Pep>()
+        .expect("the PEP module is one of the default modules")
+}
+
+impl Module for Pep {
+    fn name(&self) -> &'static str {
+        "pep"
+    }
+
+    fn register(self: Arc<Self>, r: &mut Registry) {
+        // XEP-0163 §6.1: every account is a PEP service.
+        r.identity(
+            Scope::Account,
+            Identity {
+                category: "pubsub",
+                kind: "pep",
+                name: None,
+            },
+        );
+        for f in ACCOUNT_FEATURES {
+            r.feature(Scope::Account, f);
+        }
+        r.iq(IqKind::BOTH, NS, None, Dests::ACCOUNTS, self.clone());
+        r.hook(
+            &[HookPoint::PresenceChanged, HookPoint::IqAnswer],
+            0,
+            self.clone(),
+        );
+        // Before the presence module's `unavailable` (the caps are the session's own).
+        r.hook(&[HookPoint::SessionEnded], 10, self.clone());
+        r.provide(self);
+    }
+}
+
+#[async_trait]
+impl IqHandler for Pep {
+    async fn handle(&self, req: &IqRequest<'_>) -> IqReply {
+        handle(req.svc, req.session, req.iq, req.payload, req.dest).await
+    }
+}
+
+#[async_trait]
+impl Hook for Pep {
+    async fn on(&self, svc: &XmppService, event: &Event<'_>) {
+        match event {
+            Event::PresenceChanged {
+                session,
+                presence,
+                initial,
+                roster,
+            } => on_available(svc, session, presence, *initial, roster).await,
+            Event::IqAnswer { session, iq } => on_server_answer(svc, session, iq).await,
+            Event::SessionEnded { session, .. } => self.caps.forget(session.id),
+            _ => {}
+        }
+    }
+}
+
 /// The nodes of an account that hold an item now.
 fn nodes(svc: &XmppService, bare: &str) -> Vec<String> {
     let mut v = vec![reach::NS.to_owned()];
-    svc.inner.pep.with_owner(bare, |o| {
+    state(svc).with_owner(bare, |o| {
         v.extend(o.published.keys().cloned());
         if o.phone_shown && !o.published.contains_key(activity::NS) {
             v.push(activity::NS.to_owned());
@@ -138,7 +204,7 @@ pub(crate) async fn current(svc: &XmppService, owner: &AccountId, node: &str) ->
     if node == reach::NS {
         return reach::item(svc, owner).await;
     }
-    svc.inner.pep.with_owner(&owner.to_string(), |o| {
+    state(svc).with_owner(&owner.to_string(), |o| {
         if node == activity::NS && o.phone_shown {
             return Some(activity::on_the_phone());
         }
@@ -155,7 +221,7 @@ fn item_el(ns: &str, item: &Item) -> Element {
 
 /// §4.3.1: the notification of `item` from `owner` (bare JID) to one resource.
 fn event(svc: &XmppService, owner: &str, to: &str, node: &str, item: &Item) -> Element {
-    let id = format!("pep-{}", svc.inner.pep.next());
+    let id = format!("pep-{}", state(svc).next());
     let mut msg = stanza::stanza(
         "message",
         &[
@@ -228,7 +294,7 @@ fn to_resources(svc: &XmppService, owner: &str, to: &str, node: &str, item: &Ite
         return;
     }
     for s in svc.inner.router.sessions(to) {
-        if s.presence.is_some() && svc.inner.pep.caps.wants(s.id, node) {
+        if s.presence.is_some() && state(svc).caps.wants(s.id, node) {
             s.send(event(
                 svc,
                 owner,
@@ -275,7 +341,7 @@ async fn send_last_items(svc: &XmppService, session: &Session, roster: &[RosterI
             continue;
         }
         for node in nodes(svc, &bare) {
-            if !svc.inner.pep.caps.wants(session.id, &node) {
+            if !state(svc).caps.wants(session.id, &node) {
                 continue;
             }
             if let Some(item) = current(svc, &owner, &node).await {
@@ -352,7 +418,7 @@ fn app_error(condition: E, name: &str, feature: Option<&str>) -> IqReply {
 }
 
 /// Handles `<pubsub/>` IQs addressed to an account: publish (own account) and items.
-pub async fn handle(
+async fn handle(
     svc: &XmppService,
     session: &Session,
     iq: &Element,
@@ -450,14 +516,14 @@ async fn publish(
     }
     let id = match item.attr("id") {
         Some(i) => i.to_owned(),
-        None => format!("{:x}", svc.inner.pep.next()),
+        None => format!("{:x}", state(svc).next()),
     };
     let new = Item {
         id: id.clone(),
         payload: payload.clone(),
     };
     let empty = is_empty_payload(payload);
-    let visible = svc.inner.pep.with_owner(&session.bare, |o| {
+    let visible = state(svc).with_owner(&session.bare, |o| {
         if empty {
             o.published.remove(node);
         } else {

@@ -2,14 +2,45 @@
 //! contacts), initial presence with probes, broadcast, directed presence, and the
 //! `unavailable` sent for a session that ends without one.
 
-use super::{Session, Target};
+use super::{Destination as Target, Session};
+use crate::registry::{Event, Hook, HookPoint, Module, Registry};
+use crate::router::SessionHandle;
 use crate::service::XmppService;
 use crate::stanza::{self, set_attr};
+use async_trait::async_trait;
 use cusax_account::AccountId;
 use cusax_store::RosterItem;
 use minidom::Element;
 use std::collections::HashSet;
 use std::sync::Arc;
+
+/// The presence module: the rules below are called for every presence stanza; the module
+/// hooks into the end of sessions.
+#[derive(Debug)]
+pub struct Presence;
+
+impl Module for Presence {
+    fn name(&self) -> &'static str {
+        "presence"
+    }
+
+    fn register(self: Arc<Self>, r: &mut Registry) {
+        r.hook(&[HookPoint::SessionEnded], 0, self);
+    }
+}
+
+#[async_trait]
+impl Hook for Presence {
+    async fn on(&self, svc: &XmppService, event: &Event<'_>) {
+        if let Event::SessionEnded {
+            session,
+            last: Some(last),
+        } = event
+        {
+            on_disconnect(svc, session, last).await;
+        }
+    }
+}
 
 /// Handles a presence stanza from a bound session.
 pub async fn outbound(svc: &XmppService, session: &Session, el: Element, target: Target) {
@@ -19,12 +50,16 @@ pub async fn outbound(svc: &XmppService, session: &Session, el: Element, target:
         (Some(k @ ("subscribe" | "subscribed" | "unsubscribe" | "unsubscribed")), true) => {
             let contact = match &target {
                 Target::LocalBare(id) | Target::LocalFull(id, _) => id.to_string(),
-                Target::Remote(j) => j.split('/').next().unwrap_or(j).to_owned(),
-                Target::OwnAccount | Target::Server => return,
+                Target::Remote(j) => j.to_bare().to_string(),
+                Target::OwnAccount | Target::Server(_) | Target::Component(..) => return,
             };
             subscription_from_user(svc, session, &contact, k).await;
         }
-        (None | Some("unavailable") | Some("error"), true) => directed(svc, session, el, &target),
+        (None | Some("unavailable") | Some("error"), true) => {
+            if let Some((to, el)) = directed(svc, session, el, &target) {
+                svc.route_remote(session, &to, el).await;
+            }
+        }
         _ => {} // probes from clients and unknown types are ignored
     }
 }
@@ -54,25 +89,32 @@ fn local_account(svc: &XmppService, jid: &str) -> Option<AccountId> {
 }
 
 /// §4.6: presence addressed to one entity; available presence is remembered so that the
-/// entity gets `unavailable` when the session ends.
-fn directed(svc: &XmppService, session: &Session, el: Element, target: &Target) {
+/// entity gets `unavailable` when the session ends. Returns what goes to a remote domain.
+fn directed(
+    svc: &XmppService,
+    session: &Session,
+    el: Element,
+    target: &Target,
+) -> Option<(jid::Jid, Element)> {
     if svc
         .inner
         .router
         .is_blocked(&session.bare, el.attr("to").unwrap_or_default())
     {
-        return;
+        return None;
     }
     let available = el.attr("type").is_none();
     let unavailable = el.attr("type") == Some("unavailable");
     let to = el.attr("to").unwrap_or_default().to_owned();
+    let mut remote = None;
     match target {
         Target::LocalBare(id) => to_available(svc, &id.to_string(), &el),
         Target::OwnAccount => to_available(svc, &session.bare, &el),
-        Target::LocalFull(id, res) => {
-            svc.deliver_full(&id.to_string(), res, el);
+        Target::LocalFull(id, full) => {
+            svc.deliver_full(&id.to_string(), full.resource().as_str(), el);
         }
-        Target::Server | Target::Remote(_) => {}
+        Target::Remote(j) => remote = Some((j.clone(), el)),
+        Target::Server(_) | Target::Component(..) => {}
     }
     if available || unavailable {
         svc.inner.router.update(&session.bare, session.id, |s| {
@@ -83,6 +125,7 @@ fn directed(svc: &XmppService, session: &Session, el: Element, target: &Target) 
             }
         });
     }
+    remote
 }
 
 /// §4.2–§4.5: broadcast of available or unavailable presence to subscribers and own
@@ -124,7 +167,13 @@ async fn broadcast(svc: &XmppService, session: &Session, mut el: Element) {
         }
         return;
     }
-    super::pep::on_available(svc, session, &el, !was_available, &roster).await;
+    let event = Event::PresenceChanged {
+        session,
+        presence: &el,
+        initial: !was_available,
+        roster: &roster,
+    };
+    svc.fire(&event).await;
     if was_available {
         return;
     }
@@ -363,6 +412,12 @@ pub async fn subscription_from_user(
             &[("type", kind), ("from", &session.bare), ("to", contact)],
         );
         subscription_to_contact(svc, &cid, &session.bare, kind, p).await;
+    } else if let Ok(to) = jid::Jid::new(contact) {
+        let p = stanza::stanza(
+            "presence",
+            &[("type", kind), ("from", &session.bare), ("to", contact)],
+        );
+        svc.route_remote(session, &to, p).await;
     }
     match kind {
         "subscribed" => {
@@ -466,11 +521,7 @@ pub fn is_hidden(item: &RosterItem) -> bool {
 }
 
 /// §4.5.2: a session that ends while available sends `unavailable` on its behalf.
-pub async fn on_disconnect(svc: &XmppService, session: &Session) {
-    svc.inner.pep.caps.forget(session.id);
-    let Some(handle) = svc.inner.router.unregister(&session.bare, session.id) else {
-        return;
-    };
+async fn on_disconnect(svc: &XmppService, session: &Session, handle: &SessionHandle) {
     if handle.presence.is_none() {
         return;
     }

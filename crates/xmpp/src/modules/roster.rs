@@ -1,12 +1,15 @@
 //! RFC 6121 §2: roster get, set, remove, pushes and versioning (§2.6).
 
 use super::{IqReply, Session};
+use crate::registry::{Dests, IqHandler, IqKind, IqRequest, Module, Registry, Scope};
 use crate::service::XmppService;
 use crate::stanza::{set_attr, stanza, text_el};
+use async_trait::async_trait;
 use cusax_account::AccountId;
 use cusax_store::RosterItem;
 use cusax_xmpp_proto::stanza::StanzaErrorCondition as E;
 use minidom::Element;
+use std::sync::Arc;
 
 /// The roster namespace.
 pub const NS: &str = "jabber:iq:roster";
@@ -14,6 +17,29 @@ pub const NS: &str = "jabber:iq:roster";
 const MAX_NAME: usize = 1024;
 /// Most groups per item.
 const MAX_GROUPS: usize = 64;
+
+/// The roster module.
+#[derive(Debug)]
+pub struct Roster;
+
+impl Module for Roster {
+    fn name(&self) -> &'static str {
+        "roster"
+    }
+
+    fn register(self: Arc<Self>, r: &mut Registry) {
+        r.feature(Scope::Server, NS);
+        r.feature(Scope::Server, "urn:xmpp:features:rosterver");
+        r.iq(IqKind::BOTH, NS, None, Dests::OWN_ACCOUNT, self);
+    }
+}
+
+#[async_trait]
+impl IqHandler for Roster {
+    async fn handle(&self, req: &IqRequest<'_>) -> IqReply {
+        handle(req.svc, req.session, req.iq, req.payload).await
+    }
+}
 
 /// The `<item/>` a client sees (the pending-in flag stays on the server).
 pub fn item_element(item: &RosterItem) -> Element {

@@ -15,27 +15,47 @@
 //! otherwise). Reads are open to authenticated local users only (there is no server-to-
 //! server link), which is the SEC-08 policy.
 
-use super::{IqReply, Session, Target};
+use super::{Destination as Target, IqReply};
+use crate::registry::{Dests, IqHandler, IqKind, IqRequest, Module, Registry, Scope};
 use crate::service::XmppService;
 use crate::stanza::text_el;
+use async_trait::async_trait;
 use cusax_account::{AccountId, Alias, Aor};
 use cusax_xmpp_proto::stanza::StanzaErrorCondition as E;
 use minidom::Element;
 use std::str::FromStr;
+use std::sync::Arc;
 
 /// The vcard-temp namespace.
 pub const NS: &str = "vcard-temp";
 /// Largest stored vCard, in bytes of XML.
 const MAX_VCARD: usize = 64 * 1024;
 
-/// Handles vCard get (own or another local account) and set (own only).
-pub async fn handle(
-    svc: &XmppService,
-    session: &Session,
-    iq: &Element,
-    payload: &Element,
-    target: &Target,
-) -> IqReply {
+/// The vcard-temp module.
+#[derive(Debug)]
+pub struct VCard;
+
+impl Module for VCard {
+    fn name(&self) -> &'static str {
+        "vcard"
+    }
+
+    fn register(self: Arc<Self>, r: &mut Registry) {
+        r.feature(Scope::Server, NS);
+        r.iq(IqKind::BOTH, NS, None, Dests::ANY, self);
+    }
+}
+
+#[async_trait]
+impl IqHandler for VCard {
+    /// vCard get (own or another local account) and set (own only).
+    async fn handle(&self, req: &IqRequest<'_>) -> IqReply {
+        handle(req).await
+    }
+}
+
+async fn handle(req: &IqRequest<'_>) -> IqReply {
+    let (svc, session, iq, payload, target) = (req.svc, req.session, req.iq, req.payload, req.dest);
     if payload.name() != "vCard" {
         return IqReply::Error(E::BadRequest);
     }
