@@ -333,20 +333,19 @@ impl XmppService {
         account: AccountId,
     ) {
         let full = stream.jid().clone();
-        let bare = account.to_string();
-        let resource = full.resource().as_str().to_owned();
+        // The account's own spelling (an account id is always a valid bare JID).
+        let bare = jid::BareJid::new(&account.to_string()).unwrap_or_else(|_| full.to_bare());
         let cfg = &self.inner.config;
-        let (id, inbox) = self
-            .inner
-            .router
-            .register(&bare, &resource, cfg.session_queue);
+        let (id, inbox) =
+            self.inner
+                .router
+                .register(bare.as_str(), full.resource().as_str(), cfg.session_queue);
         let session = Session {
             account,
             bare,
-            full: full.to_string(),
+            full,
             id,
         };
-        drop(full);
         tracing::info!(jid = %session.full, "c2s session bound");
         // Handlers are boxed: their state exists while a stanza is handled, not while the
         // session waits, which is what an idle connection's task size is made of.

@@ -54,7 +54,7 @@ impl Hook for Blocking {
 
 /// Loads the user's block list into the router cache when a session binds.
 pub async fn load(svc: &XmppService, session: &Session) {
-    if svc.inner.router.blocklist(&session.bare).is_some() {
+    if svc.inner.router.blocklist(session.bare.as_str()).is_some() {
         return;
     }
     let list = svc
@@ -65,7 +65,7 @@ pub async fn load(svc: &XmppService, session: &Session) {
         .unwrap_or_default();
     svc.inner
         .router
-        .set_blocklist(&session.bare, list.into_iter().collect());
+        .set_blocklist(session.bare.as_str(), list.into_iter().collect());
 }
 
 /// §3.3: the error for a stanza the user sent to a JID they block.
@@ -132,8 +132,10 @@ pub async fn handle(svc: &XmppService, session: &Session, iq: &Element, q: &Elem
                 .unwrap_or_default()
                 .into_iter()
                 .collect();
-            svc.inner.router.set_blocklist(&session.bare, list.clone());
-            for s in svc.inner.router.sessions(&session.bare) {
+            svc.inner
+                .router
+                .set_blocklist(session.bare.as_str(), list.clone());
+            for s in svc.inner.router.sessions(session.bare.as_str()) {
                 let to = format!("{}/{}", session.bare, s.resource);
                 let mut push = stanza("iq", &[("type", "set"), ("id", "block-push"), ("to", &to)]);
                 push.append_child(q.clone());

@@ -132,7 +132,7 @@ pub(crate) fn on_presence(
             ("type", "get"),
             ("id", &iq_id),
             ("from", domain),
-            ("to", &session.full),
+            ("to", session.full.as_str()),
         ],
     );
     let mut q = Element::bare("query", super::disco::NS_INFO);

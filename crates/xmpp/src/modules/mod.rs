@@ -25,6 +25,7 @@ use crate::stanza::{self, error_reply, is_error};
 use cusax_account::AccountId;
 use cusax_xmpp_proto::ns;
 use cusax_xmpp_proto::stanza::StanzaErrorCondition as E;
+use jid::{BareJid, FullJid};
 use minidom::Element;
 use std::sync::Arc;
 
@@ -52,11 +53,26 @@ pub struct Session {
     /// The authenticated account.
     pub account: AccountId,
     /// The account's bare JID.
-    pub bare: String,
+    pub bare: BareJid,
     /// The bound full JID.
-    pub full: String,
+    pub full: FullJid,
     /// The router's id of this session.
     pub id: u64,
+}
+
+impl Session {
+    /// The session of `account` bound to `resource` with the router's `id`; `Err` if the
+    /// resource is not a valid resourcepart (RFC 7622 §3.4).
+    pub fn new(account: AccountId, resource: &str, id: u64) -> Result<Self, jid::Error> {
+        let bare = BareJid::new(&account.to_string())?;
+        let full = bare.with_resource_str(resource)?;
+        Ok(Self {
+            account,
+            bare,
+            full,
+            id,
+        })
+    }
 }
 
 /// What an IQ handler answers.
@@ -73,7 +89,9 @@ pub enum IqReply {
 impl XmppService {
     /// Sends a stanza to one of the sender's own sessions.
     pub(crate) fn reply(&self, session: &Session, el: Element) {
-        self.inner.router.send_to(&session.bare, session.id, el);
+        self.inner
+            .router
+            .send_to(session.bare.as_str(), session.id, el);
     }
 
     /// Delivers to a full JID if that session exists and does not block the sender.
@@ -105,7 +123,10 @@ pub async fn session_started(svc: &XmppService, session: &Session) {
 /// A session ended: it leaves the router, then the modules clean up after it (RFC 6121
 /// §4.5.2: `unavailable` on its behalf).
 pub async fn session_ended(svc: &XmppService, session: &Session) {
-    let last = svc.inner.router.unregister(&session.bare, session.id);
+    let last = svc
+        .inner
+        .router
+        .unregister(session.bare.as_str(), session.id);
     svc.fire(&Event::SessionEnded {
         session,
         last: last.as_ref(),
@@ -118,7 +139,7 @@ pub async fn handle(svc: &XmppService, session: &Session, mut el: Element) {
     if el.ns() != ns::JABBER_CLIENT {
         return; // nonzas of extensions we do not offer (e.g. stream management)
     }
-    stanza::set_attr(&mut el, "from", session.full.clone());
+    stanza::set_attr(&mut el, "from", session.full.to_string());
     let dest = match Destination::resolve(svc, session, el.attr("to")) {
         Ok(t) => t,
         Err(()) => {
@@ -209,12 +230,12 @@ fn to_full_jid(
     request: bool,
 ) {
     let bare = id.to_string();
-    if svc.inner.router.is_blocked(&session.bare, &bare) && request {
+    if svc.inner.router.is_blocked(session.bare.as_str(), &bare) && request {
         return svc.reply(session, blocking::blocked_error(&el));
     }
     // XEP-0191 §3.3: from a JID the recipient blocks, a get or set is refused
     // (as if the session were not there), a result or error dropped.
-    if svc.inner.router.is_blocked(&bare, &session.full) {
+    if svc.inner.router.is_blocked(&bare, session.full.as_str()) {
         if request {
             svc.reply(session, error_reply(&el, E::ServiceUnavailable));
         }

@@ -87,7 +87,7 @@ pub async fn deliver(svc: &XmppService, session: &Session) {
     for xml in stored {
         match Element::from_str(&xml) {
             Ok(mut el) => {
-                set_attr(&mut el, "to", session.full.clone());
+                set_attr(&mut el, "to", session.full.to_string());
                 svc.reply(session, el);
             }
             Err(_) => tracing::warn!("dropping an unreadable stored message"),

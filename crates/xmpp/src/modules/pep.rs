@@ -332,12 +332,14 @@ async fn send_last_items(svc: &XmppService, session: &Session, roster: &[RosterI
         roster
             .iter()
             .filter(|i| i.subscription.has_to())
-            .filter(|i| !svc.inner.router.is_blocked(&session.bare, &i.jid))
+            .filter(|i| !svc.inner.router.is_blocked(session.bare.as_str(), &i.jid))
             .filter_map(|i| local_account(svc, &i.jid)),
     );
     for owner in owners {
         let bare = owner.to_string();
-        if owner != session.account && list_blocks(&block_list(svc, &owner).await, &session.bare) {
+        if owner != session.account
+            && list_blocks(&block_list(svc, &owner).await, session.bare.as_str())
+        {
             continue;
         }
         for node in nodes(svc, &bare) {
@@ -345,7 +347,10 @@ async fn send_last_items(svc: &XmppService, session: &Session, roster: &[RosterI
                 continue;
             }
             if let Some(item) = current(svc, &owner, &node).await {
-                svc.reply(session, event(svc, &bare, &session.full, &node, &item));
+                svc.reply(
+                    session,
+                    event(svc, &bare, session.full.as_str(), &node, &item),
+                );
             }
         }
     }
@@ -378,7 +383,7 @@ pub(crate) async fn on_server_answer(svc: &XmppService, session: &Session, iq: &
     let available = svc
         .inner
         .router
-        .update(&session.bare, session.id, |s| s.presence.is_some())
+        .update(session.bare.as_str(), session.id, |s| s.presence.is_some())
         .unwrap_or(false);
     if available {
         let roster = svc
@@ -523,7 +528,7 @@ async fn publish(
         payload: payload.clone(),
     };
     let empty = is_empty_payload(payload);
-    let visible = state(svc).with_owner(&session.bare, |o| {
+    let visible = state(svc).with_owner(session.bare.as_str(), |o| {
         if empty {
             o.published.remove(node);
         } else {
@@ -567,7 +572,7 @@ async fn items(svc: &XmppService, session: &Session, owner: &AccountId, req: &El
         if !svc.account_exists(owner).await {
             return IqReply::Error(E::ServiceUnavailable);
         }
-        if !may_retrieve(svc, owner, &session.bare).await {
+        if !may_retrieve(svc, owner, session.bare.as_str()).await {
             return app_error(E::NotAuthorized, "presence-subscription-required", None);
         }
     }

@@ -99,7 +99,7 @@ fn directed(
     if svc
         .inner
         .router
-        .is_blocked(&session.bare, el.attr("to").unwrap_or_default())
+        .is_blocked(session.bare.as_str(), el.attr("to").unwrap_or_default())
     {
         return None;
     }
@@ -109,7 +109,7 @@ fn directed(
     let mut remote = None;
     match target {
         Target::LocalBare(id) => to_available(svc, &id.to_string(), &el),
-        Target::OwnAccount => to_available(svc, &session.bare, &el),
+        Target::OwnAccount => to_available(svc, session.bare.as_str(), &el),
         Target::LocalFull(id, full) => {
             svc.deliver_full(&id.to_string(), full.resource().as_str(), el);
         }
@@ -117,13 +117,15 @@ fn directed(
         Target::Server(_) | Target::Component(..) => {}
     }
     if available || unavailable {
-        svc.inner.router.update(&session.bare, session.id, |s| {
-            if available {
-                s.directed.insert(to);
-            } else {
-                s.directed.remove(&to);
-            }
-        });
+        svc.inner
+            .router
+            .update(session.bare.as_str(), session.id, |s| {
+                if available {
+                    s.directed.insert(to);
+                } else {
+                    s.directed.remove(&to);
+                }
+            });
     }
     remote
 }
@@ -136,7 +138,7 @@ async fn broadcast(svc: &XmppService, session: &Session, mut el: Element) {
     let prio = priority(&el);
     let router = &svc.inner.router;
     let stored = available.then(|| Arc::new(el.clone()));
-    let Some((was_available, directed)) = router.update(&session.bare, session.id, |s| {
+    let Some((was_available, directed)) = router.update(session.bare.as_str(), session.id, |s| {
         let was = s.presence.is_some();
         s.presence = stored;
         s.priority = prio;
@@ -185,7 +187,7 @@ async fn broadcast(svc: &XmppService, session: &Session, mut el: Element) {
                 &[
                     ("type", "subscribe"),
                     ("from", &item.jid),
-                    ("to", &session.bare),
+                    ("to", session.bare.as_str()),
                 ],
             );
             svc.reply(session, req);
@@ -205,7 +207,11 @@ fn send_to_subscribers(
 ) -> HashSet<String> {
     let mut sent = HashSet::new();
     for item in roster.iter().filter(|i| i.subscription.has_from()) {
-        if svc.inner.router.is_blocked(&session.bare, &item.jid) {
+        if svc
+            .inner
+            .router
+            .is_blocked(session.bare.as_str(), &item.jid)
+        {
             continue;
         }
         if local_account(svc, &item.jid).is_some() {
@@ -215,7 +221,7 @@ fn send_to_subscribers(
         }
         sent.insert(item.jid.clone());
     }
-    for s in svc.inner.router.sessions(&session.bare) {
+    for s in svc.inner.router.sessions(session.bare.as_str()) {
         // The sender is still registered (also while it goes unavailable, its presence
         // already cleared); a session that has ended is not, so nothing is sent to it.
         if s.id == session.id || s.presence.is_some() {
@@ -246,12 +252,14 @@ fn send_directed_unavailable(svc: &XmppService, to: &str, el: &Element) {
 fn probe_contacts(svc: &XmppService, session: &Session, roster: &[RosterItem]) {
     let mut contacts: Vec<&str> = roster
         .iter()
-        .filter(|i| i.subscription.has_to() && !svc.inner.router.is_blocked(&session.bare, &i.jid))
+        .filter(|i| {
+            i.subscription.has_to() && !svc.inner.router.is_blocked(session.bare.as_str(), &i.jid)
+        })
         .map(|i| i.jid.as_str())
         .collect();
-    contacts.push(&session.bare);
+    contacts.push(session.bare.as_str());
     for c in contacts {
-        if svc.inner.router.is_blocked(c, &session.bare) {
+        if svc.inner.router.is_blocked(c, session.bare.as_str()) {
             continue;
         }
         for s in svc.inner.router.sessions(c) {
@@ -260,7 +268,7 @@ fn probe_contacts(svc: &XmppService, session: &Session, roster: &[RosterItem]) {
             }
             if let Some(p) = &s.presence {
                 let mut p = Element::clone(p);
-                set_attr(&mut p, "to", session.full.clone());
+                set_attr(&mut p, "to", session.full.to_string());
                 svc.reply(session, p);
             }
         }
@@ -319,7 +327,7 @@ pub(crate) async fn after_block_change(
         .unwrap_or_default();
     let subscribers: HashSet<&str> = roster
         .iter()
-        .filter(|i| i.subscription.has_from() && i.jid != session.bare)
+        .filter(|i| i.subscription.has_from() && i.jid != session.bare.as_str())
         .map(|i| i.jid.as_str())
         .collect();
     // Bare subscribers whose state changed, then full JIDs named in the change whose
@@ -335,9 +343,9 @@ pub(crate) async fn after_block_change(
         }
     }
     for to in targets {
-        presence_of_user_to(svc, &session.bare, to, list_blocks(before, to));
+        presence_of_user_to(svc, session.bare.as_str(), to, list_blocks(before, to));
     }
-    for s in svc.inner.router.sessions(&session.bare) {
+    for s in svc.inner.router.sessions(session.bare.as_str()) {
         let newly: Vec<String> = s
             .directed
             .iter()
@@ -355,7 +363,7 @@ pub(crate) async fn after_block_change(
         for d in &newly {
             send_directed_unavailable(svc, d, &el);
         }
-        svc.inner.router.update(&session.bare, s.id, |h| {
+        svc.inner.router.update(session.bare.as_str(), s.id, |h| {
             for d in &newly {
                 h.directed.remove(d);
             }
@@ -409,22 +417,30 @@ pub async fn subscription_from_user(
     if let Some(cid) = local_account(svc, contact) {
         let p = stanza::stanza(
             "presence",
-            &[("type", kind), ("from", &session.bare), ("to", contact)],
+            &[
+                ("type", kind),
+                ("from", session.bare.as_str()),
+                ("to", contact),
+            ],
         );
-        subscription_to_contact(svc, &cid, &session.bare, kind, p).await;
+        subscription_to_contact(svc, &cid, session.bare.as_str(), kind, p).await;
     } else if let Ok(to) = jid::Jid::new(contact) {
         let p = stanza::stanza(
             "presence",
-            &[("type", kind), ("from", &session.bare), ("to", contact)],
+            &[
+                ("type", kind),
+                ("from", session.bare.as_str()),
+                ("to", contact),
+            ],
         );
         svc.route_remote(session, &to, p).await;
     }
     match kind {
         "subscribed" => {
-            presence_of_user_to(svc, &session.bare, contact, true);
+            presence_of_user_to(svc, session.bare.as_str(), contact, true);
             super::pep::on_subscribed(svc, &session.account, contact).await;
         }
-        "unsubscribed" => presence_of_user_to(svc, &session.bare, contact, false),
+        "unsubscribed" => presence_of_user_to(svc, session.bare.as_str(), contact, false),
         _ => {}
     }
 }
@@ -527,7 +543,7 @@ async fn on_disconnect(svc: &XmppService, session: &Session, handle: &SessionHan
     }
     let el = stanza::stanza(
         "presence",
-        &[("type", "unavailable"), ("from", &session.full)],
+        &[("type", "unavailable"), ("from", session.full.as_str())],
     );
     let roster = svc
         .inner
