@@ -137,52 +137,7 @@ impl XmppService {
         let deadline = tokio::time::Instant::now() + self.inner.config.negotiation_timeout;
         let mut account: Option<AccountId> = None;
         loop {
-            let mut need_tls = false;
-            let mut bound = false;
-            while let Some(ev) = neg.poll_event() {
-                match ev {
-                    ServerEvent::NeedTls => need_tls = true,
-                    ServerEvent::NeedCredentials {
-                        username,
-                        mechanism,
-                    } => {
-                        self.provide_credentials(&mut neg, &username, mechanism, peer)
-                            .await;
-                    }
-                    ServerEvent::VerifyPlain(auth) => {
-                        let ok = self
-                            .verify_plain(&neg, &auth.authcid, auth.password.expose(), peer)
-                            .await;
-                        match ok {
-                            Err(c) => neg.reject_auth(c),
-                            Ok(ok) => neg.plain_result(ok),
-                        }
-                    }
-                    ServerEvent::AuthFailed {
-                        username,
-                        condition,
-                    } => {
-                        let acct = username.as_deref().and_then(|u| self.account_for(&neg, u));
-                        tracing::info!(protocol = "xmpp", account = %acct.as_ref().map(ToString::to_string).unwrap_or_else(|| format!("{username:?}")), %peer, condition = condition.as_str(), "authentication failed");
-                        metrics::counter!("cusax_auth_failures_total", "protocol" => "xmpp")
-                            .increment(1);
-                        let key = acct.as_ref().map(ToString::to_string);
-                        self.inner
-                            .throttle
-                            .failed(key.as_deref(), peer.ip(), Instant::now());
-                    }
-                    ServerEvent::Authenticated { username } => {
-                        account = self.account_for(&neg, &username);
-                        tracing::info!(protocol = "xmpp", account = %account.as_ref().map(ToString::to_string).unwrap_or_else(|| username.clone()), %peer, "authenticated");
-                    }
-                    ServerEvent::BindRequest { resource, .. } => neg.complete_bind(Ok(resource)),
-                    ServerEvent::Bound(_) => bound = true,
-                    ServerEvent::Closed(e) => {
-                        tracing::debug!(%peer, error = ?e, "c2s negotiation closed");
-                    }
-                    _ => {}
-                }
-            }
+            let (need_tls, bound) = self.negotiation_events(&mut neg, peer, &mut account).await;
             let out = neg.take_output();
             if !out.is_empty() {
                 write_all(&mut plain, &mut io, &out).await?;
@@ -230,6 +185,62 @@ impl XmppService {
                 return Ok(None);
             }
         }
+    }
+
+    /// Reacts to the negotiation's pending events (credentials, authentication outcomes,
+    /// bind); returns whether TLS must start now and whether a resource was bound.
+    async fn negotiation_events(
+        &self,
+        neg: &mut ServerNegotiation,
+        peer: SocketAddr,
+        account: &mut Option<AccountId>,
+    ) -> (bool, bool) {
+        let (mut need_tls, mut bound) = (false, false);
+        while let Some(ev) = neg.poll_event() {
+            match ev {
+                ServerEvent::NeedTls => need_tls = true,
+                ServerEvent::NeedCredentials {
+                    username,
+                    mechanism,
+                } => {
+                    self.provide_credentials(neg, &username, mechanism, peer)
+                        .await;
+                }
+                ServerEvent::VerifyPlain(auth) => {
+                    let ok = self
+                        .verify_plain(neg, &auth.authcid, auth.password.expose(), peer)
+                        .await;
+                    match ok {
+                        Err(c) => neg.reject_auth(c),
+                        Ok(ok) => neg.plain_result(ok),
+                    }
+                }
+                ServerEvent::AuthFailed {
+                    username,
+                    condition,
+                } => {
+                    let acct = username.as_deref().and_then(|u| self.account_for(neg, u));
+                    tracing::info!(protocol = "xmpp", account = %acct.as_ref().map(ToString::to_string).unwrap_or_else(|| format!("{username:?}")), %peer, condition = condition.as_str(), "authentication failed");
+                    metrics::counter!("cusax_auth_failures_total", "protocol" => "xmpp")
+                        .increment(1);
+                    let key = acct.as_ref().map(ToString::to_string);
+                    self.inner
+                        .throttle
+                        .failed(key.as_deref(), peer.ip(), Instant::now());
+                }
+                ServerEvent::Authenticated { username } => {
+                    *account = self.account_for(neg, &username);
+                    tracing::info!(protocol = "xmpp", account = %account.as_ref().map(ToString::to_string).unwrap_or_else(|| username.clone()), %peer, "authenticated");
+                }
+                ServerEvent::BindRequest { resource, .. } => neg.complete_bind(Ok(resource)),
+                ServerEvent::Bound(_) => bound = true,
+                ServerEvent::Closed(e) => {
+                    tracing::debug!(%peer, error = ?e, "c2s negotiation closed");
+                }
+                _ => {}
+            }
+        }
+        (need_tls, bound)
     }
 
     fn account_for(&self, neg: &ServerNegotiation, username: &str) -> Option<AccountId> {
