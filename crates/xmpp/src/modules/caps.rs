@@ -16,6 +16,7 @@
 use super::Session;
 use crate::service::XmppService;
 use crate::stanza::{self, set_attr};
+use cusax_xmpp_proto::ext::disco::DiscoInfo;
 use cusax_xmpp_proto::ns;
 use minidom::Element;
 use std::collections::{HashMap, HashSet};
@@ -72,10 +73,12 @@ impl Caps {
 
 /// The `+notify` nodes listed in a disco#info answer.
 fn notify_nodes(query: &Element) -> HashSet<String> {
-    query
-        .children()
-        .filter(|c| c.is("feature", super::disco::NS_INFO))
-        .filter_map(|c| c.attr("var")?.strip_suffix("+notify").map(str::to_owned))
+    let Ok(info) = DiscoInfo::try_from(query) else {
+        return HashSet::new();
+    };
+    info.features
+        .iter()
+        .filter_map(|f| f.strip_suffix("+notify").map(str::to_owned))
         .collect()
 }
 

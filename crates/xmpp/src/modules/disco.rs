@@ -4,14 +4,10 @@
 use super::{Destination, IqReply};
 use crate::registry::{Dests, Identity, IqHandler, IqKind, IqRequest, Module, Registry, Scope};
 use async_trait::async_trait;
+use cusax_xmpp_proto::ext::disco::{self, DiscoInfo, DiscoItems, DiscoQuery};
+pub use cusax_xmpp_proto::ext::disco::{NS_INFO, NS_ITEMS};
 use cusax_xmpp_proto::stanza::StanzaErrorCondition as E;
-use minidom::Element;
 use std::sync::Arc;
-
-/// disco#info.
-pub const NS_INFO: &str = "http://jabber.org/protocol/disco#info";
-/// disco#items.
-pub const NS_ITEMS: &str = "http://jabber.org/protocol/disco#items";
 
 /// The disco module.
 #[derive(Debug)]
@@ -48,28 +44,23 @@ impl Module for Disco {
     }
 }
 
-fn identity(i: &Identity) -> Element {
-    let mut el = Element::bare("identity", NS_INFO);
-    crate::stanza::set_attr(&mut el, "category", i.category);
-    crate::stanza::set_attr(&mut el, "type", i.kind);
-    if let Some(n) = i.name {
-        crate::stanza::set_attr(&mut el, "name", n);
+fn identity(i: &Identity) -> disco::Identity {
+    disco::Identity {
+        category: i.category.to_owned(),
+        kind: i.kind.to_owned(),
+        name: i.name.map(str::to_owned),
     }
-    el
-}
-
-fn feature(var: &str) -> Element {
-    let mut f = Element::bare("feature", NS_INFO);
-    crate::stanza::set_attr(&mut f, "var", var);
-    f
 }
 
 #[async_trait]
 impl IqHandler for Disco {
     /// Answers disco#info and disco#items (no nodes; no items yet).
     async fn handle(&self, req: &IqRequest<'_>) -> IqReply {
-        let (svc, payload) = (req.svc, req.payload);
-        if payload.attr("node").is_some() {
+        let svc = req.svc;
+        let Ok(query) = DiscoQuery::try_from(req.payload) else {
+            return IqReply::Error(E::BadRequest); // registered for both namespaces only
+        };
+        if query.node.is_some() {
             return IqReply::Error(E::ItemNotFound);
         }
         let scope = match req.dest {
@@ -78,17 +69,15 @@ impl IqHandler for Disco {
             Destination::LocalBare(id) if svc.account_exists(id).await => Scope::Account,
             _ => return IqReply::Error(E::ServiceUnavailable),
         };
-        let ns = payload.ns();
-        let mut q = Element::bare("query", ns.as_str());
-        if ns == NS_INFO {
-            let registry = &svc.inner.registry;
-            for i in registry.identities(scope) {
-                q.append_child(identity(i));
-            }
-            for f in registry.features(scope) {
-                q.append_child(feature(f));
-            }
+        if !query.info {
+            return IqReply::Result(Some(DiscoItems::default().into()));
         }
-        IqReply::Result(Some(q))
+        let registry = &svc.inner.registry;
+        let info = DiscoInfo {
+            node: None,
+            identities: registry.identities(scope).map(identity).collect(),
+            features: registry.features(scope).map(str::to_owned).collect(),
+        };
+        IqReply::Result(Some(info.into()))
     }
 }

@@ -5,8 +5,7 @@ use crate::registry::{Dests, IqHandler, IqKind, IqRequest, Module, Registry, Sco
 use async_trait::async_trait;
 use std::sync::Arc;
 
-/// The ping namespace.
-pub const NS: &str = "urn:xmpp:ping";
+pub use cusax_xmpp_proto::ext::ping::NS;
 
 /// The ping module.
 #[derive(Debug)]
@@ -19,6 +18,7 @@ impl Module for Ping {
 
     fn register(self: Arc<Self>, r: &mut Registry) {
         r.feature(Scope::Server, NS);
+        // Any element and kind of the namespace gets its result, as before the registry.
         let dests = Dests::SERVER.or(Dests::OWN_ACCOUNT);
         r.iq(IqKind::BOTH, NS, None, dests, self);
     }

@@ -2,13 +2,10 @@
 
 use super::IqReply;
 use crate::registry::{Dests, IqHandler, IqKind, IqRequest, Module, Registry, Scope};
-use crate::stanza::text_el;
 use async_trait::async_trait;
-use minidom::Element;
+pub use cusax_xmpp_proto::ext::version::NS;
+use cusax_xmpp_proto::ext::version::SoftwareVersion;
 use std::sync::Arc;
-
-/// The software version namespace.
-pub const NS: &str = "jabber:iq:version";
 
 /// The version module.
 #[derive(Debug)]
@@ -29,9 +26,11 @@ impl Module for Version {
 impl IqHandler for Version {
     /// The server's name and version (no operating system, to say less).
     async fn handle(&self, _req: &IqRequest<'_>) -> IqReply {
-        let mut q = Element::bare("query", NS);
-        q.append_child(text_el("name", NS, "cusaxd"));
-        q.append_child(text_el("version", NS, env!("CARGO_PKG_VERSION")));
-        IqReply::Result(Some(q))
+        let answer = SoftwareVersion {
+            name: "cusaxd".to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            os: None,
+        };
+        IqReply::Result(Some(answer.into()))
     }
 }
