@@ -55,7 +55,7 @@ impl Destination {
         };
         let jid = Jid::new(to).map_err(|_| ())?;
         let domain = jid.domain().as_str();
-        if let Some(c) = svc.inner.registry.component_for(domain) {
+        if let Some(c) = svc.registry().component_for(domain) {
             return Ok(Self::Component(c.clone(), jid));
         }
         if !svc.serves(domain) {

@@ -82,6 +82,16 @@ impl XmppService {
         &self.inner.registry
     }
 
+    /// The account store (what modules keep lives behind the store's traits).
+    pub(crate) fn store(&self) -> &Arc<dyn XmppStore> {
+        &self.inner.store
+    }
+
+    /// The service's settings.
+    pub(crate) fn config(&self) -> &XmppConfig {
+        &self.inner.config
+    }
+
     /// The session registry.
     pub fn router(&self) -> &Router {
         &self.inner.router

@@ -241,3 +241,71 @@ async fn without_federation_remote_requests_bounce() {
         .await;
     assert!(drain(&inbox).await.is_empty(), "presence is not bounced");
 }
+
+/// A hosted sub-domain that records what reaches it.
+#[derive(Default)]
+struct Rooms {
+    got: Mutex<Vec<String>>,
+}
+
+#[async_trait]
+impl cusax_xmpp::Component for Rooms {
+    fn domain(&self) -> &str {
+        "conference.x.test"
+    }
+
+    async fn stanza(&self, _svc: &XmppService, _s: &Session, to: &jid::Jid, el: Element) {
+        self.got
+            .lock()
+            .expect("lock")
+            .push(format!("{} to {to}", el.name()));
+    }
+}
+
+struct HostsRooms(Arc<Rooms>);
+
+impl Module for HostsRooms {
+    fn name(&self) -> &'static str {
+        "rooms"
+    }
+
+    fn register(self: Arc<Self>, r: &mut Registry) {
+        r.component(self.0.clone());
+    }
+}
+
+#[tokio::test]
+async fn a_hosted_component_gets_every_stanza_for_its_domain() {
+    let w = world(&["alice"]).await;
+    let rooms = Arc::new(Rooms::default());
+    let svc = XmppService::with_modules(
+        cusax_xmpp::XmppConfig {
+            domains: vec![DOMAIN.to_owned()],
+            ..cusax_xmpp::XmppConfig::default()
+        },
+        w.store.clone(),
+        tokio_util::sync::CancellationToken::new(),
+        vec![Arc::new(HostsRooms(rooms.clone()))],
+    );
+    let (sid, inbox) = svc.router().register(&jid("alice"), "r", 16);
+    let s = Session::new(common::id("alice"), "r", sid).expect("valid");
+    for stanza in [
+        "<message xmlns='jabber:client' to='room@conference.x.test' type='groupchat'><body>hi</body></message>",
+        "<presence xmlns='jabber:client' to='room@conference.x.test/alice'/>",
+        "<iq xmlns='jabber:client' to='conference.x.test' type='get' id='d'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>",
+    ] {
+        modules::handle(&svc, &s, common::xml(stanza)).await;
+    }
+    assert_eq!(
+        *rooms.got.lock().expect("lock"),
+        [
+            "message to room@conference.x.test",
+            "presence to room@conference.x.test/alice",
+            "iq to conference.x.test",
+        ]
+    );
+    assert!(
+        drain(&inbox).await.is_empty(),
+        "the server answered for the component"
+    );
+}

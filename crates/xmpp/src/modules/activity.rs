@@ -54,7 +54,7 @@ pub fn opt_in_from(fragment: &str) -> bool {
 }
 
 async fn opted_in(svc: &XmppService, account: &AccountId) -> bool {
-    match svc.inner.store.private_xml(account, NS_OPT_IN).await {
+    match svc.store().private_xml(account, NS_OPT_IN).await {
         Ok(Some(fragment)) => opt_in_from(&fragment),
         _ => false,
     }

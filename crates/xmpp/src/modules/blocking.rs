@@ -53,17 +53,15 @@ impl Hook for Blocking {
 
 /// Loads the user's block list into the router cache when a session binds.
 pub async fn load(svc: &XmppService, session: &Session) {
-    if svc.inner.router.blocklist(session.bare.as_str()).is_some() {
+    if svc.router().blocklist(session.bare.as_str()).is_some() {
         return;
     }
     let list = svc
-        .inner
-        .store
+        .store()
         .blocklist(&session.account)
         .await
         .unwrap_or_default();
-    svc.inner
-        .router
+    svc.router()
         .set_blocklist(session.bare.as_str(), list.into_iter().collect());
 }
 
@@ -91,7 +89,7 @@ async fn handle(svc: &XmppService, session: &Session, kind: IqKind, q: &Element)
 
 /// §3.2: the block list.
 async fn list(svc: &XmppService, session: &Session) -> IqReply {
-    let Ok(list) = svc.inner.store.blocklist(&session.account).await else {
+    let Ok(list) = svc.store().blocklist(&session.account).await else {
         return IqReply::Error(E::InternalServerError);
     };
     // Stored entries were JIDs when they were blocked.
@@ -106,7 +104,7 @@ async fn change(
     cmd: &BlockingCommand,
     q: &Element,
 ) -> IqReply {
-    let store = &svc.inner.store;
+    let store = &svc.store();
     let jids: Vec<String> = cmd.jids().iter().map(ToString::to_string).collect();
     let block = matches!(cmd, BlockingCommand::Block(_));
     if block && jids.is_empty() {
@@ -134,8 +132,8 @@ async fn change(
         .into_iter()
         .collect();
     let bare = session.bare.as_str();
-    svc.inner.router.set_blocklist(bare, list.clone());
-    for s in svc.inner.router.sessions(bare) {
+    svc.router().set_blocklist(bare, list.clone());
+    for s in svc.router().sessions(bare) {
         let to = format!("{bare}/{}", s.resource);
         let mut push = stanza("iq", &[("type", "set"), ("id", "block-push"), ("to", &to)]);
         // The command as the client sent it (§3.3: "the same JIDs").

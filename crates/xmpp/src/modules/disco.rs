@@ -72,7 +72,7 @@ impl IqHandler for Disco {
         if !query.info {
             return IqReply::Result(Some(DiscoItems::default().into()));
         }
-        let registry = &svc.inner.registry;
+        let registry = &svc.registry();
         let info = DiscoInfo {
             node: None,
             identities: registry.identities(scope).map(identity).collect(),

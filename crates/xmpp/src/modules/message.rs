@@ -12,7 +12,7 @@ use minidom::Element;
 pub async fn outbound(svc: &XmppService, session: &Session, el: Element, target: Target) {
     let to_blocked = el
         .attr("to")
-        .is_some_and(|to| svc.inner.router.is_blocked(session.bare.as_str(), to));
+        .is_some_and(|to| svc.router().is_blocked(session.bare.as_str(), to));
     if to_blocked {
         if !is_error(&el) {
             svc.reply(session, super::blocking::blocked_error(&el));
@@ -42,7 +42,7 @@ pub async fn outbound(svc: &XmppService, session: &Session, el: Element, target:
 /// normal messages; other types are dropped (errors) or bounced (groupchat).
 async fn to_full(svc: &XmppService, session: &Session, id: &AccountId, res: &str, el: Element) {
     let bare = id.to_string();
-    if svc.inner.router.is_blocked(&bare, session.full.as_str()) {
+    if svc.router().is_blocked(&bare, session.full.as_str()) {
         // XEP-0191 §3.3, as for the bare JID: the sender learns nothing more than offline.
         if !is_error(&el) {
             svc.reply(session, error_reply(&el, E::ServiceUnavailable));
@@ -74,15 +74,14 @@ async fn to_bare(svc: &XmppService, session: &Session, id: &AccountId, el: Eleme
         return svc.reply(session, error_reply(&el, E::ServiceUnavailable));
     }
     let from = el.attr("from").unwrap_or_default().to_owned();
-    if svc.inner.router.is_blocked(&bare, &from) {
+    if svc.router().is_blocked(&bare, &from) {
         if !is_error(&el) {
             svc.reply(session, error_reply(&el, E::ServiceUnavailable));
         }
         return;
     }
     let targets: Vec<_> = svc
-        .inner
-        .router
+        .router()
         .sessions(&bare)
         .into_iter()
         .filter(|s| s.presence.is_some() && s.priority >= 0)

@@ -123,10 +123,7 @@ pub async fn session_started(svc: &XmppService, session: &Session) {
 /// A session ended: it leaves the router, then the modules clean up after it (RFC 6121
 /// §4.5.2: `unavailable` on its behalf).
 pub async fn session_ended(svc: &XmppService, session: &Session) {
-    let last = svc
-        .inner
-        .router
-        .unregister(session.bare.as_str(), session.id);
+    let last = svc.router().unregister(session.bare.as_str(), session.id);
     svc.fire(&Event::SessionEnded {
         session,
         last: last.as_ref(),
@@ -203,7 +200,7 @@ async fn iq(svc: &XmppService, session: &Session, el: Element, dest: Destination
     let Some(payload) = stanza::first_child(&el) else {
         return svc.reply(session, error_reply(&el, E::BadRequest));
     };
-    let reply = match svc.inner.registry.iq_handler(kind, payload, &dest) {
+    let reply = match svc.registry().iq_handler(kind, payload, &dest) {
         Some(h) => {
             let req = IqRequest {
                 svc,
@@ -230,12 +227,12 @@ fn to_full_jid(
     request: bool,
 ) {
     let bare = id.to_string();
-    if svc.inner.router.is_blocked(session.bare.as_str(), &bare) && request {
+    if svc.router().is_blocked(session.bare.as_str(), &bare) && request {
         return svc.reply(session, blocking::blocked_error(&el));
     }
     // XEP-0191 §3.3: from a JID the recipient blocks, a get or set is refused
     // (as if the session were not there), a result or error dropped.
-    if svc.inner.router.is_blocked(&bare, session.full.as_str()) {
+    if svc.router().is_blocked(&bare, session.full.as_str()) {
         if request {
             svc.reply(session, error_reply(&el, E::ServiceUnavailable));
         }

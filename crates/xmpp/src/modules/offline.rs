@@ -57,9 +57,8 @@ pub async fn store(svc: &XmppService, session: &Session, owner: &AccountId, mut 
     }
     let text = String::from_utf8_lossy(&xml);
     match svc
-        .inner
-        .store
-        .push_offline(owner, &text, svc.inner.config.max_offline)
+        .store()
+        .push_offline(owner, &text, svc.config().max_offline)
         .await
     {
         Ok(true) => {
@@ -80,7 +79,7 @@ pub async fn store(svc: &XmppService, session: &Session, owner: &AccountId, mut 
 
 /// Sends and removes the stored messages of the session's account.
 pub async fn deliver(svc: &XmppService, session: &Session) {
-    let stored = match svc.inner.store.take_offline(&session.account).await {
+    let stored = match svc.store().take_offline(&session.account).await {
         Ok(s) => s,
         Err(e) => return tracing::warn!(error = %e, "reading offline messages failed"),
     };

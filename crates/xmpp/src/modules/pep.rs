@@ -250,11 +250,10 @@ pub fn list_blocks(list: &HashSet<String>, jid: &str) -> bool {
 /// An account's block list: the router's cache while it has sessions, else the store's.
 async fn block_list(svc: &XmppService, account: &AccountId) -> HashSet<String> {
     let bare = account.to_string();
-    if let Some(l) = svc.inner.router.blocklist(&bare) {
+    if let Some(l) = svc.router().blocklist(&bare) {
         return HashSet::clone(&l);
     }
-    svc.inner
-        .store
+    svc.store()
         .blocklist(account)
         .await
         .unwrap_or_default()
@@ -290,10 +289,10 @@ fn local_account(svc: &XmppService, jid: &str) -> Option<AccountId> {
 /// Sends `item` to every available resource of `to` (a bare JID) that wants `node`, unless
 /// `to` blocks the owner.
 fn to_resources(svc: &XmppService, owner: &str, to: &str, node: &str, item: &Item) {
-    if to != owner && svc.inner.router.is_blocked(to, owner) {
+    if to != owner && svc.router().is_blocked(to, owner) {
         return;
     }
-    for s in svc.inner.router.sessions(to) {
+    for s in svc.router().sessions(to) {
         if s.presence.is_some() && state(svc).caps.wants(s.id, node) {
             s.send(event(
                 svc,
@@ -310,8 +309,7 @@ fn to_resources(svc: &XmppService, owner: &str, to: &str, node: &str, item: &Ite
 pub(crate) async fn broadcast(svc: &XmppService, owner: &AccountId, node: &str, item: &Item) {
     let bare = owner.to_string();
     let roster = svc
-        .inner
-        .store
+        .store()
         .roster(owner)
         .await
         .map(|r| r.1)
@@ -332,7 +330,7 @@ async fn send_last_items(svc: &XmppService, session: &Session, roster: &[RosterI
         roster
             .iter()
             .filter(|i| i.subscription.has_to())
-            .filter(|i| !svc.inner.router.is_blocked(session.bare.as_str(), &i.jid))
+            .filter(|i| !svc.router().is_blocked(session.bare.as_str(), &i.jid))
             .filter_map(|i| local_account(svc, &i.jid)),
     );
     for owner in owners {
@@ -381,14 +379,12 @@ pub(crate) async fn on_server_answer(svc: &XmppService, session: &Session, iq: &
         return;
     }
     let available = svc
-        .inner
-        .router
+        .router()
         .update(session.bare.as_str(), session.id, |s| s.presence.is_some())
         .unwrap_or(false);
     if available {
         let roster = svc
-            .inner
-            .store
+            .store()
             .roster(&session.account)
             .await
             .map(|r| r.1)
@@ -553,8 +549,7 @@ async fn publish(
 /// the owner does not block them.
 async fn may_retrieve(svc: &XmppService, owner: &AccountId, requester: &str) -> bool {
     let item = svc
-        .inner
-        .store
+        .store()
         .roster_item(owner, requester)
         .await
         .ok()

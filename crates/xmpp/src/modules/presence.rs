@@ -73,10 +73,10 @@ fn priority(el: &Element) -> i8 {
 /// Sends a presence to every available session of a local user that does not block `from`.
 fn to_available(svc: &XmppService, user: &str, el: &Element) {
     let from = el.attr("from").unwrap_or_default();
-    if svc.inner.router.is_blocked(user, from) {
+    if svc.router().is_blocked(user, from) {
         return;
     }
-    for s in svc.inner.router.sessions(user) {
+    for s in svc.router().sessions(user) {
         if s.presence.is_some() {
             s.send(el.clone());
         }
@@ -97,8 +97,7 @@ fn directed(
     target: &Target,
 ) -> Option<(jid::Jid, Element)> {
     if svc
-        .inner
-        .router
+        .router()
         .is_blocked(session.bare.as_str(), el.attr("to").unwrap_or_default())
     {
         return None;
@@ -117,15 +116,13 @@ fn directed(
         Target::Server(_) | Target::Component(..) => {}
     }
     if available || unavailable {
-        svc.inner
-            .router
-            .update(session.bare.as_str(), session.id, |s| {
-                if available {
-                    s.directed.insert(to);
-                } else {
-                    s.directed.remove(&to);
-                }
-            });
+        svc.router().update(session.bare.as_str(), session.id, |s| {
+            if available {
+                s.directed.insert(to);
+            } else {
+                s.directed.remove(&to);
+            }
+        });
     }
     remote
 }
@@ -136,7 +133,7 @@ fn directed(
 async fn broadcast(svc: &XmppService, session: &Session, mut el: Element) {
     let available = el.attr("type").is_none();
     let prio = priority(&el);
-    let router = &svc.inner.router;
+    let router = &svc.router();
     let stored = available.then(|| Arc::new(el.clone()));
     let Some((was_available, directed)) = router.update(session.bare.as_str(), session.id, |s| {
         let was = s.presence.is_some();
@@ -156,8 +153,7 @@ async fn broadcast(svc: &XmppService, session: &Session, mut el: Element) {
     }
     stanza::remove_attr(&mut el, "to");
     let roster = svc
-        .inner
-        .store
+        .store()
         .roster(&session.account)
         .await
         .map(|r| r.1)
@@ -207,11 +203,7 @@ fn send_to_subscribers(
 ) -> HashSet<String> {
     let mut sent = HashSet::new();
     for item in roster.iter().filter(|i| i.subscription.has_from()) {
-        if svc
-            .inner
-            .router
-            .is_blocked(session.bare.as_str(), &item.jid)
-        {
+        if svc.router().is_blocked(session.bare.as_str(), &item.jid) {
             continue;
         }
         if local_account(svc, &item.jid).is_some() {
@@ -221,7 +213,7 @@ fn send_to_subscribers(
         }
         sent.insert(item.jid.clone());
     }
-    for s in svc.inner.router.sessions(session.bare.as_str()) {
+    for s in svc.router().sessions(session.bare.as_str()) {
         // The sender is still registered (also while it goes unavailable, its presence
         // already cleared); a session that has ended is not, so nothing is sent to it.
         if s.id == session.id || s.presence.is_some() {
@@ -253,16 +245,16 @@ fn probe_contacts(svc: &XmppService, session: &Session, roster: &[RosterItem]) {
     let mut contacts: Vec<&str> = roster
         .iter()
         .filter(|i| {
-            i.subscription.has_to() && !svc.inner.router.is_blocked(session.bare.as_str(), &i.jid)
+            i.subscription.has_to() && !svc.router().is_blocked(session.bare.as_str(), &i.jid)
         })
         .map(|i| i.jid.as_str())
         .collect();
     contacts.push(session.bare.as_str());
     for c in contacts {
-        if svc.inner.router.is_blocked(c, session.bare.as_str()) {
+        if svc.router().is_blocked(c, session.bare.as_str()) {
             continue;
         }
-        for s in svc.inner.router.sessions(c) {
+        for s in svc.router().sessions(c) {
             if s.id == session.id {
                 continue;
             }
@@ -285,7 +277,7 @@ fn presence_of_user_to(svc: &XmppService, user: &str, to: &str, available: bool)
     let Some(_) = local_account(svc, bare) else {
         return;
     };
-    for s in svc.inner.router.sessions(user) {
+    for s in svc.router().sessions(user) {
         let Some(p) = &s.presence else { continue };
         let mut p = if available {
             Element::clone(p)
@@ -319,8 +311,7 @@ pub(crate) async fn after_block_change(
     }
     let changed = |j: &str| list_blocks(before, j) != list_blocks(after, j);
     let roster = svc
-        .inner
-        .store
+        .store()
         .roster(&session.account)
         .await
         .map(|r| r.1)
@@ -345,7 +336,7 @@ pub(crate) async fn after_block_change(
     for to in targets {
         presence_of_user_to(svc, session.bare.as_str(), to, list_blocks(before, to));
     }
-    for s in svc.inner.router.sessions(session.bare.as_str()) {
+    for s in svc.router().sessions(session.bare.as_str()) {
         let newly: Vec<String> = s
             .directed
             .iter()
@@ -363,7 +354,7 @@ pub(crate) async fn after_block_change(
         for d in &newly {
             send_directed_unavailable(svc, d, &el);
         }
-        svc.inner.router.update(session.bare.as_str(), s.id, |h| {
+        svc.router().update(session.bare.as_str(), s.id, |h| {
             for d in &newly {
                 h.directed.remove(d);
             }
@@ -378,7 +369,7 @@ pub async fn subscription_from_user(
     contact: &str,
     kind: &str,
 ) {
-    let store = &svc.inner.store;
+    let store = &svc.store();
     let existing = store
         .roster_item(&session.account, contact)
         .await
@@ -454,10 +445,10 @@ async fn subscription_to_contact(
     p: Element,
 ) {
     let cbare = contact.to_string();
-    if svc.inner.router.is_blocked(&cbare, from) || !svc.account_exists(contact).await {
+    if svc.router().is_blocked(&cbare, from) || !svc.account_exists(contact).await {
         return;
     }
-    let store = &svc.inner.store;
+    let store = &svc.store();
     let existing = store.roster_item(contact, from).await.ok().flatten();
     let mut item = existing.clone().unwrap_or_else(|| RosterItem {
         jid: from.to_owned(),
@@ -519,7 +510,7 @@ async fn subscription_to_contact(
 /// Stores an item; pushes it unless it only records a request the user has not seen yet.
 async fn store_quietly(svc: &XmppService, owner: &AccountId, item: &RosterItem, hidden: bool) {
     if hidden {
-        if let Err(e) = svc.inner.store.put_roster_item(owner, item).await {
+        if let Err(e) = svc.store().put_roster_item(owner, item).await {
             tracing::warn!(error = %e, "storing a subscription request failed");
         }
     } else {
@@ -546,8 +537,7 @@ async fn on_disconnect(svc: &XmppService, session: &Session, handle: &SessionHan
         &[("type", "unavailable"), ("from", session.full.as_str())],
     );
     let roster = svc
-        .inner
-        .store
+        .store()
         .roster(&session.account)
         .await
         .map(|r| r.1)

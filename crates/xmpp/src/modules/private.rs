@@ -78,7 +78,7 @@ async fn handle(req: &IqRequest<'_>) -> IqReply {
 
 async fn get(svc: &XmppService, session: &Session, asked: &Element) -> IqReply {
     let ns = asked.ns();
-    let stored = match svc.inner.store.private_xml(&session.account, &ns).await {
+    let stored = match svc.store().private_xml(&session.account, &ns).await {
         Ok(s) => s,
         Err(_) => return IqReply::Error(E::InternalServerError),
     };
@@ -108,7 +108,7 @@ async fn set(svc: &XmppService, session: &Session, children: &[&Element]) -> IqR
             return IqReply::Error(E::NotAcceptable);
         }
     }
-    let store = &svc.inner.store;
+    let store = &svc.store();
     for (ns, xml) in &by_ns {
         let text = String::from_utf8_lossy(xml);
         match store

@@ -68,7 +68,7 @@ pub async fn handle(svc: &XmppService, session: &Session, iq: &Element, q: &Elem
     if pw.is_empty() || pw.len() > MAX_PASSWORD || pw.chars().any(char::is_control) {
         return IqReply::Error(E::NotAcceptable);
     }
-    let store = &svc.inner.store;
+    let store = &svc.store();
     let Ok(Some(rec)) = store.account(&session.account).await else {
         return IqReply::Error(E::InternalServerError);
     };
@@ -80,7 +80,7 @@ pub async fn handle(svc: &XmppService, session: &Session, iq: &Element, q: &Elem
         .collect();
     realms.sort_unstable();
     realms.dedup();
-    let iterations = svc.inner.config.scram_iterations;
+    let iterations = svc.config().scram_iterations;
     let account = session.account.clone();
     let realms: Vec<String> = realms.into_iter().map(str::to_owned).collect();
     // PBKDF2 is CPU work: keep it off the async workers.

@@ -79,7 +79,7 @@ async fn handle(req: &IqRequest<'_>) -> IqReply {
 
 /// The SIP URIs pinned into an account's vCard: its AOR first, then its aliases.
 async fn pinned(svc: &XmppService, owner: &AccountId) -> Option<Vec<(String, bool)>> {
-    let aliases = svc.inner.store.aliases(owner).await.ok()?;
+    let aliases = svc.store().aliases(owner).await.ok()?;
     let domain = owner.domain().as_str();
     let mut out = vec![(owner.aor().to_string(), true)];
     out.extend(aliases.iter().map(|a| (a.sip_uri(domain), false)));
@@ -110,7 +110,7 @@ async fn classify(svc: &XmppService, owner: &AccountId, number: &str) -> Claim {
     let Ok(alias) = Alias::parse(number) else {
         return Claim::Free;
     };
-    let store = &svc.inner.store;
+    let store = &svc.store();
     let as_number = match &alias {
         Alias::Number(_) => Some(alias.clone()),
         Alias::Sip(aor) => sip_number(svc, aor),
@@ -153,7 +153,7 @@ fn tel_number(tel: &Element) -> Option<String> {
 
 /// The vCard of `owner` as served: stored fields plus the pinned TELs.
 async fn get(svc: &XmppService, owner: &AccountId) -> Option<Element> {
-    let stored = svc.inner.store.vcard(owner).await.ok()?;
+    let stored = svc.store().vcard(owner).await.ok()?;
     let stored = stored.and_then(|x| Element::from_str(&x).ok());
     let mut out = Element::bare("vCard", NS);
     if let Some(v) = stored {
@@ -192,8 +192,7 @@ async fn set(svc: &XmppService, owner: &AccountId, vcard: &Element) -> IqReply {
         return IqReply::Error(E::NotAcceptable);
     }
     match svc
-        .inner
-        .store
+        .store()
         .set_vcard(owner, &String::from_utf8_lossy(&xml))
         .await
     {
