@@ -9,7 +9,7 @@ use crate::stanza::{error_reply, is_error};
 use async_trait::async_trait;
 use cusax_account::{AccountId, Domain};
 use cusax_xmpp_proto::stanza::StanzaErrorCondition as E;
-use jid::{FullJid, Jid};
+use jid::{DomainPart, FullJid, Jid};
 use minidom::Element;
 use std::sync::Arc;
 
@@ -19,7 +19,7 @@ pub enum Destination {
     /// No `to`, or the sender's own bare JID: the server acts for the account (§10.3).
     OwnAccount,
     /// A served domain itself.
-    Server(Domain),
+    Server(DomainPart),
     /// Another bare JID on a served domain.
     LocalBare(AccountId),
     /// A full JID on a served domain: the account and the whole JID.
@@ -66,7 +66,7 @@ impl Destination {
             return Ok(if jid.resource().is_some() {
                 Self::Remote(jid)
             } else {
-                Self::Server(Domain::parse(domain).map_err(|_| ())?)
+                Self::Server(jid.domain().to_owned())
             });
         };
         let d = Domain::parse(domain).map_err(|_| ())?;
