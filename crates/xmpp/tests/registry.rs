@@ -309,3 +309,67 @@ async fn a_hosted_component_gets_every_stanza_for_its_domain() {
         "the server answered for the component"
     );
 }
+
+/// Records which message events fired, and for whom.
+#[derive(Default)]
+struct Messages {
+    seen: Mutex<Vec<String>>,
+}
+
+#[async_trait]
+impl Hook for Messages {
+    async fn on(&self, _svc: &XmppService, event: &Event<'_>) {
+        let line = match event {
+            Event::MessageDelivered { to, .. } => format!("delivered to {to}"),
+            Event::MessageStored { owner, .. } => format!("stored for {owner}"),
+            _ => return,
+        };
+        self.seen.lock().expect("lock").push(line);
+    }
+}
+
+impl Module for Messages {
+    fn name(&self) -> &'static str {
+        "messages"
+    }
+
+    fn register(self: Arc<Self>, r: &mut Registry) {
+        let points = &[HookPoint::MessageDelivered, HookPoint::MessageStored];
+        r.hook(points, 0, self);
+    }
+}
+
+#[tokio::test]
+async fn message_hooks_see_deliveries_and_offline_storage() {
+    let w = world(&["alice", "bob"]).await;
+    let hook = Arc::new(Messages::default());
+    let svc = XmppService::with_modules(
+        cusax_xmpp::XmppConfig {
+            domains: vec![DOMAIN.to_owned()],
+            ..cusax_xmpp::XmppConfig::default()
+        },
+        w.store.clone(),
+        tokio_util::sync::CancellationToken::new(),
+        vec![hook.clone()],
+    );
+    let (sid, _inbox) = svc.router().register(&jid("alice"), "r", 16);
+    let alice = Session::new(common::id("alice"), "r", sid).expect("valid");
+    let chat = format!(
+        "<message xmlns='jabber:client' to='{}' type='chat'><body>hi</body></message>",
+        jid("bob")
+    );
+    modules::handle(&svc, &alice, common::xml(&chat)).await;
+    let (bid, bob_in) = svc.router().register(&jid("bob"), "r", 16);
+    let bob = Session::new(common::id("bob"), "r", bid).expect("valid");
+    modules::handle(&svc, &bob, common::xml("<presence xmlns='jabber:client'/>")).await;
+    let got = drain(&bob_in).await;
+    assert!(got.iter().any(|e| e.name() == "message"), "{got:?}");
+    modules::handle(&svc, &alice, common::xml(&chat)).await;
+    assert_eq!(
+        *hook.seen.lock().expect("lock"),
+        [
+            format!("stored for {}", jid("bob")),
+            format!("delivered to {}", jid("bob")),
+        ]
+    );
+}
