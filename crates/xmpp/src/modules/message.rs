@@ -1,6 +1,6 @@
 //! RFC 6121 §8.5: delivery rules for messages to local bare and full JIDs.
 
-use super::{Destination as Target, Session};
+use super::{Destination, Session};
 use crate::registry::Event;
 use crate::service::XmppService;
 use crate::stanza::{error_reply, is_error};
@@ -9,7 +9,7 @@ use cusax_xmpp_proto::stanza::StanzaErrorCondition as E;
 use minidom::Element;
 
 /// Handles a message from a bound session.
-pub async fn outbound(svc: &XmppService, session: &Session, el: Element, target: Target) {
+pub async fn outbound(svc: &XmppService, session: &Session, el: Element, target: Destination) {
     let to_blocked = el
         .attr("to")
         .is_some_and(|to| svc.router().is_blocked(session.bare.as_str(), to));
@@ -20,21 +20,21 @@ pub async fn outbound(svc: &XmppService, session: &Session, el: Element, target:
         return;
     }
     match target {
-        Target::OwnAccount => {
+        Destination::OwnAccount => {
             let own = session.account.clone();
             to_bare(svc, session, &own, el).await;
         }
-        Target::LocalBare(id) => to_bare(svc, session, &id, el).await,
-        Target::LocalFull(id, full) => {
+        Destination::LocalBare(id) => to_bare(svc, session, &id, el).await,
+        Destination::LocalFull(id, full) => {
             to_full(svc, session, &id, full.resource().as_str(), el).await;
         }
-        Target::Server(_) => {
+        Destination::Server(_) => {
             if !is_error(&el) {
                 svc.reply(session, error_reply(&el, E::ServiceUnavailable));
             }
         }
-        Target::Remote(to) => svc.route_remote(session, &to, el).await,
-        Target::Component(c, to) => c.stanza(svc, session, &to, el).await,
+        Destination::Remote(to) => svc.route_remote(session, &to, el).await,
+        Destination::Component(c, to) => c.stanza(svc, session, &to, el).await,
     }
 }
 

@@ -23,7 +23,7 @@
 //! deletion (`feature-not-implemented`), access models other than `presence`
 //! (`precondition-not-met` in publish-options), persistent items, XEP-0033 replyto.
 
-use super::{Destination as Target, IqReply, Session, activity, caps, reach};
+use super::{Destination, IqReply, Session, activity, caps, reach};
 use crate::registry::{
     Dests, Event, Hook, HookPoint, Identity, IqHandler, IqKind, IqRequest, Module, Registry, Scope,
 };
@@ -424,14 +424,14 @@ async fn handle(
     session: &Session,
     iq: &Element,
     payload: &Element,
-    target: &Target,
+    target: &Destination,
 ) -> IqReply {
     if payload.name() != "pubsub" {
         return IqReply::Error(E::BadRequest);
     }
     let owner = match target {
-        Target::OwnAccount => session.account.clone(),
-        Target::LocalBare(id) => id.clone(),
+        Destination::OwnAccount => session.account.clone(),
+        Destination::LocalBare(id) => id.clone(),
         _ => return IqReply::Error(E::ServiceUnavailable),
     };
     let Some(verb) = payload

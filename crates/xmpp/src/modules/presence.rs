@@ -2,7 +2,7 @@
 //! contacts), initial presence with probes, broadcast, directed presence, and the
 //! `unavailable` sent for a session that ends without one.
 
-use super::{Destination as Target, Session};
+use super::{Destination, Session};
 use crate::registry::{Event, Hook, HookPoint, Module, Registry};
 use crate::router::SessionHandle;
 use crate::service::XmppService;
@@ -43,15 +43,17 @@ impl Hook for Presence {
 }
 
 /// Handles a presence stanza from a bound session.
-pub async fn outbound(svc: &XmppService, session: &Session, el: Element, target: Target) {
+pub async fn outbound(svc: &XmppService, session: &Session, el: Element, target: Destination) {
     let kind = el.attr("type").map(str::to_owned);
     match (kind.as_deref(), el.attr("to").is_some()) {
         (None | Some("unavailable"), false) => broadcast(svc, session, el).await,
         (Some(k @ ("subscribe" | "subscribed" | "unsubscribe" | "unsubscribed")), true) => {
             let contact = match &target {
-                Target::LocalBare(id) | Target::LocalFull(id, _) => id.to_string(),
-                Target::Remote(j) => j.to_bare().to_string(),
-                Target::OwnAccount | Target::Server(_) | Target::Component(..) => return,
+                Destination::LocalBare(id) | Destination::LocalFull(id, _) => id.to_string(),
+                Destination::Remote(j) => j.to_bare().to_string(),
+                Destination::OwnAccount | Destination::Server(_) | Destination::Component(..) => {
+                    return;
+                }
             };
             subscription_from_user(svc, session, &contact, k).await;
         }
@@ -94,7 +96,7 @@ fn directed(
     svc: &XmppService,
     session: &Session,
     el: Element,
-    target: &Target,
+    target: &Destination,
 ) -> Option<(jid::Jid, Element)> {
     if svc
         .router()
@@ -107,13 +109,13 @@ fn directed(
     let to = el.attr("to").unwrap_or_default().to_owned();
     let mut remote = None;
     match target {
-        Target::LocalBare(id) => to_available(svc, &id.to_string(), &el),
-        Target::OwnAccount => to_available(svc, session.bare.as_str(), &el),
-        Target::LocalFull(id, full) => {
+        Destination::LocalBare(id) => to_available(svc, &id.to_string(), &el),
+        Destination::OwnAccount => to_available(svc, session.bare.as_str(), &el),
+        Destination::LocalFull(id, full) => {
             svc.deliver_full(&id.to_string(), full.resource().as_str(), el);
         }
-        Target::Remote(j) => remote = Some((j.clone(), el)),
-        Target::Server(_) | Target::Component(..) => {}
+        Destination::Remote(j) => remote = Some((j.clone(), el)),
+        Destination::Server(_) | Destination::Component(..) => {}
     }
     if available || unavailable {
         svc.router().update(session.bare.as_str(), session.id, |s| {

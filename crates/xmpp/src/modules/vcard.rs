@@ -15,7 +15,7 @@
 //! otherwise). Reads are open to authenticated local users only (there is no server-to-
 //! server link), which is the SEC-08 policy.
 
-use super::{Destination as Target, IqReply};
+use super::{Destination, IqReply};
 use crate::registry::{Dests, IqHandler, IqKind, IqRequest, Module, Registry, Scope};
 use crate::service::XmppService;
 use crate::stanza::text_el;
@@ -60,9 +60,9 @@ async fn handle(req: &IqRequest<'_>) -> IqReply {
         return IqReply::Error(E::BadRequest);
     }
     let owner = match target {
-        Target::OwnAccount => session.account.clone(),
-        Target::LocalBare(id) if svc.account_exists(id).await => id.clone(),
-        Target::LocalBare(_) => return IqReply::Error(E::ServiceUnavailable),
+        Destination::OwnAccount => session.account.clone(),
+        Destination::LocalBare(id) if svc.account_exists(id).await => id.clone(),
+        Destination::LocalBare(_) => return IqReply::Error(E::ServiceUnavailable),
         _ => return IqReply::Error(E::ItemNotFound),
     };
     if iq.attr("type") == Some("set") {
