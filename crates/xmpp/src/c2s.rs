@@ -137,52 +137,7 @@ impl XmppService {
         let deadline = tokio::time::Instant::now() + self.inner.config.negotiation_timeout;
         let mut account: Option<AccountId> = None;
         loop {
-            let mut need_tls = false;
-            let mut bound = false;
-            while let Some(ev) = neg.poll_event() {
-                match ev {
-                    ServerEvent::NeedTls => need_tls = true,
-                    ServerEvent::NeedCredentials {
-                        username,
-                        mechanism,
-                    } => {
-                        self.provide_credentials(&mut neg, &username, mechanism, peer)
-                            .await;
-                    }
-                    ServerEvent::VerifyPlain(auth) => {
-                        let ok = self
-                            .verify_plain(&neg, &auth.authcid, auth.password.expose(), peer)
-                            .await;
-                        match ok {
-                            Err(c) => neg.reject_auth(c),
-                            Ok(ok) => neg.plain_result(ok),
-                        }
-                    }
-                    ServerEvent::AuthFailed {
-                        username,
-                        condition,
-                    } => {
-                        let acct = username.as_deref().and_then(|u| self.account_for(&neg, u));
-                        tracing::info!(protocol = "xmpp", account = %acct.as_ref().map(ToString::to_string).unwrap_or_else(|| format!("{username:?}")), %peer, condition = condition.as_str(), "authentication failed");
-                        metrics::counter!("cusax_auth_failures_total", "protocol" => "xmpp")
-                            .increment(1);
-                        let key = acct.as_ref().map(ToString::to_string);
-                        self.inner
-                            .throttle
-                            .failed(key.as_deref(), peer.ip(), Instant::now());
-                    }
-                    ServerEvent::Authenticated { username } => {
-                        account = self.account_for(&neg, &username);
-                        tracing::info!(protocol = "xmpp", account = %account.as_ref().map(ToString::to_string).unwrap_or_else(|| username.clone()), %peer, "authenticated");
-                    }
-                    ServerEvent::BindRequest { resource, .. } => neg.complete_bind(Ok(resource)),
-                    ServerEvent::Bound(_) => bound = true,
-                    ServerEvent::Closed(e) => {
-                        tracing::debug!(%peer, error = ?e, "c2s negotiation closed");
-                    }
-                    _ => {}
-                }
-            }
+            let (need_tls, bound) = self.negotiation_events(&mut neg, peer, &mut account).await;
             let out = neg.take_output();
             if !out.is_empty() {
                 write_all(&mut plain, &mut io, &out).await?;
@@ -230,6 +185,62 @@ impl XmppService {
                 return Ok(None);
             }
         }
+    }
+
+    /// Reacts to the negotiation's pending events (credentials, authentication outcomes,
+    /// bind); returns whether TLS must start now and whether a resource was bound.
+    async fn negotiation_events(
+        &self,
+        neg: &mut ServerNegotiation,
+        peer: SocketAddr,
+        account: &mut Option<AccountId>,
+    ) -> (bool, bool) {
+        let (mut need_tls, mut bound) = (false, false);
+        while let Some(ev) = neg.poll_event() {
+            match ev {
+                ServerEvent::NeedTls => need_tls = true,
+                ServerEvent::NeedCredentials {
+                    username,
+                    mechanism,
+                } => {
+                    self.provide_credentials(neg, &username, mechanism, peer)
+                        .await;
+                }
+                ServerEvent::VerifyPlain(auth) => {
+                    let ok = self
+                        .verify_plain(neg, &auth.authcid, auth.password.expose(), peer)
+                        .await;
+                    match ok {
+                        Err(c) => neg.reject_auth(c),
+                        Ok(ok) => neg.plain_result(ok),
+                    }
+                }
+                ServerEvent::AuthFailed {
+                    username,
+                    condition,
+                } => {
+                    let acct = username.as_deref().and_then(|u| self.account_for(neg, u));
+                    tracing::info!(protocol = "xmpp", account = %acct.as_ref().map(ToString::to_string).unwrap_or_else(|| format!("{username:?}")), %peer, condition = condition.as_str(), "authentication failed");
+                    metrics::counter!("cusax_auth_failures_total", "protocol" => "xmpp")
+                        .increment(1);
+                    let key = acct.as_ref().map(ToString::to_string);
+                    self.inner
+                        .throttle
+                        .failed(key.as_deref(), peer.ip(), Instant::now());
+                }
+                ServerEvent::Authenticated { username } => {
+                    *account = self.account_for(neg, &username);
+                    tracing::info!(protocol = "xmpp", account = %account.as_ref().map(ToString::to_string).unwrap_or_else(|| username.clone()), %peer, "authenticated");
+                }
+                ServerEvent::BindRequest { resource, .. } => neg.complete_bind(Ok(resource)),
+                ServerEvent::Bound(_) => bound = true,
+                ServerEvent::Closed(e) => {
+                    tracing::debug!(%peer, error = ?e, "c2s negotiation closed");
+                }
+                _ => {}
+            }
+        }
+        (need_tls, bound)
     }
 
     fn account_for(&self, neg: &ServerNegotiation, username: &str) -> Option<AccountId> {
@@ -333,25 +344,24 @@ impl XmppService {
         account: AccountId,
     ) {
         let full = stream.jid().clone();
-        let bare = account.to_string();
-        let resource = full.resource().as_str().to_owned();
+        // The account's own spelling (an account id is always a valid bare JID).
+        let bare = jid::BareJid::new(&account.to_string()).unwrap_or_else(|_| full.to_bare());
         let cfg = &self.inner.config;
-        let (id, inbox) = self
-            .inner
-            .router
-            .register(&bare, &resource, cfg.session_queue);
+        let (id, inbox) =
+            self.inner
+                .router
+                .register(bare.as_str(), full.resource().as_str(), cfg.session_queue);
         let session = Session {
             account,
             bare,
-            full: full.to_string(),
+            full,
             id,
         };
-        drop(full);
         tracing::info!(jid = %session.full, "c2s session bound");
-        self.announce_session(&session.account, &resource, true);
+        self.announce_session(&session.account, session.full.resource().as_str(), true);
         // Handlers are boxed: their state exists while a stanza is handled, not while the
         // session waits, which is what an idle connection's task size is made of.
-        Box::pin(modules::blocking::load(self, &session)).await;
+        Box::pin(modules::session_started(self, &session)).await;
         let idle = tokio::time::sleep(cfg.idle_timeout);
         tokio::pin!(idle);
         loop {
@@ -395,17 +405,17 @@ impl XmppService {
             }
         }
         inbox.close();
-        Box::pin(modules::presence::on_disconnect(self, &session)).await;
+        Box::pin(modules::session_ended(self, &session)).await;
         tracing::info!(jid = %session.full, "c2s session ended");
         // A session replaced by a new one with the same resource (RFC 6120 §7.7.2.2) ends
         // after its successor was announced: the resource is still up.
         if self
             .inner
             .router
-            .session(&session.bare, &resource)
+            .session(session.bare.as_str(), session.full.resource().as_str())
             .is_none()
         {
-            self.announce_session(&session.account, &resource, false);
+            self.announce_session(&session.account, session.full.resource().as_str(), false);
         }
     }
 }

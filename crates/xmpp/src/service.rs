@@ -2,6 +2,7 @@
 //! router, settings — and its reaction to account changes made while it runs.
 
 use crate::config::XmppConfig;
+use crate::registry::{Module, Registry};
 use crate::router::Router;
 use crate::throttle::AuthThrottle;
 use cusax_account::AccountId;
@@ -31,10 +32,10 @@ pub(crate) struct Inner {
     pub(crate) throttle: AuthThrottle,
     pub(crate) fake_salt: FakeSaltKey,
     pub(crate) shutdown: CancellationToken,
-    /// XEP-0163 PEP items and the interests of available resources.
-    pub(crate) pep: crate::modules::pep::Pep,
     /// Where sessions going up and down are announced.
     pub(crate) bus: Arc<dyn Bus>,
+    /// What the feature modules registered (handlers, hooks, features, their state).
+    pub(crate) registry: Registry,
 }
 
 impl std::fmt::Debug for XmppService {
@@ -49,7 +50,13 @@ impl XmppService {
     /// A service over `store`; sessions end with `system-shutdown` when `shutdown` fires.
     /// Session events go to a bus of its own ([`XmppService::with_bus`] names the server's).
     pub fn new(config: XmppConfig, store: Arc<dyn XmppStore>, shutdown: CancellationToken) -> Self {
-        Self::with_bus(config, store, Arc::new(LocalBus::default()), shutdown)
+        Self::build(
+            config,
+            store,
+            Arc::new(LocalBus::default()),
+            shutdown,
+            Vec::new(),
+        )
     }
 
     /// [`XmppService::new`], announcing every bound session and its end on `bus`
@@ -60,6 +67,36 @@ impl XmppService {
         bus: Arc<dyn Bus>,
         shutdown: CancellationToken,
     ) -> Self {
+        Self::build(config, store, bus, shutdown, Vec::new())
+    }
+
+    /// Like [`new`](Self::new), with `extra` modules registered after the
+    /// [default ones](crate::modules::default_modules) (so their hooks of equal priority run
+    /// later, and a handler of theirs for a key a default module handles never answers).
+    pub fn with_modules(
+        config: XmppConfig,
+        store: Arc<dyn XmppStore>,
+        shutdown: CancellationToken,
+        extra: Vec<Arc<dyn Module>>,
+    ) -> Self {
+        Self::build(
+            config,
+            store,
+            Arc::new(LocalBus::default()),
+            shutdown,
+            extra,
+        )
+    }
+
+    fn build(
+        config: XmppConfig,
+        store: Arc<dyn XmppStore>,
+        bus: Arc<dyn Bus>,
+        shutdown: CancellationToken,
+        extra: Vec<Arc<dyn Module>>,
+    ) -> Self {
+        let mut modules = crate::modules::default_modules();
+        modules.extend(extra);
         Self {
             inner: Arc::new(Inner {
                 config,
@@ -68,8 +105,8 @@ impl XmppService {
                 throttle: AuthThrottle::default(),
                 fake_salt: FakeSaltKey::random(),
                 shutdown,
-                pep: crate::modules::pep::Pep::default(),
                 bus,
+                registry: Registry::new(modules),
             }),
         }
     }
@@ -85,6 +122,26 @@ impl XmppService {
         } else {
             Event::SessionDown(s)
         });
+    }
+
+    /// The state a module made reachable with [`Registry::provide`], by its type.
+    pub fn module<T: std::any::Any + Send + Sync>(&self) -> Option<&T> {
+        self.inner.registry.state::<T>()
+    }
+
+    /// What the modules registered.
+    pub fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
+
+    /// The account store (what modules keep lives behind the store's traits).
+    pub(crate) fn store(&self) -> &Arc<dyn XmppStore> {
+        &self.inner.store
+    }
+
+    /// The service's settings.
+    pub(crate) fn config(&self) -> &XmppConfig {
+        &self.inner.config
     }
 
     /// The session registry.
@@ -124,7 +181,7 @@ impl XmppService {
         let text = match c.kind {
             AccountChangeKind::Locked => "account locked",
             AccountChangeKind::Deleted => {
-                self.inner.pep.forget(&c.account.to_string());
+                crate::modules::pep::state(self).forget(&c.account.to_string());
                 "account deleted"
             }
             _ => return,

@@ -54,7 +54,7 @@ pub fn opt_in_from(fragment: &str) -> bool {
 }
 
 async fn opted_in(svc: &XmppService, account: &AccountId) -> bool {
-    match svc.inner.store.private_xml(account, NS_OPT_IN).await {
+    match svc.store().private_xml(account, NS_OPT_IN).await {
         Ok(Some(fragment)) => opt_in_from(&fragment),
         _ => false,
     }
@@ -62,7 +62,7 @@ async fn opted_in(svc: &XmppService, account: &AccountId) -> bool {
 
 /// The account started its first call (`true`) or ended its last one (`false`).
 pub(crate) async fn set_in_call(svc: &XmppService, account: &AccountId, in_call: bool) {
-    let changed = svc.inner.pep.with_owner(&account.to_string(), |o| {
+    let changed = pep::state(svc).with_owner(&account.to_string(), |o| {
         std::mem::replace(&mut o.in_call, in_call) != in_call
     });
     if changed {
@@ -73,9 +73,9 @@ pub(crate) async fn set_in_call(svc: &XmppService, account: &AccountId, in_call:
 /// Shows or withdraws "on the phone" to match the call state and the user's setting.
 pub(crate) async fn refresh(svc: &XmppService, account: &AccountId) {
     let bare = account.to_string();
-    let in_call = svc.inner.pep.with_owner(&bare, |o| o.in_call);
+    let in_call = pep::state(svc).with_owner(&bare, |o| o.in_call);
     let show = in_call && opted_in(svc, account).await;
-    let next = svc.inner.pep.with_owner(&bare, |o| {
+    let next = pep::state(svc).with_owner(&bare, |o| {
         if o.phone_shown == show {
             return None;
         }

@@ -16,6 +16,7 @@
 use super::Session;
 use crate::service::XmppService;
 use crate::stanza::{self, set_attr};
+use cusax_xmpp_proto::ext::disco::DiscoInfo;
 use cusax_xmpp_proto::ns;
 use minidom::Element;
 use std::collections::{HashMap, HashSet};
@@ -72,10 +73,12 @@ impl Caps {
 
 /// The `+notify` nodes listed in a disco#info answer.
 fn notify_nodes(query: &Element) -> HashSet<String> {
-    query
-        .children()
-        .filter(|c| c.is("feature", super::disco::NS_INFO))
-        .filter_map(|c| c.attr("var")?.strip_suffix("+notify").map(str::to_owned))
+    let Ok(info) = DiscoInfo::try_from(query) else {
+        return HashSet::new();
+    };
+    info.features
+        .iter()
+        .filter_map(|f| f.strip_suffix("+notify").map(str::to_owned))
         .collect()
 }
 
@@ -98,7 +101,7 @@ pub(crate) fn on_presence(
     let caps = presence
         .get_child("c", NS)
         .and_then(|c| Some((c.attr("node")?, c.attr("ver")?)));
-    let caps_state = &svc.inner.pep.caps;
+    let caps_state = &super::pep::state(svc).caps;
     let mut map = caps_state.lock();
     let Some((node, ver)) = caps else {
         map.insert(session.id, Interest::Unfiltered);
@@ -132,7 +135,7 @@ pub(crate) fn on_presence(
             ("type", "get"),
             ("id", &iq_id),
             ("from", domain),
-            ("to", &session.full),
+            ("to", session.full.as_str()),
         ],
     );
     let mut q = Element::bare("query", super::disco::NS_INFO);
@@ -148,7 +151,7 @@ pub(crate) fn on_answer(svc: &XmppService, session: &Session, iq: &Element) -> b
     let Some(id) = iq.attr("id").filter(|i| i.starts_with(ID_PREFIX)) else {
         return false;
     };
-    let mut map = svc.inner.pep.caps.lock();
+    let mut map = super::pep::state(svc).caps.lock();
     let Some(Interest::Asking {
         ver,
         iq_id,

@@ -1,75 +1,83 @@
-//! XEP-0030: Service Discovery for the server and for local accounts.
+//! XEP-0030: Service Discovery for the server and for local accounts. The features and
+//! identities are what the modules registered ([`Registry::feature`]).
 
-use super::{IqReply, Target};
-use crate::service::XmppService;
+use super::{Destination, IqReply};
+use crate::registry::{Dests, Identity, IqHandler, IqKind, IqRequest, Module, Registry, Scope};
+use async_trait::async_trait;
+use cusax_xmpp_proto::ext::disco::{self, DiscoInfo, DiscoItems, DiscoQuery};
+pub use cusax_xmpp_proto::ext::disco::{NS_INFO, NS_ITEMS};
 use cusax_xmpp_proto::stanza::StanzaErrorCondition as E;
-use minidom::Element;
+use std::sync::Arc;
 
-/// disco#info.
-pub const NS_INFO: &str = "http://jabber.org/protocol/disco#info";
-/// disco#items.
-pub const NS_ITEMS: &str = "http://jabber.org/protocol/disco#items";
+/// The disco module.
+#[derive(Debug)]
+pub struct Disco;
 
-/// Features the server itself implements.
-const SERVER_FEATURES: &[&str] = &[
-    NS_INFO,
-    NS_ITEMS,
-    super::roster::NS,
-    "urn:xmpp:features:rosterver",
-    super::vcard::NS,
-    super::ping::NS,
-    super::version::NS,
-    super::blocking::NS,
-    super::register::NS,
-    super::private::NS,
-    "msgoffline",
-    "urn:xmpp:delay",
-];
-
-fn identity(category: &str, kind: &str, name: Option<&str>) -> Element {
-    let mut i = Element::bare("identity", NS_INFO);
-    crate::stanza::set_attr(&mut i, "category", category);
-    crate::stanza::set_attr(&mut i, "type", kind);
-    if let Some(n) = name {
-        crate::stanza::set_attr(&mut i, "name", n);
+impl Module for Disco {
+    fn name(&self) -> &'static str {
+        "disco"
     }
-    i
-}
 
-fn feature(var: &str) -> Element {
-    let mut f = Element::bare("feature", NS_INFO);
-    crate::stanza::set_attr(&mut f, "var", var);
-    f
-}
-
-/// Answers disco#info and disco#items (no nodes; no items yet).
-pub async fn handle(svc: &XmppService, payload: &Element, target: &Target) -> IqReply {
-    if payload.attr("node").is_some() {
-        return IqReply::Error(E::ItemNotFound);
-    }
-    let account = match target {
-        Target::Server => false,
-        Target::OwnAccount => true,
-        Target::LocalBare(id) if svc.account_exists(id).await => true,
-        _ => return IqReply::Error(E::ServiceUnavailable),
-    };
-    let ns = payload.ns();
-    let mut q = Element::bare("query", ns.as_str());
-    if ns == NS_INFO {
-        if account {
-            q.append_child(identity("account", "registered", None));
-            // XEP-0163 §6.1: every account is a PEP service.
-            q.append_child(identity("pubsub", "pep", None));
-            q.append_child(feature(NS_INFO));
-            for f in super::pep::ACCOUNT_FEATURES {
-                q.append_child(feature(f));
-            }
-        } else {
-            q.append_child(identity("server", "im", Some("cusaxd")));
-            for f in SERVER_FEATURES {
-                q.append_child(feature(f));
-            }
+    fn register(self: Arc<Self>, r: &mut Registry) {
+        r.identity(
+            Scope::Server,
+            Identity {
+                category: "server",
+                kind: "im",
+                name: Some("cusaxd"),
+            },
+        );
+        r.identity(
+            Scope::Account,
+            Identity {
+                category: "account",
+                kind: "registered",
+                name: None,
+            },
+        );
+        r.feature(Scope::Server, NS_INFO);
+        r.feature(Scope::Server, NS_ITEMS);
+        r.feature(Scope::Account, NS_INFO);
+        for ns in [NS_INFO, NS_ITEMS] {
+            r.iq(IqKind::BOTH, ns, None, Dests::ANY, self.clone());
         }
     }
-    IqReply::Result(Some(q))
+}
+
+fn identity(i: &Identity) -> disco::Identity {
+    disco::Identity {
+        category: i.category.to_owned(),
+        kind: i.kind.to_owned(),
+        name: i.name.map(str::to_owned),
+    }
+}
+
+#[async_trait]
+impl IqHandler for Disco {
+    /// Answers disco#info and disco#items (no nodes; no items yet).
+    async fn handle(&self, req: &IqRequest<'_>) -> IqReply {
+        let svc = req.svc;
+        let Ok(query) = DiscoQuery::try_from(req.payload) else {
+            return IqReply::Error(E::BadRequest); // registered for both namespaces only
+        };
+        if query.node.is_some() {
+            return IqReply::Error(E::ItemNotFound);
+        }
+        let scope = match req.dest {
+            Destination::Server(_) => Scope::Server,
+            Destination::OwnAccount => Scope::Account,
+            Destination::LocalBare(id) if svc.account_exists(id).await => Scope::Account,
+            _ => return IqReply::Error(E::ServiceUnavailable),
+        };
+        if !query.info {
+            return IqReply::Result(Some(DiscoItems::default().into()));
+        }
+        let registry = &svc.registry();
+        let info = DiscoInfo {
+            node: None,
+            identities: registry.identities(scope).map(identity).collect(),
+            features: registry.features(scope).map(str::to_owned).collect(),
+        };
+        IqReply::Result(Some(info.into()))
+    }
 }

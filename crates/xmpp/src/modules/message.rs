@@ -1,6 +1,7 @@
 //! RFC 6121 §8.5: delivery rules for messages to local bare and full JIDs.
 
-use super::{Session, Target};
+use super::{Destination, Session};
+use crate::registry::Event;
 use crate::service::XmppService;
 use crate::stanza::{error_reply, is_error};
 use cusax_account::AccountId;
@@ -8,10 +9,10 @@ use cusax_xmpp_proto::stanza::StanzaErrorCondition as E;
 use minidom::Element;
 
 /// Handles a message from a bound session.
-pub async fn outbound(svc: &XmppService, session: &Session, el: Element, target: Target) {
+pub async fn outbound(svc: &XmppService, session: &Session, el: Element, target: Destination) {
     let to_blocked = el
         .attr("to")
-        .is_some_and(|to| svc.inner.router.is_blocked(&session.bare, to));
+        .is_some_and(|to| svc.router().is_blocked(session.bare.as_str(), to));
     if to_blocked {
         if !is_error(&el) {
             svc.reply(session, super::blocking::blocked_error(&el));
@@ -19,22 +20,21 @@ pub async fn outbound(svc: &XmppService, session: &Session, el: Element, target:
         return;
     }
     match target {
-        Target::OwnAccount => {
+        Destination::OwnAccount => {
             let own = session.account.clone();
             to_bare(svc, session, &own, el).await;
         }
-        Target::LocalBare(id) => to_bare(svc, session, &id, el).await,
-        Target::LocalFull(id, res) => to_full(svc, session, &id, &res, el).await,
-        Target::Server => {
+        Destination::LocalBare(id) => to_bare(svc, session, &id, el).await,
+        Destination::LocalFull(id, full) => {
+            to_full(svc, session, &id, full.resource().as_str(), el).await;
+        }
+        Destination::Server(_) => {
             if !is_error(&el) {
                 svc.reply(session, error_reply(&el, E::ServiceUnavailable));
             }
         }
-        Target::Remote(_) => {
-            if !is_error(&el) {
-                svc.reply(session, error_reply(&el, E::RemoteServerNotFound));
-            }
-        }
+        Destination::Remote(to) => svc.route_remote(session, &to, el).await,
+        Destination::Component(c, to) => c.stanza(svc, session, &to, el).await,
     }
 }
 
@@ -42,7 +42,7 @@ pub async fn outbound(svc: &XmppService, session: &Session, el: Element, target:
 /// normal messages; other types are dropped (errors) or bounced (groupchat).
 async fn to_full(svc: &XmppService, session: &Session, id: &AccountId, res: &str, el: Element) {
     let bare = id.to_string();
-    if svc.inner.router.is_blocked(&bare, &session.full) {
+    if svc.router().is_blocked(&bare, session.full.as_str()) {
         // XEP-0191 §3.3, as for the bare JID: the sender learns nothing more than offline.
         if !is_error(&el) {
             svc.reply(session, error_reply(&el, E::ServiceUnavailable));
@@ -50,7 +50,7 @@ async fn to_full(svc: &XmppService, session: &Session, id: &AccountId, res: &str
         return;
     }
     if svc.deliver_full(&bare, res, el.clone()) {
-        return;
+        return delivered(svc, session, id, &el).await;
     }
     match el.attr("type").unwrap_or("normal") {
         "chat" | "normal" => to_bare(svc, session, id, el).await,
@@ -74,15 +74,14 @@ async fn to_bare(svc: &XmppService, session: &Session, id: &AccountId, el: Eleme
         return svc.reply(session, error_reply(&el, E::ServiceUnavailable));
     }
     let from = el.attr("from").unwrap_or_default().to_owned();
-    if svc.inner.router.is_blocked(&bare, &from) {
+    if svc.router().is_blocked(&bare, &from) {
         if !is_error(&el) {
             svc.reply(session, error_reply(&el, E::ServiceUnavailable));
         }
         return;
     }
     let targets: Vec<_> = svc
-        .inner
-        .router
+        .router()
         .sessions(&bare)
         .into_iter()
         .filter(|s| s.presence.is_some() && s.priority >= 0)
@@ -100,4 +99,15 @@ async fn to_bare(svc: &XmppService, session: &Session, id: &AccountId, el: Eleme
             s.send(el.clone());
         }
     }
+    delivered(svc, session, id, &el).await;
+}
+
+/// The modules learn of a message queued for local sessions.
+async fn delivered(svc: &XmppService, session: &Session, to: &AccountId, message: &Element) {
+    let event = Event::MessageDelivered {
+        session,
+        to,
+        message,
+    };
+    svc.fire(&event).await;
 }

@@ -5,6 +5,7 @@
 //! with a non-negative priority.
 
 use super::Session;
+use crate::registry::{Event, Module, Registry, Scope};
 use crate::service::XmppService;
 use crate::stanza::{error_reply, set_attr};
 use cusax_account::AccountId;
@@ -12,9 +13,26 @@ use cusax_xmpp_proto::ns;
 use cusax_xmpp_proto::stanza::StanzaErrorCondition as E;
 use minidom::Element;
 use std::str::FromStr;
+use std::sync::Arc;
 
 /// XEP-0203 namespace.
 pub const NS_DELAY: &str = "urn:xmpp:delay";
+
+/// The offline storage module (storage and delivery are called by the message and presence
+/// rules; the module announces them).
+#[derive(Debug)]
+pub struct Offline;
+
+impl Module for Offline {
+    fn name(&self) -> &'static str {
+        "offline"
+    }
+
+    fn register(self: Arc<Self>, r: &mut Registry) {
+        r.feature(Scope::Server, "msgoffline");
+        r.feature(Scope::Server, NS_DELAY);
+    }
+}
 
 /// Stores a message for later, stamped with when it arrived.
 pub async fn store(svc: &XmppService, session: &Session, owner: &AccountId, mut el: Element) {
@@ -39,12 +57,18 @@ pub async fn store(svc: &XmppService, session: &Session, owner: &AccountId, mut 
     }
     let text = String::from_utf8_lossy(&xml);
     match svc
-        .inner
-        .store
-        .push_offline(owner, &text, svc.inner.config.max_offline)
+        .store()
+        .push_offline(owner, &text, svc.config().max_offline)
         .await
     {
-        Ok(true) => {}
+        Ok(true) => {
+            let event = Event::MessageStored {
+                session,
+                owner,
+                message: &el,
+            };
+            svc.fire(&event).await;
+        }
         Ok(false) => svc.reply(session, error_reply(&el, E::ServiceUnavailable)),
         Err(e) => {
             tracing::warn!(error = %e, "storing an offline message failed");
@@ -55,14 +79,14 @@ pub async fn store(svc: &XmppService, session: &Session, owner: &AccountId, mut 
 
 /// Sends and removes the stored messages of the session's account.
 pub async fn deliver(svc: &XmppService, session: &Session) {
-    let stored = match svc.inner.store.take_offline(&session.account).await {
+    let stored = match svc.store().take_offline(&session.account).await {
         Ok(s) => s,
         Err(e) => return tracing::warn!(error = %e, "reading offline messages failed"),
     };
     for xml in stored {
         match Element::from_str(&xml) {
             Ok(mut el) => {
-                set_attr(&mut el, "to", session.full.clone());
+                set_attr(&mut el, "to", session.full.to_string());
                 svc.reply(session, el);
             }
             Err(_) => tracing::warn!("dropping an unreadable stored message"),

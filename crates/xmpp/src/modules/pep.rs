@@ -23,16 +23,20 @@
 //! deletion (`feature-not-implemented`), access models other than `presence`
 //! (`precondition-not-met` in publish-options), persistent items, XEP-0033 replyto.
 
-use super::{IqReply, Session, Target, activity, caps, reach};
+use super::{Destination, IqReply, Session, activity, caps, reach};
+use crate::registry::{
+    Dests, Event, Hook, HookPoint, Identity, IqHandler, IqKind, IqRequest, Module, Registry, Scope,
+};
 use crate::service::XmppService;
 use crate::stanza::{self, set_attr};
+use async_trait::async_trait;
 use cusax_account::AccountId;
 use cusax_store::RosterItem;
 use cusax_xmpp_proto::stanza::StanzaErrorCondition as E;
 use minidom::Element;
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// The pubsub namespace.
 pub const NS: &str = "http://jabber.org/protocol/pubsub";
@@ -85,7 +89,8 @@ impl Owner {
     }
 }
 
-/// PEP state of the whole service.
+/// The PEP module, which owns the PEP state of the whole service (reached by other modules
+/// through [`state`]).
 #[derive(Debug, Default)]
 pub(crate) struct Pep {
     owners: Mutex<HashMap<String, Owner>>,
@@ -121,10 +126,71 @@ impl Pep {
     }
 }
 
+/// The PEP state of the service.
+pub(crate) fn state(svc: &XmppService) -> &Pep {
+    // `XmppService::new` registers every default module, this one included.
+    svc.module::<Pep>()
+        .expect("the PEP module is one of the default modules")
+}
+
+impl Module for Pep {
+    fn name(&self) -> &'static str {
+        "pep"
+    }
+
+    fn register(self: Arc<Self>, r: &mut Registry) {
+        // XEP-0163 §6.1: every account is a PEP service.
+        r.identity(
+            Scope::Account,
+            Identity {
+                category: "pubsub",
+                kind: "pep",
+                name: None,
+            },
+        );
+        for f in ACCOUNT_FEATURES {
+            r.feature(Scope::Account, f);
+        }
+        r.iq(IqKind::BOTH, NS, None, Dests::ACCOUNTS, self.clone());
+        r.hook(
+            &[HookPoint::PresenceChanged, HookPoint::IqAnswer],
+            0,
+            self.clone(),
+        );
+        // Before the presence module's `unavailable` (the caps are the session's own).
+        r.hook(&[HookPoint::SessionEnded], 10, self.clone());
+        r.provide(self);
+    }
+}
+
+#[async_trait]
+impl IqHandler for Pep {
+    async fn handle(&self, req: &IqRequest<'_>) -> IqReply {
+        handle(req.svc, req.session, req.iq, req.payload, req.dest).await
+    }
+}
+
+#[async_trait]
+impl Hook for Pep {
+    async fn on(&self, svc: &XmppService, event: &Event<'_>) {
+        match event {
+            Event::PresenceChanged {
+                session,
+                presence,
+                initial,
+                roster,
+            } => on_available(svc, session, presence, *initial, roster).await,
+            Event::IqAnswer { session, iq } => on_server_answer(svc, session, iq).await,
+            Event::SessionEnded { session, .. } => self.caps.forget(session.id),
+            _ => {}
+        }
+    }
+}
+
 /// The nodes of an account that hold an item now.
 fn nodes(svc: &XmppService, bare: &str) -> Vec<String> {
     let mut v = vec![reach::NS.to_owned()];
-    svc.inner.pep.with_owner(bare, |o| {
+    state(svc).with_owner(bare, |o| {
         v.extend(o.published.keys().cloned());
         if o.phone_shown && !o.published.contains_key(activity::NS) {
             v.push(activity::NS.to_owned());
@@ -138,7 +204,7 @@ pub(crate) async fn current(svc: &XmppService, owner: &AccountId, node: &str) ->
     if node == reach::NS {
         return reach::item(svc, owner).await;
     }
-    svc.inner.pep.with_owner(&owner.to_string(), |o| {
+    state(svc).with_owner(&owner.to_string(), |o| {
         if node == activity::NS && o.phone_shown {
             return Some(activity::on_the_phone());
         }
@@ -155,7 +221,7 @@ fn item_el(ns: &str, item: &Item) -> Element {
 
 /// §4.3.1: the notification of `item` from `owner` (bare JID) to one resource.
 fn event(svc: &XmppService, owner: &str, to: &str, node: &str, item: &Item) -> Element {
-    let id = format!("pep-{}", svc.inner.pep.next());
+    let id = format!("pep-{}", state(svc).next());
     let mut msg = stanza::stanza(
         "message",
         &[
@@ -184,11 +250,10 @@ pub fn list_blocks(list: &HashSet<String>, jid: &str) -> bool {
 /// An account's block list: the router's cache while it has sessions, else the store's.
 async fn block_list(svc: &XmppService, account: &AccountId) -> HashSet<String> {
     let bare = account.to_string();
-    if let Some(l) = svc.inner.router.blocklist(&bare) {
+    if let Some(l) = svc.router().blocklist(&bare) {
         return HashSet::clone(&l);
     }
-    svc.inner
-        .store
+    svc.store()
         .blocklist(account)
         .await
         .unwrap_or_default()
@@ -224,11 +289,11 @@ fn local_account(svc: &XmppService, jid: &str) -> Option<AccountId> {
 /// Sends `item` to every available resource of `to` (a bare JID) that wants `node`, unless
 /// `to` blocks the owner.
 fn to_resources(svc: &XmppService, owner: &str, to: &str, node: &str, item: &Item) {
-    if to != owner && svc.inner.router.is_blocked(to, owner) {
+    if to != owner && svc.router().is_blocked(to, owner) {
         return;
     }
-    for s in svc.inner.router.sessions(to) {
-        if s.presence.is_some() && svc.inner.pep.caps.wants(s.id, node) {
+    for s in svc.router().sessions(to) {
+        if s.presence.is_some() && state(svc).caps.wants(s.id, node) {
             s.send(event(
                 svc,
                 owner,
@@ -244,8 +309,7 @@ fn to_resources(svc: &XmppService, owner: &str, to: &str, node: &str, item: &Ite
 pub(crate) async fn broadcast(svc: &XmppService, owner: &AccountId, node: &str, item: &Item) {
     let bare = owner.to_string();
     let roster = svc
-        .inner
-        .store
+        .store()
         .roster(owner)
         .await
         .map(|r| r.1)
@@ -266,20 +330,25 @@ async fn send_last_items(svc: &XmppService, session: &Session, roster: &[RosterI
         roster
             .iter()
             .filter(|i| i.subscription.has_to())
-            .filter(|i| !svc.inner.router.is_blocked(&session.bare, &i.jid))
+            .filter(|i| !svc.router().is_blocked(session.bare.as_str(), &i.jid))
             .filter_map(|i| local_account(svc, &i.jid)),
     );
     for owner in owners {
         let bare = owner.to_string();
-        if owner != session.account && list_blocks(&block_list(svc, &owner).await, &session.bare) {
+        if owner != session.account
+            && list_blocks(&block_list(svc, &owner).await, session.bare.as_str())
+        {
             continue;
         }
         for node in nodes(svc, &bare) {
-            if !svc.inner.pep.caps.wants(session.id, &node) {
+            if !state(svc).caps.wants(session.id, &node) {
                 continue;
             }
             if let Some(item) = current(svc, &owner, &node).await {
-                svc.reply(session, event(svc, &bare, &session.full, &node, &item));
+                svc.reply(
+                    session,
+                    event(svc, &bare, session.full.as_str(), &node, &item),
+                );
             }
         }
     }
@@ -310,14 +379,12 @@ pub(crate) async fn on_server_answer(svc: &XmppService, session: &Session, iq: &
         return;
     }
     let available = svc
-        .inner
-        .router
-        .update(&session.bare, session.id, |s| s.presence.is_some())
+        .router()
+        .update(session.bare.as_str(), session.id, |s| s.presence.is_some())
         .unwrap_or(false);
     if available {
         let roster = svc
-            .inner
-            .store
+            .store()
             .roster(&session.account)
             .await
             .map(|r| r.1)
@@ -352,19 +419,19 @@ fn app_error(condition: E, name: &str, feature: Option<&str>) -> IqReply {
 }
 
 /// Handles `<pubsub/>` IQs addressed to an account: publish (own account) and items.
-pub async fn handle(
+async fn handle(
     svc: &XmppService,
     session: &Session,
     iq: &Element,
     payload: &Element,
-    target: &Target,
+    target: &Destination,
 ) -> IqReply {
     if payload.name() != "pubsub" {
         return IqReply::Error(E::BadRequest);
     }
     let owner = match target {
-        Target::OwnAccount => session.account.clone(),
-        Target::LocalBare(id) => id.clone(),
+        Destination::OwnAccount => session.account.clone(),
+        Destination::LocalBare(id) => id.clone(),
         _ => return IqReply::Error(E::ServiceUnavailable),
     };
     let Some(verb) = payload
@@ -450,14 +517,14 @@ async fn publish(
     }
     let id = match item.attr("id") {
         Some(i) => i.to_owned(),
-        None => format!("{:x}", svc.inner.pep.next()),
+        None => format!("{:x}", state(svc).next()),
     };
     let new = Item {
         id: id.clone(),
         payload: payload.clone(),
     };
     let empty = is_empty_payload(payload);
-    let visible = svc.inner.pep.with_owner(&session.bare, |o| {
+    let visible = state(svc).with_owner(session.bare.as_str(), |o| {
         if empty {
             o.published.remove(node);
         } else {
@@ -482,8 +549,7 @@ async fn publish(
 /// the owner does not block them.
 async fn may_retrieve(svc: &XmppService, owner: &AccountId, requester: &str) -> bool {
     let item = svc
-        .inner
-        .store
+        .store()
         .roster_item(owner, requester)
         .await
         .ok()
@@ -501,7 +567,7 @@ async fn items(svc: &XmppService, session: &Session, owner: &AccountId, req: &El
         if !svc.account_exists(owner).await {
             return IqReply::Error(E::ServiceUnavailable);
         }
-        if !may_retrieve(svc, owner, &session.bare).await {
+        if !may_retrieve(svc, owner, session.bare.as_str()).await {
             return app_error(E::NotAuthorized, "presence-subscription-required", None);
         }
     }

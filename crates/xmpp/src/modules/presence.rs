@@ -2,29 +2,66 @@
 //! contacts), initial presence with probes, broadcast, directed presence, and the
 //! `unavailable` sent for a session that ends without one.
 
-use super::{Session, Target};
+use super::{Destination, Session};
+use crate::registry::{Event, Hook, HookPoint, Module, Registry};
+use crate::router::SessionHandle;
 use crate::service::XmppService;
 use crate::stanza::{self, set_attr};
+use async_trait::async_trait;
 use cusax_account::AccountId;
 use cusax_store::RosterItem;
 use minidom::Element;
 use std::collections::HashSet;
 use std::sync::Arc;
 
+/// The presence module: the rules below are called for every presence stanza; the module
+/// hooks into the end of sessions.
+#[derive(Debug)]
+pub struct Presence;
+
+impl Module for Presence {
+    fn name(&self) -> &'static str {
+        "presence"
+    }
+
+    fn register(self: Arc<Self>, r: &mut Registry) {
+        r.hook(&[HookPoint::SessionEnded], 0, self);
+    }
+}
+
+#[async_trait]
+impl Hook for Presence {
+    async fn on(&self, svc: &XmppService, event: &Event<'_>) {
+        if let Event::SessionEnded {
+            session,
+            last: Some(last),
+        } = event
+        {
+            on_disconnect(svc, session, last).await;
+        }
+    }
+}
+
 /// Handles a presence stanza from a bound session.
-pub async fn outbound(svc: &XmppService, session: &Session, el: Element, target: Target) {
+pub async fn outbound(svc: &XmppService, session: &Session, el: Element, target: Destination) {
     let kind = el.attr("type").map(str::to_owned);
     match (kind.as_deref(), el.attr("to").is_some()) {
         (None | Some("unavailable"), false) => broadcast(svc, session, el).await,
         (Some(k @ ("subscribe" | "subscribed" | "unsubscribe" | "unsubscribed")), true) => {
             let contact = match &target {
-                Target::LocalBare(id) | Target::LocalFull(id, _) => id.to_string(),
-                Target::Remote(j) => j.split('/').next().unwrap_or(j).to_owned(),
-                Target::OwnAccount | Target::Server => return,
+                Destination::LocalBare(id) | Destination::LocalFull(id, _) => id.to_string(),
+                Destination::Remote(j) => j.to_bare().to_string(),
+                Destination::OwnAccount | Destination::Server(_) | Destination::Component(..) => {
+                    return;
+                }
             };
             subscription_from_user(svc, session, &contact, k).await;
         }
-        (None | Some("unavailable") | Some("error"), true) => directed(svc, session, el, &target),
+        (None | Some("unavailable") | Some("error"), true) => {
+            if let Some((to, el)) = directed(svc, session, el, &target) {
+                svc.route_remote(session, &to, el).await;
+            }
+        }
         _ => {} // probes from clients and unknown types are ignored
     }
 }
@@ -38,10 +75,10 @@ fn priority(el: &Element) -> i8 {
 /// Sends a presence to every available session of a local user that does not block `from`.
 fn to_available(svc: &XmppService, user: &str, el: &Element) {
     let from = el.attr("from").unwrap_or_default();
-    if svc.inner.router.is_blocked(user, from) {
+    if svc.router().is_blocked(user, from) {
         return;
     }
-    for s in svc.inner.router.sessions(user) {
+    for s in svc.router().sessions(user) {
         if s.presence.is_some() {
             s.send(el.clone());
         }
@@ -54,28 +91,34 @@ fn local_account(svc: &XmppService, jid: &str) -> Option<AccountId> {
 }
 
 /// §4.6: presence addressed to one entity; available presence is remembered so that the
-/// entity gets `unavailable` when the session ends.
-fn directed(svc: &XmppService, session: &Session, el: Element, target: &Target) {
+/// entity gets `unavailable` when the session ends. Returns what goes to a remote domain.
+fn directed(
+    svc: &XmppService,
+    session: &Session,
+    el: Element,
+    target: &Destination,
+) -> Option<(jid::Jid, Element)> {
     if svc
-        .inner
-        .router
-        .is_blocked(&session.bare, el.attr("to").unwrap_or_default())
+        .router()
+        .is_blocked(session.bare.as_str(), el.attr("to").unwrap_or_default())
     {
-        return;
+        return None;
     }
     let available = el.attr("type").is_none();
     let unavailable = el.attr("type") == Some("unavailable");
     let to = el.attr("to").unwrap_or_default().to_owned();
+    let mut remote = None;
     match target {
-        Target::LocalBare(id) => to_available(svc, &id.to_string(), &el),
-        Target::OwnAccount => to_available(svc, &session.bare, &el),
-        Target::LocalFull(id, res) => {
-            svc.deliver_full(&id.to_string(), res, el);
+        Destination::LocalBare(id) => to_available(svc, &id.to_string(), &el),
+        Destination::OwnAccount => to_available(svc, session.bare.as_str(), &el),
+        Destination::LocalFull(id, full) => {
+            svc.deliver_full(&id.to_string(), full.resource().as_str(), el);
         }
-        Target::Server | Target::Remote(_) => {}
+        Destination::Remote(j) => remote = Some((j.clone(), el)),
+        Destination::Server(_) | Destination::Component(..) => {}
     }
     if available || unavailable {
-        svc.inner.router.update(&session.bare, session.id, |s| {
+        svc.router().update(session.bare.as_str(), session.id, |s| {
             if available {
                 s.directed.insert(to);
             } else {
@@ -83,6 +126,7 @@ fn directed(svc: &XmppService, session: &Session, el: Element, target: &Target) 
             }
         });
     }
+    remote
 }
 
 /// §4.2–§4.5: broadcast of available or unavailable presence to subscribers and own
@@ -91,9 +135,9 @@ fn directed(svc: &XmppService, session: &Session, el: Element, target: &Target) 
 async fn broadcast(svc: &XmppService, session: &Session, mut el: Element) {
     let available = el.attr("type").is_none();
     let prio = priority(&el);
-    let router = &svc.inner.router;
+    let router = &svc.router();
     let stored = available.then(|| Arc::new(el.clone()));
-    let Some((was_available, directed)) = router.update(&session.bare, session.id, |s| {
+    let Some((was_available, directed)) = router.update(session.bare.as_str(), session.id, |s| {
         let was = s.presence.is_some();
         s.presence = stored;
         s.priority = prio;
@@ -111,8 +155,7 @@ async fn broadcast(svc: &XmppService, session: &Session, mut el: Element) {
     }
     stanza::remove_attr(&mut el, "to");
     let roster = svc
-        .inner
-        .store
+        .store()
         .roster(&session.account)
         .await
         .map(|r| r.1)
@@ -124,7 +167,13 @@ async fn broadcast(svc: &XmppService, session: &Session, mut el: Element) {
         }
         return;
     }
-    super::pep::on_available(svc, session, &el, !was_available, &roster).await;
+    let event = Event::PresenceChanged {
+        session,
+        presence: &el,
+        initial: !was_available,
+        roster: &roster,
+    };
+    svc.fire(&event).await;
     if was_available {
         return;
     }
@@ -136,7 +185,7 @@ async fn broadcast(svc: &XmppService, session: &Session, mut el: Element) {
                 &[
                     ("type", "subscribe"),
                     ("from", &item.jid),
-                    ("to", &session.bare),
+                    ("to", session.bare.as_str()),
                 ],
             );
             svc.reply(session, req);
@@ -156,7 +205,7 @@ fn send_to_subscribers(
 ) -> HashSet<String> {
     let mut sent = HashSet::new();
     for item in roster.iter().filter(|i| i.subscription.has_from()) {
-        if svc.inner.router.is_blocked(&session.bare, &item.jid) {
+        if svc.router().is_blocked(session.bare.as_str(), &item.jid) {
             continue;
         }
         if local_account(svc, &item.jid).is_some() {
@@ -166,7 +215,7 @@ fn send_to_subscribers(
         }
         sent.insert(item.jid.clone());
     }
-    for s in svc.inner.router.sessions(&session.bare) {
+    for s in svc.router().sessions(session.bare.as_str()) {
         // The sender is still registered (also while it goes unavailable, its presence
         // already cleared); a session that has ended is not, so nothing is sent to it.
         if s.id == session.id || s.presence.is_some() {
@@ -197,21 +246,23 @@ fn send_directed_unavailable(svc: &XmppService, to: &str, el: &Element) {
 fn probe_contacts(svc: &XmppService, session: &Session, roster: &[RosterItem]) {
     let mut contacts: Vec<&str> = roster
         .iter()
-        .filter(|i| i.subscription.has_to() && !svc.inner.router.is_blocked(&session.bare, &i.jid))
+        .filter(|i| {
+            i.subscription.has_to() && !svc.router().is_blocked(session.bare.as_str(), &i.jid)
+        })
         .map(|i| i.jid.as_str())
         .collect();
-    contacts.push(&session.bare);
+    contacts.push(session.bare.as_str());
     for c in contacts {
-        if svc.inner.router.is_blocked(c, &session.bare) {
+        if svc.router().is_blocked(c, session.bare.as_str()) {
             continue;
         }
-        for s in svc.inner.router.sessions(c) {
+        for s in svc.router().sessions(c) {
             if s.id == session.id {
                 continue;
             }
             if let Some(p) = &s.presence {
                 let mut p = Element::clone(p);
-                set_attr(&mut p, "to", session.full.clone());
+                set_attr(&mut p, "to", session.full.to_string());
                 svc.reply(session, p);
             }
         }
@@ -228,7 +279,7 @@ fn presence_of_user_to(svc: &XmppService, user: &str, to: &str, available: bool)
     let Some(_) = local_account(svc, bare) else {
         return;
     };
-    for s in svc.inner.router.sessions(user) {
+    for s in svc.router().sessions(user) {
         let Some(p) = &s.presence else { continue };
         let mut p = if available {
             Element::clone(p)
@@ -262,15 +313,14 @@ pub(crate) async fn after_block_change(
     }
     let changed = |j: &str| list_blocks(before, j) != list_blocks(after, j);
     let roster = svc
-        .inner
-        .store
+        .store()
         .roster(&session.account)
         .await
         .map(|r| r.1)
         .unwrap_or_default();
     let subscribers: HashSet<&str> = roster
         .iter()
-        .filter(|i| i.subscription.has_from() && i.jid != session.bare)
+        .filter(|i| i.subscription.has_from() && i.jid != session.bare.as_str())
         .map(|i| i.jid.as_str())
         .collect();
     // Bare subscribers whose state changed, then full JIDs named in the change whose
@@ -286,9 +336,9 @@ pub(crate) async fn after_block_change(
         }
     }
     for to in targets {
-        presence_of_user_to(svc, &session.bare, to, list_blocks(before, to));
+        presence_of_user_to(svc, session.bare.as_str(), to, list_blocks(before, to));
     }
-    for s in svc.inner.router.sessions(&session.bare) {
+    for s in svc.router().sessions(session.bare.as_str()) {
         let newly: Vec<String> = s
             .directed
             .iter()
@@ -306,7 +356,7 @@ pub(crate) async fn after_block_change(
         for d in &newly {
             send_directed_unavailable(svc, d, &el);
         }
-        svc.inner.router.update(&session.bare, s.id, |h| {
+        svc.router().update(session.bare.as_str(), s.id, |h| {
             for d in &newly {
                 h.directed.remove(d);
             }
@@ -321,7 +371,7 @@ pub async fn subscription_from_user(
     contact: &str,
     kind: &str,
 ) {
-    let store = &svc.inner.store;
+    let store = &svc.store();
     let existing = store
         .roster_item(&session.account, contact)
         .await
@@ -360,16 +410,30 @@ pub async fn subscription_from_user(
     if let Some(cid) = local_account(svc, contact) {
         let p = stanza::stanza(
             "presence",
-            &[("type", kind), ("from", &session.bare), ("to", contact)],
+            &[
+                ("type", kind),
+                ("from", session.bare.as_str()),
+                ("to", contact),
+            ],
         );
-        subscription_to_contact(svc, &cid, &session.bare, kind, p).await;
+        subscription_to_contact(svc, &cid, session.bare.as_str(), kind, p).await;
+    } else if let Ok(to) = jid::Jid::new(contact) {
+        let p = stanza::stanza(
+            "presence",
+            &[
+                ("type", kind),
+                ("from", session.bare.as_str()),
+                ("to", contact),
+            ],
+        );
+        svc.route_remote(session, &to, p).await;
     }
     match kind {
         "subscribed" => {
-            presence_of_user_to(svc, &session.bare, contact, true);
+            presence_of_user_to(svc, session.bare.as_str(), contact, true);
             super::pep::on_subscribed(svc, &session.account, contact).await;
         }
-        "unsubscribed" => presence_of_user_to(svc, &session.bare, contact, false),
+        "unsubscribed" => presence_of_user_to(svc, session.bare.as_str(), contact, false),
         _ => {}
     }
 }
@@ -383,10 +447,10 @@ async fn subscription_to_contact(
     p: Element,
 ) {
     let cbare = contact.to_string();
-    if svc.inner.router.is_blocked(&cbare, from) || !svc.account_exists(contact).await {
+    if svc.router().is_blocked(&cbare, from) || !svc.account_exists(contact).await {
         return;
     }
-    let store = &svc.inner.store;
+    let store = &svc.store();
     let existing = store.roster_item(contact, from).await.ok().flatten();
     let mut item = existing.clone().unwrap_or_else(|| RosterItem {
         jid: from.to_owned(),
@@ -448,7 +512,7 @@ async fn subscription_to_contact(
 /// Stores an item; pushes it unless it only records a request the user has not seen yet.
 async fn store_quietly(svc: &XmppService, owner: &AccountId, item: &RosterItem, hidden: bool) {
     if hidden {
-        if let Err(e) = svc.inner.store.put_roster_item(owner, item).await {
+        if let Err(e) = svc.store().put_roster_item(owner, item).await {
             tracing::warn!(error = %e, "storing a subscription request failed");
         }
     } else {
@@ -466,21 +530,16 @@ pub fn is_hidden(item: &RosterItem) -> bool {
 }
 
 /// §4.5.2: a session that ends while available sends `unavailable` on its behalf.
-pub async fn on_disconnect(svc: &XmppService, session: &Session) {
-    svc.inner.pep.caps.forget(session.id);
-    let Some(handle) = svc.inner.router.unregister(&session.bare, session.id) else {
-        return;
-    };
+async fn on_disconnect(svc: &XmppService, session: &Session, handle: &SessionHandle) {
     if handle.presence.is_none() {
         return;
     }
     let el = stanza::stanza(
         "presence",
-        &[("type", "unavailable"), ("from", &session.full)],
+        &[("type", "unavailable"), ("from", session.full.as_str())],
     );
     let roster = svc
-        .inner
-        .store
+        .store()
         .roster(&session.account)
         .await
         .map(|r| r.1)

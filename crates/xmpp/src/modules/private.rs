@@ -4,12 +4,15 @@
 //! Also where users switch "on the phone" on (see `activity.rs`): storing the namespace
 //! `urn:cusax:phone-activity:0` takes effect at once.
 
-use super::{IqReply, Session, Target};
+use super::{Destination, IqReply, Session};
+use crate::registry::{Dests, IqHandler, IqKind, IqRequest, Module, Registry, Scope};
 use crate::service::XmppService;
+use async_trait::async_trait;
 use cusax_xmpp_proto::stanza::StanzaErrorCondition as E;
 use minidom::Element;
 use std::collections::BTreeMap;
 use std::str::FromStr;
+use std::sync::Arc;
 
 /// The private storage namespace.
 pub const NS: &str = "jabber:iq:private";
@@ -26,18 +29,35 @@ fn reserved(ns: &str) -> bool {
         || ns == "vcard-temp"
 }
 
-/// Handles private storage get and set (own account only).
-pub async fn handle(
-    svc: &XmppService,
-    session: &Session,
-    iq: &Element,
-    payload: &Element,
-    target: &Target,
-) -> IqReply {
+/// The private XML storage module.
+#[derive(Debug)]
+pub struct Private;
+
+impl Module for Private {
+    fn name(&self) -> &'static str {
+        "private"
+    }
+
+    fn register(self: Arc<Self>, r: &mut Registry) {
+        r.feature(Scope::Server, NS);
+        r.iq(IqKind::BOTH, NS, None, Dests::ANY, self);
+    }
+}
+
+#[async_trait]
+impl IqHandler for Private {
+    /// Private storage get and set (own account only).
+    async fn handle(&self, req: &IqRequest<'_>) -> IqReply {
+        handle(req).await
+    }
+}
+
+async fn handle(req: &IqRequest<'_>) -> IqReply {
+    let (svc, session, iq, payload) = (req.svc, req.session, req.iq, req.payload);
     if payload.name() != "query" {
         return IqReply::Error(E::BadRequest);
     }
-    if *target != Target::OwnAccount {
+    if !matches!(req.dest, Destination::OwnAccount) {
         return IqReply::Error(E::Forbidden);
     }
     let children: Vec<&Element> = payload.children().collect();
@@ -58,7 +78,7 @@ pub async fn handle(
 
 async fn get(svc: &XmppService, session: &Session, asked: &Element) -> IqReply {
     let ns = asked.ns();
-    let stored = match svc.inner.store.private_xml(&session.account, &ns).await {
+    let stored = match svc.store().private_xml(&session.account, &ns).await {
         Ok(s) => s,
         Err(_) => return IqReply::Error(E::InternalServerError),
     };
@@ -88,7 +108,7 @@ async fn set(svc: &XmppService, session: &Session, children: &[&Element]) -> IqR
             return IqReply::Error(E::NotAcceptable);
         }
     }
-    let store = &svc.inner.store;
+    let store = &svc.store();
     for (ns, xml) in &by_ns {
         let text = String::from_utf8_lossy(xml);
         match store

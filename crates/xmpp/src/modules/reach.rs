@@ -29,7 +29,7 @@ pub fn payload<'a>(uris: impl IntoIterator<Item = &'a str>) -> Element {
 
 /// The item of `owner`'s node: the AOR, then the aliases (`None` if the store fails).
 pub(crate) async fn item(svc: &XmppService, owner: &AccountId) -> Option<Item> {
-    let aliases = svc.inner.store.aliases(owner).await.ok()?;
+    let aliases = svc.store().aliases(owner).await.ok()?;
     let domain = owner.domain().as_str();
     let mut uris = vec![owner.aor().to_string()];
     uris.extend(aliases.iter().map(|a| a.sip_uri(domain)));

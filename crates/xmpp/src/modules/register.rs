@@ -5,16 +5,42 @@
 //! Registering new accounts and cancelling one in band are not offered (`not-allowed`).
 
 use super::{IqReply, Session};
+use crate::registry::{Dests, IqHandler, IqKind, IqRequest, Module, Registry, Scope};
 use crate::service::XmppService;
 use crate::stanza::text_el;
+use async_trait::async_trait;
 use cusax_account::{Credentials, Password};
 use cusax_xmpp_proto::stanza::StanzaErrorCondition as E;
 use minidom::Element;
+use std::sync::Arc;
 
 /// The registration namespace.
 pub const NS: &str = "jabber:iq:register";
 /// Longest password accepted, in bytes.
 const MAX_PASSWORD: usize = 1024;
+
+/// The in-band registration (password change) module.
+#[derive(Debug)]
+pub struct Register;
+
+impl Module for Register {
+    fn name(&self) -> &'static str {
+        "register"
+    }
+
+    fn register(self: Arc<Self>, r: &mut Registry) {
+        r.feature(Scope::Server, NS);
+        let dests = Dests::SERVER.or(Dests::OWN_ACCOUNT);
+        r.iq(IqKind::BOTH, NS, None, dests, self);
+    }
+}
+
+#[async_trait]
+impl IqHandler for Register {
+    async fn handle(&self, req: &IqRequest<'_>) -> IqReply {
+        handle(req.svc, req.session, req.iq, req.payload).await
+    }
+}
 
 /// Handles the registration form request and the password change.
 pub async fn handle(svc: &XmppService, session: &Session, iq: &Element, q: &Element) -> IqReply {
@@ -42,7 +68,7 @@ pub async fn handle(svc: &XmppService, session: &Session, iq: &Element, q: &Elem
     if pw.is_empty() || pw.len() > MAX_PASSWORD || pw.chars().any(char::is_control) {
         return IqReply::Error(E::NotAcceptable);
     }
-    let store = &svc.inner.store;
+    let store = &svc.store();
     let Ok(Some(rec)) = store.account(&session.account).await else {
         return IqReply::Error(E::InternalServerError);
     };
@@ -54,7 +80,7 @@ pub async fn handle(svc: &XmppService, session: &Session, iq: &Element, q: &Elem
         .collect();
     realms.sort_unstable();
     realms.dedup();
-    let iterations = svc.inner.config.scram_iterations;
+    let iterations = svc.config().scram_iterations;
     let account = session.account.clone();
     let realms: Vec<String> = realms.into_iter().map(str::to_owned).collect();
     // PBKDF2 is CPU work: keep it off the async workers.

@@ -1,12 +1,15 @@
 //! RFC 6121 §2: roster get, set, remove, pushes and versioning (§2.6).
 
 use super::{IqReply, Session};
+use crate::registry::{Dests, IqHandler, IqKind, IqRequest, Module, Registry, Scope};
 use crate::service::XmppService;
 use crate::stanza::{set_attr, stanza, text_el};
+use async_trait::async_trait;
 use cusax_account::AccountId;
 use cusax_store::RosterItem;
 use cusax_xmpp_proto::stanza::StanzaErrorCondition as E;
 use minidom::Element;
+use std::sync::Arc;
 
 /// The roster namespace.
 pub const NS: &str = "jabber:iq:roster";
@@ -14,6 +17,29 @@ pub const NS: &str = "jabber:iq:roster";
 const MAX_NAME: usize = 1024;
 /// Most groups per item.
 const MAX_GROUPS: usize = 64;
+
+/// The roster module.
+#[derive(Debug)]
+pub struct Roster;
+
+impl Module for Roster {
+    fn name(&self) -> &'static str {
+        "roster"
+    }
+
+    fn register(self: Arc<Self>, r: &mut Registry) {
+        r.feature(Scope::Server, NS);
+        r.feature(Scope::Server, "urn:xmpp:features:rosterver");
+        r.iq(IqKind::BOTH, NS, None, Dests::OWN_ACCOUNT, self);
+    }
+}
+
+#[async_trait]
+impl IqHandler for Roster {
+    async fn handle(&self, req: &IqRequest<'_>) -> IqReply {
+        handle(req.svc, req.session, req.iq, req.payload).await
+    }
+}
 
 /// The `<item/>` a client sees (the pending-in flag stays on the server).
 pub fn item_element(item: &RosterItem) -> Element {
@@ -35,7 +61,7 @@ pub fn item_element(item: &RosterItem) -> Element {
 /// §2.1.6: sends a roster push for one item (or its removal) to every session of `owner`.
 pub fn push(svc: &XmppService, owner: &AccountId, item: Element, ver: u64) {
     let bare = owner.to_string();
-    for s in svc.inner.router.sessions(&bare) {
+    for s in svc.router().sessions(&bare) {
         let to = format!("{bare}/{}", s.resource);
         let id = format!("push{ver}");
         let mut iq = stanza("iq", &[("type", "set"), ("id", &id), ("to", &to)]);
@@ -49,7 +75,7 @@ pub fn push(svc: &XmppService, owner: &AccountId, item: Element, ver: u64) {
 
 /// Stores an item and pushes it; store errors are logged (the caller cannot do better).
 pub async fn save(svc: &XmppService, owner: &AccountId, item: &RosterItem) {
-    match svc.inner.store.put_roster_item(owner, item).await {
+    match svc.store().put_roster_item(owner, item).await {
         Ok(ver) => push(svc, owner, item_element(item), ver),
         Err(e) => tracing::warn!(error = %e, %owner, "storing a roster item failed"),
     }
@@ -88,12 +114,7 @@ pub async fn handle(svc: &XmppService, session: &Session, iq: &Element, q: &Elem
     }
     groups.sort();
     groups.dedup();
-    let existing = match svc
-        .inner
-        .store
-        .roster_item(&session.account, &contact)
-        .await
-    {
+    let existing = match svc.store().roster_item(&session.account, &contact).await {
         Ok(e) => e,
         Err(_) => return IqReply::Error(E::InternalServerError),
     };
@@ -108,7 +129,7 @@ pub async fn handle(svc: &XmppService, session: &Session, iq: &Element, q: &Elem
 }
 
 async fn get(svc: &XmppService, session: &Session, q: &Element) -> IqReply {
-    let Ok((ver, items)) = svc.inner.store.roster(&session.account).await else {
+    let Ok((ver, items)) = svc.store().roster(&session.account).await else {
         return IqReply::Error(E::InternalServerError);
     };
     if q.attr("ver") == Some(ver.to_string().as_str()) {
@@ -124,7 +145,7 @@ async fn get(svc: &XmppService, session: &Session, q: &Element) -> IqReply {
 
 /// §2.5: removing an item also cancels both subscription directions.
 async fn remove(svc: &XmppService, session: &Session, contact: &str) -> IqReply {
-    let Ok(Some(item)) = svc.inner.store.roster_item(&session.account, contact).await else {
+    let Ok(Some(item)) = svc.store().roster_item(&session.account, contact).await else {
         return IqReply::Error(E::ItemNotFound);
     };
     if item.subscription.has_to() || item.ask {
@@ -134,8 +155,7 @@ async fn remove(svc: &XmppService, session: &Session, contact: &str) -> IqReply 
         super::presence::subscription_from_user(svc, session, contact, "unsubscribed").await;
     }
     match svc
-        .inner
-        .store
+        .store()
         .remove_roster_item(&session.account, contact)
         .await
     {

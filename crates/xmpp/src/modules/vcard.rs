@@ -15,34 +15,54 @@
 //! otherwise). Reads are open to authenticated local users only (there is no server-to-
 //! server link), which is the SEC-08 policy.
 
-use super::{IqReply, Session, Target};
+use super::{Destination, IqReply};
+use crate::registry::{Dests, IqHandler, IqKind, IqRequest, Module, Registry, Scope};
 use crate::service::XmppService;
 use crate::stanza::text_el;
+use async_trait::async_trait;
 use cusax_account::{AccountId, Alias, Aor};
 use cusax_xmpp_proto::stanza::StanzaErrorCondition as E;
 use minidom::Element;
 use std::str::FromStr;
+use std::sync::Arc;
 
 /// The vcard-temp namespace.
 pub const NS: &str = "vcard-temp";
 /// Largest stored vCard, in bytes of XML.
 const MAX_VCARD: usize = 64 * 1024;
 
-/// Handles vCard get (own or another local account) and set (own only).
-pub async fn handle(
-    svc: &XmppService,
-    session: &Session,
-    iq: &Element,
-    payload: &Element,
-    target: &Target,
-) -> IqReply {
+/// The vcard-temp module.
+#[derive(Debug)]
+pub struct VCard;
+
+impl Module for VCard {
+    fn name(&self) -> &'static str {
+        "vcard"
+    }
+
+    fn register(self: Arc<Self>, r: &mut Registry) {
+        r.feature(Scope::Server, NS);
+        r.iq(IqKind::BOTH, NS, None, Dests::ANY, self);
+    }
+}
+
+#[async_trait]
+impl IqHandler for VCard {
+    /// vCard get (own or another local account) and set (own only).
+    async fn handle(&self, req: &IqRequest<'_>) -> IqReply {
+        handle(req).await
+    }
+}
+
+async fn handle(req: &IqRequest<'_>) -> IqReply {
+    let (svc, session, iq, payload, target) = (req.svc, req.session, req.iq, req.payload, req.dest);
     if payload.name() != "vCard" {
         return IqReply::Error(E::BadRequest);
     }
     let owner = match target {
-        Target::OwnAccount => session.account.clone(),
-        Target::LocalBare(id) if svc.account_exists(id).await => id.clone(),
-        Target::LocalBare(_) => return IqReply::Error(E::ServiceUnavailable),
+        Destination::OwnAccount => session.account.clone(),
+        Destination::LocalBare(id) if svc.account_exists(id).await => id.clone(),
+        Destination::LocalBare(_) => return IqReply::Error(E::ServiceUnavailable),
         _ => return IqReply::Error(E::ItemNotFound),
     };
     if iq.attr("type") == Some("set") {
@@ -59,7 +79,7 @@ pub async fn handle(
 
 /// The SIP URIs pinned into an account's vCard: its AOR first, then its aliases.
 async fn pinned(svc: &XmppService, owner: &AccountId) -> Option<Vec<(String, bool)>> {
-    let aliases = svc.inner.store.aliases(owner).await.ok()?;
+    let aliases = svc.store().aliases(owner).await.ok()?;
     let domain = owner.domain().as_str();
     let mut out = vec![(owner.aor().to_string(), true)];
     out.extend(aliases.iter().map(|a| (a.sip_uri(domain), false)));
@@ -90,7 +110,7 @@ async fn classify(svc: &XmppService, owner: &AccountId, number: &str) -> Claim {
     let Ok(alias) = Alias::parse(number) else {
         return Claim::Free;
     };
-    let store = &svc.inner.store;
+    let store = &svc.store();
     let as_number = match &alias {
         Alias::Number(_) => Some(alias.clone()),
         Alias::Sip(aor) => sip_number(svc, aor),
@@ -133,7 +153,7 @@ fn tel_number(tel: &Element) -> Option<String> {
 
 /// The vCard of `owner` as served: stored fields plus the pinned TELs.
 async fn get(svc: &XmppService, owner: &AccountId) -> Option<Element> {
-    let stored = svc.inner.store.vcard(owner).await.ok()?;
+    let stored = svc.store().vcard(owner).await.ok()?;
     let stored = stored.and_then(|x| Element::from_str(&x).ok());
     let mut out = Element::bare("vCard", NS);
     if let Some(v) = stored {
@@ -172,8 +192,7 @@ async fn set(svc: &XmppService, owner: &AccountId, vcard: &Element) -> IqReply {
         return IqReply::Error(E::NotAcceptable);
     }
     match svc
-        .inner
-        .store
+        .store()
         .set_vcard(owner, &String::from_utf8_lossy(&xml))
         .await
     {

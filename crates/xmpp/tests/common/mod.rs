@@ -81,12 +81,7 @@ impl World {
     pub fn bind(&self, user: &str, resource: &str) -> (Session, Arc<Inbox>) {
         let bare = jid(user);
         let (sid, inbox) = self.svc.router().register(&bare, resource, 256);
-        let s = Session {
-            account: id(user),
-            full: format!("{bare}/{resource}"),
-            bare,
-            id: sid,
-        };
+        let s = Session::new(id(user), resource, sid).expect("valid test JID");
         (s, inbox)
     }
 
