@@ -159,11 +159,18 @@ fn user_csv(user: &str, password: &str) -> tempfile::TempDir {
 
 /// Waits (bounded) for the server's change feed to report new credentials of `account`.
 fn wait_for_credentials_change(server: &Cusaxd, account: &str) -> bool {
+    wait_for_change(server, account, "credentials")
+}
+
+/// Waits (bounded) for the server's change feed to report a change `kind` of `account`.
+fn wait_for_change(server: &Cusaxd, account: &str, kind: &str) -> bool {
+    let kind = format!("kind=\"{kind}\"");
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
-        let seen = server.log().lines().any(|l| {
-            l.contains("account changed") && l.contains(account) && l.contains("credentials")
-        });
+        let seen = server
+            .log()
+            .lines()
+            .any(|l| l.contains("account changed") && l.contains(account) && l.contains(&kind));
         if seen {
             return true;
         }
@@ -175,6 +182,13 @@ fn wait_for_credentials_change(server: &Cusaxd, account: &str) -> bool {
 #[test]
 fn in_band_password_change_applies_to_sip_digest_too() {
     let env = Env::start(&["erin"]);
+    // The import's own change must have reached the registrar first: it empties the cache,
+    // and arriving after the REGISTER below it would hide whether the credentials change does.
+    assert!(
+        wait_for_change(&env.server, &jid("erin"), "created"),
+        "the import was not reported: {}",
+        env.server.log()
+    );
     // The old password works on SIP first, so the registrar has erin's HA1s cached.
     assert!(
         sip_register(&env.server, "register_digest.xml", "erin", "pw-erin"),
