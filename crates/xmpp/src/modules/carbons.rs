@@ -120,15 +120,7 @@ impl Hook for Carbons {
                 to,
                 message,
                 recipients,
-            } => {
-                if carbons::is_eligible(message) {
-                    // §6.3: the resources that got the original get no copy; nor does the
-                    // sender, when it wrote to its own account.
-                    let mut skip = recipients.to_vec();
-                    skip.push(session.id);
-                    self.copy(svc, to, Direction::Received, message, &skip);
-                }
-            }
+            } => self.received(svc, session, to, message, recipients),
             Event::SessionEnded { session, .. } => self.set(session.id, false),
             _ => {}
         }
@@ -155,5 +147,23 @@ impl Carbons {
             message,
             &[session.id],
         );
+    }
+
+    /// §6.3: the enabled resources of `to` that did not get the original get a `<received/>`
+    /// copy; nor does the sender, when it wrote to its own account.
+    fn received(
+        &self,
+        svc: &XmppService,
+        session: &Session,
+        to: &AccountId,
+        message: &Element,
+        recipients: &[u64],
+    ) {
+        if !carbons::is_eligible(message) {
+            return;
+        }
+        let mut skip = recipients.to_vec();
+        skip.push(session.id);
+        self.copy(svc, to, Direction::Received, message, &skip);
     }
 }

@@ -58,10 +58,10 @@ async fn to_full(svc: &XmppService, session: &Session, id: &AccountId, res: &str
         return;
     }
     let recipient = svc.router().session(&bare, res).map(|s| s.id);
-    if let Some(rid) = recipient {
-        if svc.router().send_to(&bare, rid, el.clone()) {
-            return delivered(svc, session, id, &el, &[rid]).await;
-        }
+    if let Some(rid) = recipient
+        && svc.router().send_to(&bare, rid, el.clone())
+    {
+        return delivered(svc, session, id, &el, &[rid]).await;
     }
     match el.attr("type").unwrap_or("normal") {
         "chat" | "normal" => to_bare(svc, session, id, el).await,
