@@ -49,6 +49,7 @@ fuzz_target!(|data: &[u8]| {
         },
         max_auth_attempts: 3,
         advertise_session: true,
+        advertise_csi: false,
         limits,
         is_served: Arc::new(|d| d == "example.org"),
     });

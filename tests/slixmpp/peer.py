@@ -539,6 +539,132 @@ async def scenario_blocking(args):
     print("delivery restored: message and presence", flush=True)
 
 
+CARBONS = "urn:xmpp:carbons:2"
+CARBONS_PLUGINS = ("xep_0280", "xep_0334")
+
+
+def carbon_queue(client, kind):
+    """A queue of the (wrapper, forwarded message) of each `kind` carbon `client` accepts."""
+    q = asyncio.Queue()
+    client.add_event_handler(f"carbon_{kind}", lambda m: q.put_nowait((m, m[f"carbon_{kind}"])))
+    return q
+
+
+async def scenario_carbons(args):
+    """XEP-0280 with alice (user 0, two resources with xep_0280 enabled) and bob (user 1): what
+    alice's first resource sends to bob reaches her second one as a <sent/> carbon, bob's
+    answer to her first resource's full JID reaches the second one as a <received/> carbon,
+    both from her bare JID to the second resource's full JID; a <private/> (with <no-copy/>)
+    message is not copied, as the copied message sent after it proves."""
+    a1, a2 = peer(args, 0, plugins=CARBONS_PLUGINS), peer(args, 0, plugins=CARBONS_PLUGINS)
+    b = peer(args, 1)
+    for client in (a1, a2, b):
+        if not await client.login():
+            fail(f"login of {client.boundjid}")
+    info = await a1.plugin["xep_0030"].get_info(jid=a1.boundjid.domain, timeout=TIMEOUT)
+    if CARBONS not in info["disco_info"]["features"]:
+        fail(f"server features lack {CARBONS}: {info['disco_info']['features']}")
+    print("server advertises carbons", flush=True)
+    for client in (a1, a2):
+        await client.plugin["xep_0280"].enable(timeout=TIMEOUT)
+    print("carbons enabled on both resources", flush=True)
+    sent, received = carbon_queue(a2, "sent"), carbon_queue(a2, "received")
+    stray = {"a1": carbon_queue(a1, "sent")}
+    bare_a, full_a1, full_a2 = a1.boundjid.bare, a1.boundjid.full, a2.boundjid.full
+
+    def check_wrapper(wrapper, what):
+        if wrapper["from"] != bare_a or wrapper["to"] != full_a2:
+            fail(f"{what} carbon from {wrapper['from']} to {wrapper['to']}")
+
+    a1.send_message(mto=b.boundjid.bare, mbody="from one", mtype="chat")
+    await wait_for(b.messages, lambda m: m["body"] == "from one", "alice's message at bob")
+    wrapper, inner = await wait_for(sent, lambda e: True, "the sent carbon at alice's second resource")
+    check_wrapper(wrapper, "sent")
+    if inner["body"] != "from one" or inner["from"] != full_a1 or inner["to"].bare != b.boundjid.bare:
+        fail(f"sent carbon holds {inner}")
+    print("sent carbon ok", flush=True)
+
+    b.send_message(mto=full_a1, mbody="reply to one", mtype="chat")
+    await wait_for(a1.messages, lambda m: m["body"] == "reply to one", "bob's reply at alice's first resource")
+    wrapper, inner = await wait_for(received, lambda e: True, "the received carbon at alice's second resource")
+    check_wrapper(wrapper, "received")
+    if inner["body"] != "reply to one" or inner["from"].bare != b.boundjid.bare or inner["to"] != full_a1:
+        fail(f"received carbon holds {inner}")
+    print("received carbon ok", flush=True)
+
+    private = a1.make_message(mto=b.boundjid.bare, mbody="private one", mtype="chat")
+    private.enable("carbon_private")
+    private.enable("no-copy")
+    private.send()
+    a1.send_message(mto=b.boundjid.bare, mbody="after private", mtype="chat")
+    m = await wait_for(b.messages, lambda m: m["body"] == "private one", "the private message at bob")
+    if m.xml.find(f"{{{CARBONS}}}private") is None:
+        fail("the <private/> element was removed")
+    await wait_for(b.messages, lambda m: m["body"] == "after private", "the following message at bob")
+    copied = []
+    await wait_for(sent, lambda e: copied.append(e[1]["body"]) or e[1]["body"] == "after private", "the carbon of the following message")
+    if copied != ["after private"]:
+        fail(f"copied: {copied}")
+    print("private message not copied, the following one copied", flush=True)
+    if not stray["a1"].empty():
+        fail("the sending resource got a carbon of its own message")
+
+
+async def scenario_csi(args):
+    """XEP-0352 with alice (user 0, xep_0352) and bob (user 1), subscribed both ways: alice
+    goes inactive; bob's presence changes are held (only the latest is sent), his message
+    arrives at once after the one presence held before it; presence held after that arrives
+    once alice is active again, again only the latest."""
+    a, b = peer(args, 0, plugins=("xep_0352",)), peer(args, 1)
+    for client in (a, b):
+        if not await client.login():
+            fail(f"login of {client.boundjid}")
+    if not a.plugin["xep_0352"].enabled:
+        fail("the server did not offer CSI")
+    print("csi feature offered", flush=True)
+    bare_a, bare_b = a.boundjid.bare, b.boundjid.bare
+    a.send_presence(pto=bare_b, ptype="subscribe")
+    await wait_for(a.presences, lambda p: p["from"].bare == bare_b and p["type"] == "available", "bob's presence at alice")
+    await wait_for(b.presences, lambda p: p["from"].bare == bare_a and p["type"] == "available", "alice's presence at bob")
+
+    a.plugin["xep_0352"].send_inactive()
+    # The server takes the state change before it answers the ping that follows.
+    await a.plugin["xep_0199"].ping(jid=a.boundjid.domain, timeout=TIMEOUT)
+    drain(a.presences)
+    print("alice inactive", flush=True)
+
+    seen = []
+    def bob_status(want):
+        def check(p):
+            if p["from"].bare == bare_b:
+                seen.append(p["status"])
+            return p["from"].bare == bare_b and p["status"] == want
+        return check
+
+    b.send_presence(pstatus="away 1")
+    b.send_presence(pstatus="away 2")
+    b.send_message(mto=bare_a, mbody="while inactive", mtype="chat")
+    await wait_for(a.messages, lambda m: m["body"] == "while inactive", "bob's message while alice is inactive")
+    print("message delivered at once", flush=True)
+    await wait_for(a.presences, bob_status("away 2"), "bob's latest presence")
+    if seen != ["away 2"]:
+        fail(f"presence while inactive: {seen}")
+    print("held presence: only the latest sent, before the message", flush=True)
+
+    seen.clear()
+    b.send_presence(pstatus="back 3")
+    b.send_presence(pstatus="back 4")
+    # bob's presences have been routed to alice's session once the server answers him.
+    await b.plugin["xep_0199"].ping(jid=b.boundjid.domain, timeout=TIMEOUT)
+    a.plugin["xep_0352"].send_active()
+    await wait_for(a.presences, bob_status("back 4"), "bob's held presence after active")
+    await a.plugin["xep_0199"].ping(jid=a.boundjid.domain, timeout=TIMEOUT)
+    seen += [p["status"] for p in drain(a.presences) if p["from"].bare == bare_b]
+    if seen != ["back 4"]:
+        fail(f"presence after active: {seen}")
+    print("held presence arrived after active, only the latest", flush=True)
+
+
 SCENARIOS = {n[len("scenario_"):]: f for n, f in globals().items() if n.startswith("scenario_")}
 
 

@@ -642,3 +642,39 @@ fn a_client_configured_from_the_provisioning_json_logs_in_to_both() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && text.contains("OK"), "{text}");
 }
+
+#[test]
+fn carbons_copy_sent_and_received_messages_to_the_other_resource_but_not_private_ones() {
+    let env = Env::start(&["alice", "bob"]);
+    let out = env.peer(
+        "carbons",
+        &[(&jid("alice"), "pw-alice"), (&jid("bob"), "pw-bob")],
+    );
+    for fact in [
+        "server advertises carbons",
+        "carbons enabled on both resources",
+        "sent carbon ok",
+        "received carbon ok",
+        "private message not copied, the following one copied",
+    ] {
+        assert!(out.contains(fact), "{fact}: {out}");
+    }
+}
+
+#[test]
+fn csi_holds_presence_while_inactive_and_delivers_messages_at_once() {
+    let env = Env::start(&["alice", "bob"]);
+    let out = env.peer(
+        "csi",
+        &[(&jid("alice"), "pw-alice"), (&jid("bob"), "pw-bob")],
+    );
+    for fact in [
+        "csi feature offered",
+        "alice inactive",
+        "message delivered at once",
+        "held presence: only the latest sent, before the message",
+        "held presence arrived after active, only the latest",
+    ] {
+        assert!(out.contains(fact), "{fact}: {out}");
+    }
+}

@@ -20,5 +20,7 @@ pub const BIND: &str = "urn:ietf:params:xml:ns:xmpp-bind";
 pub const SESSION: &str = "urn:ietf:params:xml:ns:xmpp-session";
 /// XEP-0440: SASL channel-binding type capability.
 pub const SASL_CB: &str = "urn:xmpp:sasl-cb:0";
+/// XEP-0352: Client State Indication (stream feature and nonzas).
+pub const CSI: &str = "urn:xmpp:csi:0";
 /// The XML namespace bound to the `xml` prefix.
 pub const XML: &str = "http://www.w3.org/XML/1998/namespace";

@@ -24,6 +24,7 @@ fn server_config(tls: TlsPolicy, mechanisms: Vec<Mechanism>) -> ServerConfig {
         },
         max_auth_attempts: 3,
         advertise_session: true,
+        advertise_csi: false,
         limits: XmlLimits::default(),
         is_served: Arc::new(|d| d == "example.org"),
     }

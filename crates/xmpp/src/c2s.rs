@@ -2,7 +2,7 @@
 //! end of the bound session. Drives the sans-IO negotiation and bound stream of
 //! `cusax-xmpp-proto` over any byte stream.
 
-use crate::modules::{self, Session};
+use crate::modules::{self, Session, csi};
 use crate::router::Delivery;
 use crate::service::XmppService;
 use async_trait::async_trait;
@@ -113,6 +113,7 @@ impl XmppService {
             },
             max_auth_attempts: cfg.max_auth_attempts,
             advertise_session: true,
+            advertise_csi: self.module::<csi::Csi>().is_some(),
             limits: cfg.limits.clone(),
             is_served: Arc::new(move |d: &str| domains.iter().any(|x| x == d)),
         }
@@ -364,10 +365,23 @@ impl XmppService {
         Box::pin(modules::session_started(self, &session)).await;
         let idle = tokio::time::sleep(cfg.idle_timeout);
         tokio::pin!(idle);
+        let csi = self.module::<csi::Csi>().is_some();
+        // XEP-0352: `Some` while the client is inactive (boxed: most sessions never are).
+        let mut held: Option<Box<csi::Held>> = None;
         loop {
             while let Some(ev) = stream.poll_event() {
                 match ev {
-                    BoundEvent::Stanza(el) => Box::pin(modules::handle(self, &session, el)).await,
+                    BoundEvent::Stanza(el) => match csi::ClientState::from_element(&el) {
+                        Some(state) if csi => {
+                            // §5: the change, and the flush, come before the next stanza.
+                            if state == csi::ClientState::Inactive {
+                                held.get_or_insert_with(Box::default);
+                            } else if let Some(mut h) = held.take() {
+                                send_all(&mut stream, h.flush());
+                            }
+                        }
+                        _ => Box::pin(modules::handle(self, &session, el)).await,
+                    },
                     BoundEvent::Closed(_) => {}
                     _ => {}
                 }
@@ -390,11 +404,14 @@ impl XmppService {
                 biased;
                 d = inbox.next() => match d {
                     Delivery::Kill(reason) => stream.fail(reason),
-                    Delivery::Stanza(el) => {
-                        if stream.send_stanza(&el).is_err() {
-                            tracing::debug!("dropping a stanza that cannot be serialized");
+                    Delivery::Stanza(el) => match held.as_mut() {
+                        Some(h) => {
+                            if let Some(now) = h.offer(el) {
+                                send_all(&mut stream, now);
+                            }
                         }
-                    }
+                        None => send_all(&mut stream, [el]),
+                    },
                 },
                 () = self.inner.shutdown.cancelled() => stream.fail(C::SystemShutdown.into()),
                 r = read_into(&mut *io, |data| stream.feed(data)) => match r {
@@ -416,6 +433,15 @@ impl XmppService {
             .is_none()
         {
             self.announce_session(&session.account, session.full.resource().as_str(), false);
+        }
+    }
+}
+
+/// Queues stanzas on the bound stream, in order.
+fn send_all(stream: &mut BoundStream, stanzas: impl IntoIterator<Item = minidom::Element>) {
+    for el in stanzas {
+        if stream.send_stanza(&el).is_err() {
+            tracing::debug!("dropping a stanza that cannot be serialized");
         }
     }
 }

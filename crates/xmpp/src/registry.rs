@@ -2,7 +2,7 @@
 //!
 //! A module declares its service-discovery features and identities (XEP-0030), registers IQ
 //! handlers by (request kind, payload namespace and element, destination class), and hooks
-//! into events (session started/ended, presence changed, message delivered/stored, an IQ
+//! into events (session started/ended, presence changed, message sent/delivered/stored, an IQ
 //! answer to the server). Hooks run in order of their priority, highest first; equal
 //! priorities keep the order of registration. This is the shape of Prosody's
 //! `module:hook(event, handler, priority)` / `module:add_feature(var)` and of ejabberd's
@@ -161,6 +161,19 @@ pub enum Event<'a> {
         to: &'a AccountId,
         /// The message.
         message: &'a Element,
+        /// The router ids of the sessions of `to` it was queued for (RFC 6121 §8.5).
+        recipients: &'a [u64],
+    },
+    /// A message from `session` is about to be routed (to a local account, a component or a
+    /// remote domain); not fired for messages refused at the sender (blocked, malformed `to`,
+    /// addressed to the server itself).
+    MessageSent {
+        /// The sender.
+        session: &'a Session,
+        /// The message as routed (`from` stamped).
+        message: &'a Element,
+        /// Where it was addressed.
+        dest: &'a Destination,
     },
     /// A message for an account with no available resource was stored (XEP-0160).
     MessageStored {
@@ -191,6 +204,8 @@ pub enum HookPoint {
     PresenceChanged,
     /// [`Event::MessageDelivered`].
     MessageDelivered,
+    /// [`Event::MessageSent`].
+    MessageSent,
     /// [`Event::MessageStored`].
     MessageStored,
     /// [`Event::IqAnswer`].
@@ -205,6 +220,7 @@ impl Event<'_> {
             Event::SessionEnded { .. } => HookPoint::SessionEnded,
             Event::PresenceChanged { .. } => HookPoint::PresenceChanged,
             Event::MessageDelivered { .. } => HookPoint::MessageDelivered,
+            Event::MessageSent { .. } => HookPoint::MessageSent,
             Event::MessageStored { .. } => HookPoint::MessageStored,
             Event::IqAnswer { .. } => HookPoint::IqAnswer,
         }

@@ -136,6 +136,7 @@ async fn disco_info_lists_the_features_the_modules_registered() {
             "jabber:iq:private",
             "msgoffline",
             "urn:xmpp:delay",
+            "urn:xmpp:carbons:2",
             NS_TEST,
         ]
     );
@@ -320,7 +321,12 @@ struct Messages {
 impl Hook for Messages {
     async fn on(&self, _svc: &XmppService, event: &Event<'_>) {
         let line = match event {
-            Event::MessageDelivered { to, .. } => format!("delivered to {to}"),
+            Event::MessageSent { dest, message, .. } => {
+                format!("sent {:?} to {dest:?}", message.attr("from"))
+            }
+            Event::MessageDelivered { to, recipients, .. } => {
+                format!("delivered to {to} sessions {recipients:?}")
+            }
             Event::MessageStored { owner, .. } => format!("stored for {owner}"),
             _ => return,
         };
@@ -334,13 +340,17 @@ impl Module for Messages {
     }
 
     fn register(self: Arc<Self>, r: &mut Registry) {
-        let points = &[HookPoint::MessageDelivered, HookPoint::MessageStored];
+        let points = &[
+            HookPoint::MessageSent,
+            HookPoint::MessageDelivered,
+            HookPoint::MessageStored,
+        ];
         r.hook(points, 0, self);
     }
 }
 
 #[tokio::test]
-async fn message_hooks_see_deliveries_and_offline_storage() {
+async fn message_hooks_see_sending_deliveries_and_offline_storage() {
     let w = world(&["alice", "bob"]).await;
     let hook = Arc::new(Messages::default());
     let svc = XmppService::with_modules(
@@ -365,11 +375,21 @@ async fn message_hooks_see_deliveries_and_offline_storage() {
     let got = drain(&bob_in).await;
     assert!(got.iter().any(|e| e.name() == "message"), "{got:?}");
     modules::handle(&svc, &alice, common::xml(&chat)).await;
+    // Refused at the sender: to the server itself, no "sent".
+    let to_server = format!("<message xmlns='jabber:client' to='{DOMAIN}' type='chat'/>");
+    modules::handle(&svc, &alice, common::xml(&to_server)).await;
+    let sent = format!(
+        "sent Some(\"{}/r\") to LocalBare({})",
+        jid("alice"),
+        jid("bob")
+    );
     assert_eq!(
         *hook.seen.lock().expect("lock"),
         [
+            sent.clone(),
             format!("stored for {}", jid("bob")),
-            format!("delivered to {}", jid("bob")),
+            sent,
+            format!("delivered to {} sessions [{bid}]", jid("bob")),
         ]
     );
 }

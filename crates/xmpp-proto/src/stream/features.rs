@@ -21,6 +21,8 @@ pub struct Features {
     pub bind: bool,
     /// Legacy session offered; `Some(true)` when marked `<optional/>`.
     pub session: Option<bool>,
+    /// XEP-0352 §3 Client State Indication offered (after authentication).
+    pub csi: bool,
 }
 
 impl Features {
@@ -60,6 +62,9 @@ impl Features {
             }
             f.append_child(s);
         }
+        if self.csi {
+            f.append_child(Element::bare("csi", ns::CSI));
+        }
         f
     }
 
@@ -95,9 +100,36 @@ impl Features {
                 (ns::SESSION, "session") => {
                     f.session = Some(child.has_child("optional", ns::SESSION));
                 }
+                (ns::CSI, "csi") => f.csi = true,
                 _ => {}
             }
         }
         Some(f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csi_is_written_after_bind_and_read_back() {
+        let f = Features {
+            bind: true,
+            csi: true,
+            ..Features::default()
+        };
+        let el = f.to_element();
+        let names: Vec<_> = el.children().map(|c| (c.name(), c.ns())).collect();
+        assert_eq!(
+            names,
+            [("bind", ns::BIND.to_owned()), ("csi", ns::CSI.to_owned())]
+        );
+        assert_eq!(Features::from_element(&el), Some(f));
+        let without = Features {
+            bind: true,
+            ..Features::default()
+        };
+        assert!(!without.to_element().has_child("csi", ns::CSI));
     }
 }

@@ -41,6 +41,9 @@ pub struct ServerConfig {
     pub max_auth_attempts: u8,
     /// Whether to advertise the legacy session feature (always as `<optional/>`).
     pub advertise_session: bool,
+    /// Whether to advertise XEP-0352 Client State Indication after authentication (the
+    /// bound stream passes `<active/>` and `<inactive/>` on as nonzas).
+    pub advertise_csi: bool,
     /// XML reader limits.
     pub limits: XmlLimits,
     /// Decides whether a `to` domain is served here.
@@ -379,6 +382,7 @@ impl ServerNegotiation {
             return Features {
                 bind: true,
                 session: self.config.advertise_session.then_some(true),
+                csi: self.config.advertise_csi,
                 ..Features::default()
             };
         }

@@ -19,6 +19,14 @@ pub async fn outbound(svc: &XmppService, session: &Session, el: Element, target:
         }
         return;
     }
+    if !matches!(target, Destination::Server(_)) {
+        let event = Event::MessageSent {
+            session,
+            message: &el,
+            dest: &target,
+        };
+        svc.fire(&event).await;
+    }
     match target {
         Destination::OwnAccount => {
             let own = session.account.clone();
@@ -49,8 +57,11 @@ async fn to_full(svc: &XmppService, session: &Session, id: &AccountId, res: &str
         }
         return;
     }
-    if svc.deliver_full(&bare, res, el.clone()) {
-        return delivered(svc, session, id, &el).await;
+    let recipient = svc.router().session(&bare, res).map(|s| s.id);
+    if let Some(rid) = recipient
+        && svc.router().send_to(&bare, rid, el.clone())
+    {
+        return delivered(svc, session, id, &el, &[rid]).await;
     }
     match el.attr("type").unwrap_or("normal") {
         "chat" | "normal" => to_bare(svc, session, id, el).await,
@@ -93,21 +104,31 @@ async fn to_bare(svc: &XmppService, session: &Session, id: &AccountId, el: Eleme
         return;
     }
     let top = targets.iter().map(|s| s.priority).max().unwrap_or(0);
+    let mut recipients = Vec::with_capacity(targets.len());
     for s in targets {
-        // chat goes to every non-negative resource (carbons-like); others to the highest only
+        // chat goes to every non-negative resource (RFC 6121 §8.5.2.1.1); others to the
+        // highest only
         if kind == "chat" || s.priority == top {
             s.send(el.clone());
+            recipients.push(s.id);
         }
     }
-    delivered(svc, session, id, &el).await;
+    delivered(svc, session, id, &el, &recipients).await;
 }
 
 /// The modules learn of a message queued for local sessions.
-async fn delivered(svc: &XmppService, session: &Session, to: &AccountId, message: &Element) {
+async fn delivered(
+    svc: &XmppService,
+    session: &Session,
+    to: &AccountId,
+    message: &Element,
+    recipients: &[u64],
+) {
     let event = Event::MessageDelivered {
         session,
         to,
         message,
+        recipients,
     };
     svc.fire(&event).await;
 }

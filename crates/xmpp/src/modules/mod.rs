@@ -5,6 +5,8 @@
 pub mod activity;
 pub mod blocking;
 pub mod caps;
+pub mod carbons;
+pub mod csi;
 pub mod disco;
 pub mod message;
 pub mod offline;
@@ -42,6 +44,8 @@ pub fn default_modules() -> Vec<Arc<dyn Module>> {
         Arc::new(register::Register),
         Arc::new(private::Private),
         Arc::new(offline::Offline),
+        Arc::new(carbons::Carbons::default()),
+        Arc::new(csi::Csi),
         Arc::new(pep::Pep::default()),
         Arc::new(presence::Presence),
     ]
