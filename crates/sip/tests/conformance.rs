@@ -8,7 +8,6 @@
 mod common;
 
 use common::*;
-use std::process::Child;
 
 /// The value of `cusax_sip_digest_uri_refused_total{role="ROLE"}` on `/metrics` (0 if absent).
 fn digest_uri_refusals(lab: &Lab, role: &str) -> u64 {
@@ -89,45 +88,6 @@ fn register_from_other_port(lab: &Lab, from: u16, contact: u16) {
         &["-i", "127.0.0.1", "-key", "contact_addr", &addr],
     );
     assert!(ok, "registration agent registers\n{}", lab.srv.log());
-}
-
-/// A witness UAS on `port` that must not get the call: tracing every message, it expects
-/// only the OPTIONS probe that [`probe_witness`] sends it directly.
-fn witness(lab: &Lab, port: u16) -> (Child, std::path::PathBuf) {
-    let trace = lab.dir.path().join(format!("witness-{port}.msg"));
-    let child = lab
-        .sipp("uas_options.xml", "u1")
-        .args(["-i", "127.0.0.1", "-p", &port.to_string()])
-        .args(["-trace_msg", "-message_file"])
-        .arg(&trace)
-        .spawn()
-        .expect("sipp witness starts");
-    assert!(listening("u1", port), "witness listens on {port}");
-    (child, trace)
-}
-
-/// Sends the witness its OPTIONS straight (not through cusaxd), waits for it to exit and
-/// returns its trace after checking that it ran: it answered 200 and exited with 0.
-fn probe_witness(lab: &Lab, mut w: (Child, std::path::PathBuf), port: u16) -> String {
-    let probe_ok = lab
-        .sipp("options.xml", "u1")
-        .arg(format!("127.0.0.1:{port}"))
-        .args(["-i", "127.0.0.1", "-p", &free_port().to_string()])
-        .args(["-recv_timeout", "5000"])
-        .status()
-        .expect("sipp probe runs")
-        .success();
-    let witness_ok = wait_bounded(&mut w.0);
-    let trace = std::fs::read_to_string(&w.1).expect("the witness wrote its message trace");
-    assert!(
-        probe_ok && witness_ok,
-        "the witness on {port} ran: probe ok={probe_ok}, witness ok={witness_ok}\n{trace}"
-    );
-    assert!(
-        trace.contains("OPTIONS sip:"),
-        "the witness traced: {trace}"
-    );
-    trace
 }
 
 #[test]

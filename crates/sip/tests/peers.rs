@@ -168,11 +168,51 @@ fn register_query_unregister_over_udp_and_tcp() {
         let _ = peer
             .traced("register_wrong_password.xml", t, &carol, &[])
             .assert_failed_with("2 REGISTER", 200, "the right password is not refused");
-        // An unknown user gets the same fresh 401 as a wrong password (no enumeration).
-        let _ = peer
-            .traced("register_digest.xml", t, &unknown, &[])
-            .assert_failed_with("2 REGISTER", 401, "unknown user");
+        // An unknown user gets the same fresh 401 as a wrong password (no enumeration): same
+        // reason, same header fields, same challenge but for its nonce and opaque.
+        let wrong_run = peer.traced("register_digest.xml", t, &wrong, &["-ap", "wrong-[field1]"]);
+        let wrong_401 = wrong_run.assert_failed_with("2 REGISTER", 401, "wrong password");
+        let unknown_run = peer.traced("register_digest.xml", t, &unknown, &[]);
+        let unknown_401 = unknown_run.assert_failed_with("2 REGISTER", 401, "unknown user");
+        assert_eq!(
+            answer_shape(&unknown_401),
+            answer_shape(&wrong_401),
+            "{t}: an unknown user is told apart from a wrong password:\n{}\n---\n{}",
+            unknown_401.text,
+            wrong_401.text
+        );
     }
+}
+
+/// What a 401 tells a caller, without what differs on every challenge: the start line, the
+/// header field names in order, and each challenge's parameters but `nonce` and `opaque`.
+fn answer_shape(r: &cusax_testkit::sipp::Traced) -> (String, Vec<String>, Vec<Vec<String>>) {
+    let head = r.text.lines().skip(1).take_while(|l| !l.trim().is_empty());
+    let names = head
+        .clone()
+        .filter_map(|l| {
+            l.split_once(':')
+                .map(|(n, _)| n.trim().to_ascii_lowercase())
+        })
+        .collect();
+    let challenges = head
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(n, _)| n.trim().eq_ignore_ascii_case("WWW-Authenticate"))
+        .map(|(_, v)| {
+            let mut params: Vec<String> = v
+                .split(',')
+                .map(|p| p.trim().to_owned())
+                .filter(|p| {
+                    let name = p.split('=').next().unwrap_or_default().trim();
+                    let name = name.rsplit(' ').next().unwrap_or_default();
+                    !name.eq_ignore_ascii_case("nonce") && !name.eq_ignore_ascii_case("opaque")
+                })
+                .collect();
+            params.sort();
+            params
+        })
+        .collect();
+    (r.start_line().to_owned(), names, challenges)
 }
 
 #[test]

@@ -237,6 +237,9 @@ fn calls_to_a_gruu_reach_exactly_that_device() {
     );
     let mut callee = lab.uas("uas_answer.xml", "u1", a, "temp-gruu");
     wait_listening("u1", a);
+    // Device B listens meanwhile and must not get that call.
+    wait_released(b);
+    let witness_b = witness(&lab, b);
     let ok = lab.uac_with(
         "uac_call_gruu.xml",
         "u1",
@@ -248,6 +251,11 @@ fn calls_to_a_gruu_reach_exactly_that_device() {
         ok && answered,
         "temp-gruu call: caller ok={ok}, callee ok={answered}\n{}",
         lab.errors("temp-gruu")
+    );
+    let seen_b = probe_witness(&lab, witness_b, b);
+    assert!(
+        !seen_b.contains("INVITE"),
+        "device B got the call to A's temporary GRUU:\n{seen_b}"
     );
 }
 
