@@ -6,17 +6,20 @@
 //! memory ([`location`]) and are written behind. The socket loops live in `cusax-server`.
 
 pub mod accounts;
+mod auth;
 pub mod calls;
 pub mod config;
+mod context;
 mod core;
 pub mod date;
-mod digest_uri;
 mod gruu;
 pub mod location;
 mod nat;
 pub mod proxy;
 mod registrar;
+mod types;
 
 pub use config::{Advertised, DomainPolicy, NatTraversal, ProxyConfig, RegistrarConfig};
-pub use core::{ALLOW, Outcome, Peer, SUPPORTED, SipCore, Transport};
+pub use core::SipCore;
 pub use location::Location;
+pub use types::{ALLOW, Outcome, Peer, SUPPORTED, Transport};

@@ -2,18 +2,15 @@
 //! (proxy authentication), RFC 3325/3323 (asserted identity, privacy) and RFC 7081 §3.5 /
 //! §6 (the `impp` Call-Info that ties a call to the caller's XMPP address).
 
-use super::target::{Dest, Routing};
-use crate::accounts::{CachedAccount, Lookup};
-use crate::core::{Outcome, Peer, SipCore};
+use super::target::Routing;
+use crate::accounts::CachedAccount;
+use crate::context::Context;
+use crate::types::{Dest, NextHop, Peer};
 use bytes::Bytes;
-use cusax_account::Aor;
 use cusax_sip_proto::Request;
 use cusax_sip_proto::Response;
-use cusax_sip_proto::digest::{Algorithm, DigestError, Verified};
 use cusax_sip_proto::message::headers::{CallInfo, parse_max_forwards};
-use cusax_sip_proto::message::uri::Scheme;
 use cusax_sip_proto::message::{Edits, HeaderKind, Method};
-use std::sync::Arc;
 
 /// What the proxy asserts about the caller in forwarded requests.
 #[derive(Debug, Clone)]
@@ -71,7 +68,7 @@ impl Plan {
     }
 
     pub(crate) fn initial(
-        core: &SipCore,
+        ctx: &Context,
         req: &Request,
         peer: &Peer,
         routing: &Routing,
@@ -85,13 +82,13 @@ impl Plan {
                 Identity::Local {
                     aor: acct.id.aor().as_str().to_owned(),
                     jid: acct.id.bare_jid().to_string(),
-                    stamp: core.cfg.proxy.policy(domain).call_info,
+                    stamp: ctx.cfg.proxy.policy(domain).call_info,
                     private: is_private(req),
                     realm: domain.to_owned(),
                 }
             }
             None => Identity::Foreign {
-                served: core
+                served: ctx
                     .cfg
                     .domains
                     .iter()
@@ -112,7 +109,7 @@ impl Plan {
                 }),
             caller_flow: Dest {
                 transport: peer.transport,
-                hop: super::NextHop::Addr(peer.addr),
+                hop: NextHop::Addr(peer.addr),
             }
             .flow_token(),
             loop_hash: loop_hash(req),
@@ -278,93 +275,5 @@ pub(crate) fn apply_identity(e: &mut Edits<'_>, req: &Request, plan: &Plan) {
                 is_impp(v) && xmpp_domain(v).is_some_and(|d| served.contains(&d))
             });
         }
-    }
-}
-
-impl SipCore {
-    /// §22.3: a request whose From names a served domain must carry Proxy-Authorization for
-    /// the account owning that From AOR. `Ok(None)` for callers from other domains.
-    ///
-    /// With `verify` false everything but the digest check runs (so that loads from the
-    /// store happen before the nonce-count is consumed: a request handled again after a load
-    /// must not look like a replay of itself).
-    pub(crate) fn authenticate_caller(
-        &self,
-        now: i64,
-        req: &Request,
-        peer: &Peer,
-        verify: bool,
-    ) -> Result<Option<Arc<CachedAccount>>, Outcome> {
-        let Ok(from) = req.from_addr() else {
-            return Err(self.simple(req, peer, 400, "Malformed From"));
-        };
-        let uri = from.uri();
-        if !matches!(uri.scheme(), Scheme::Sip | Scheme::Sips) {
-            return Ok(None);
-        }
-        let Some(realm) = uri.host().and_then(|h| self.served(h.as_bytes())).cloned() else {
-            return Ok(None);
-        };
-        let Some(creds) = req.digest_credentials(realm.as_str().as_bytes(), true) else {
-            return Err(self.challenge_for(now, req, peer, &realm, false, true));
-        };
-        if !self.digest_uri_ok(req, &creds) {
-            return Err(self.refuse_digest_uri(req, peer, "proxy"));
-        }
-        let Some(user_bytes) = creds.username() else {
-            return Err(self.simple(req, peer, 400, "Malformed Proxy-Authorization"));
-        };
-        let Ok(user) = std::str::from_utf8(&user_bytes) else {
-            return Err(self.challenge_for(now, req, peer, &realm, false, true));
-        };
-        let acct = match self.accounts.get(user, realm.as_str()) {
-            Lookup::Hit(a) => a,
-            Lookup::Miss => {
-                return Err(Outcome::NeedAccount {
-                    user: user.to_owned(),
-                    realm,
-                });
-            }
-            Lookup::Unknown => {
-                tracing::info!(protocol = "sip", account = %format_args!("{user}@{realm}"), peer = %peer.addr, method = %String::from_utf8_lossy(req.method_bytes()), reason = "unknown account", "authentication failed");
-                metrics::counter!("cusax_auth_failures_total", "protocol" => "sip").increment(1);
-                let _ = self.verify_digest(now, req, peer, &creds, &realm, None);
-                return Err(self.challenge_for(now, req, peer, &realm, false, true));
-            }
-        };
-        if !verify {
-            return Ok(Some(acct));
-        }
-        let alg = match creds.algorithm {
-            None => Some(Algorithm::Md5),
-            Some(t) => Algorithm::from_token(t),
-        };
-        let ha1 = alg.and_then(|a| acct.ha1(a));
-        match self.verify_digest(now, req, peer, &creds, &realm, ha1) {
-            Ok(Verified::Ok) => {}
-            Ok(Verified::Stale) => {
-                return Err(self.challenge_for(now, req, peer, &realm, true, true));
-            }
-            Err(DigestError::Malformed) => {
-                return Err(self.simple(req, peer, 400, "Malformed Proxy-Authorization"));
-            }
-            Err(e) => {
-                tracing::info!(protocol = "sip", account = %acct.id, peer = %peer.addr, method = %String::from_utf8_lossy(req.method_bytes()), reason = %e, "authentication failed");
-                metrics::counter!("cusax_auth_failures_total", "protocol" => "sip").increment(1);
-                return Err(self.challenge_for(now, req, peer, &realm, false, true));
-            }
-        }
-        if acct.locked {
-            tracing::info!(protocol = "sip", account = %acct.id, peer = %peer.addr, reason = "locked", "authentication refused");
-            return Err(self.simple(req, peer, 403, "Account Locked"));
-        }
-        let from_text = std::str::from_utf8(uri.as_bytes()).unwrap_or_default();
-        let owns = Aor::parse(from_text).is_ok_and(|a| acct.owns(&a));
-        if !owns {
-            tracing::info!(protocol = "sip", account = %acct.id, peer = %peer.addr, from = from_text, reason = "From not owned", "authentication refused");
-            return Err(self.simple(req, peer, 403, "From Does Not Match Account"));
-        }
-        tracing::info!(protocol = "sip", account = %acct.id, peer = %peer.addr, method = %String::from_utf8_lossy(req.method_bytes()), call_id = %String::from_utf8_lossy(req.call_id().unwrap_or_default()), "authenticated");
-        Ok(Some(acct))
     }
 }

@@ -25,7 +25,12 @@ mod target;
 #[cfg(test)]
 mod tests;
 
-use crate::core::{Outcome, Peer, SipCore};
+use crate::accounts::Accounts;
+use crate::auth::Auth;
+use crate::calls::Calls;
+use crate::context::Context;
+use crate::registrar::Registrar;
+use crate::types::{Outcome, Peer};
 use bytes::Bytes;
 use cusax_sip_proto::message::{HeaderKind, Limits, build_cancel};
 use cusax_sip_proto::transaction::{
@@ -34,60 +39,15 @@ use cusax_sip_proto::transaction::{
 };
 use cusax_sip_proto::{Method, Request, Response, SipMessage, parse_datagram};
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::RwLock;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-pub use target::{Dest, NextHop};
-
-/// One message for the transports to send.
-#[derive(Debug, Clone)]
-pub struct Send {
-    /// Where to.
-    pub dest: Dest,
-    /// The complete message.
-    pub bytes: Bytes,
-}
+pub use crate::types::{Dest, NextHop, Send};
 
 /// Branch parameter prefix of this proxy: the RFC 3261 magic cookie plus `cx`.
 pub(crate) const BRANCH_PREFIX: &str = "z9hG4bKcx";
-
-/// Alias → account user, filled from the store on demand and cleared on any account change.
-#[derive(Debug, Default)]
-pub struct AliasCache {
-    map: RwLock<HashMap<(String, String), Option<String>>>,
-}
-
-const ALIAS_CACHE_MAX: usize = 100_000;
-
-impl AliasCache {
-    pub(crate) fn get(&self, alias: &str, realm: &str) -> Option<Option<String>> {
-        let map = self
-            .map
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        map.get(&(alias.to_owned(), realm.to_owned())).cloned()
-    }
-
-    pub(crate) fn insert(&self, alias: &str, realm: &cusax_account::Domain, user: Option<String>) {
-        let mut map = self
-            .map
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if map.len() >= ALIAS_CACHE_MAX {
-            map.clear();
-        }
-        map.insert((alias.to_owned(), realm.as_str().to_owned()), user);
-    }
-
-    pub(crate) fn clear(&self) {
-        self.map
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clear();
-    }
-}
 
 #[derive(Debug)]
 enum ServerTxn {
@@ -277,10 +237,45 @@ fn rank(code: u16) -> (u8, u8) {
     (class, u8::from(code == 408 || code == 503))
 }
 
-impl SipCore {
+/// The transaction-stateful proxy: its transactions and the calls it saw confirmed.
+#[derive(Debug)]
+pub(crate) struct Proxy {
+    ctx: Arc<Context>,
+    auth: Arc<Auth>,
+    accounts: Arc<Accounts>,
+    state: Mutex<ProxyState>,
+    calls: Calls,
+}
+
+impl Proxy {
+    pub(crate) fn new(
+        ctx: Arc<Context>,
+        auth: Arc<Auth>,
+        accounts: Arc<Accounts>,
+        secret: [u8; 32],
+    ) -> Self {
+        Self {
+            ctx,
+            auth,
+            accounts,
+            state: Mutex::new(ProxyState::new(secret)),
+            calls: Calls::new(),
+        }
+    }
+
+    /// Calls in progress and their events.
+    pub(crate) fn calls(&self) -> &Calls {
+        &self.calls
+    }
+
+    /// Publishes call states on `bus` from now on.
+    pub(crate) fn set_bus(&mut self, bus: Arc<dyn cusax_bus::Bus>) {
+        self.calls.set_bus(bus);
+    }
+
     fn lock_proxy(&self) -> std::sync::MutexGuard<'_, ProxyState> {
         // Every critical section leaves the tables consistent.
-        self.proxy
+        self.state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -378,7 +373,7 @@ impl SipCore {
                 // A branch still waiting for its final answer (usually the 487 to our CANCEL,
                 // which must still be ACKed) has no timer of its own in Proceeding: it gets
                 // 64·T1 more, then it is dropped (a phone that ignored the CANCEL).
-                let reap = now + self.cfg.proxy.timers.t1x64();
+                let reap = now + self.ctx.cfg.proxy.timers.t1x64();
                 for b in gone.fwd.branches {
                     if st.clients.contains_key(&b.key) {
                         st.arm(Some(reap), TimerRef::Reap(b.key));
@@ -471,7 +466,7 @@ impl SipCore {
     }
 
     /// The request pipeline of §16.3–§16.6 for everything but REGISTER.
-    pub(crate) fn proxy_request(&self, now: i64, req: &Request, peer: &Peer) -> Outcome {
+    pub(crate) fn request(&self, reg: &Registrar, now: i64, req: &Request, peer: &Peer) -> Outcome {
         let t = Instant::now();
         // Retransmissions and the ACK of a non-2xx final response belong to a transaction.
         if let Some(key) = TransactionKey::server(req) {
@@ -496,14 +491,15 @@ impl SipCore {
         }
         if let Some(tag) = req.option_tags(HeaderKind::ProxyRequire).next() {
             return Outcome::Respond(
-                self.response(req, peer, 420, "Bad Extension")
+                self.ctx
+                    .response(req, peer, 420, "Bad Extension")
                     .header("Unsupported", tag)
                     .build(),
             );
         }
         let routing = match self.route_info(req) {
             Ok(r) => r,
-            Err(o) => return self.simple(req, peer, o.0, o.1),
+            Err(o) => return self.ctx.simple(req, peer, o.0, o.1),
         };
         if routing.in_dialog() {
             return self.forward_in_dialog(req, peer, &routing, t);
@@ -512,13 +508,14 @@ impl SipCore {
             // As Kamailio's default route: an in-dialog request without our Route is answered
             // here, never relayed; an initial request with a pre-loaded Route goes through the
             // initial checks (authentication, relaying policy) like any other.
-            return if self.is_local_ruri(req) {
-                self.simple(req, peer, 481, "Call/Transaction Does Not Exist")
+            return if self.ctx.is_local_ruri(req) {
+                self.ctx
+                    .simple(req, peer, 481, "Call/Transaction Does Not Exist")
             } else {
-                self.simple(req, peer, 404, "Not Here")
+                self.ctx.simple(req, peer, 404, "Not Here")
             };
         }
-        self.forward_initial(now, req, peer, &routing, t)
+        self.forward_initial(reg, now, req, peer, &routing, t)
     }
 
     /// Creates the server transaction and the branches for `targets`, and sends.
@@ -532,10 +529,10 @@ impl SipCore {
         t: Instant,
     ) -> Outcome {
         let Some(key) = TransactionKey::server(req) else {
-            return self.simple(req, peer, 400, "Malformed Via");
+            return self.ctx.simple(req, peer, 400, "Malformed Via");
         };
         let reliable = peer.transport.is_reliable();
-        let timers = self.cfg.proxy.timers;
+        let timers = self.ctx.cfg.proxy.timers;
         let invite = req.method() == Method::Invite;
         let mut txn = if invite {
             ServerTxn::Invite(Box::new(ServerInvite::new(
@@ -550,6 +547,7 @@ impl SipCore {
         if let ServerTxn::Invite(x) = &mut txn {
             // §16.2: a stateful proxy answers an INVITE with 100 Trying at once.
             let trying = self
+                .ctx
                 .response(req, peer, 100, "Trying")
                 .build_without_tag()
                 .freeze();
@@ -574,7 +572,7 @@ impl SipCore {
         if st.servers.len() >= MAX_SERVER_TRANSACTIONS {
             drop(st);
             tracing::warn!("sip/proxy: transaction table full; answering 503");
-            return self.local_response(
+            return self.ctx.local_response(
                 req,
                 peer,
                 503,
@@ -600,7 +598,7 @@ impl SipCore {
         t: Instant,
         out: &mut Vec<Send>,
     ) {
-        let timers = self.cfg.proxy.timers;
+        let timers = self.ctx.cfg.proxy.timers;
         for target in targets {
             let Some(e) = st.servers.get(key) else { return };
             let loop_hash = e.fwd.plan.loop_hash;
@@ -643,7 +641,7 @@ impl SipCore {
     }
 
     /// §16.7: a response from downstream.
-    pub(crate) fn proxy_response(&self, resp: &Response, _peer: &Peer) -> Vec<Send> {
+    pub(crate) fn handle_response(&self, resp: &Response, _peer: &Peer) -> Vec<Send> {
         let t = Instant::now();
         let mut out = Vec::new();
         let Some(ckey) = TransactionKey::for_response(resp) else {
@@ -778,7 +776,8 @@ impl SipCore {
                     } else {
                         "Server Internal Error"
                     };
-                    self.response(&e.request, &e.peer, code, reason)
+                    self.ctx
+                        .response(&e.request, &e.peer, code, reason)
                         .build()
                         .freeze()
                 });
@@ -807,14 +806,16 @@ impl SipCore {
                 // §16.7 step 6: a 503 is not passed on (it would mean *this* proxy is busy).
                 Some((503, _)) => (
                     500,
-                    self.response(&e.request, &e.peer, 500, "Server Internal Error")
+                    self.ctx
+                        .response(&e.request, &e.peer, 500, "Server Internal Error")
                         .build()
                         .freeze(),
                 ),
                 Some(x) => x,
                 None => (
                     408,
-                    self.response(&e.request, &e.peer, 408, "Request Timeout")
+                    self.ctx
+                        .response(&e.request, &e.peer, 408, "Request Timeout")
                         .build()
                         .freeze(),
                 ),
@@ -860,7 +861,7 @@ impl SipCore {
             return;
         };
         let reliable = dest.transport.is_reliable();
-        let txn = ClientNonInvite::new(t, req, reliable, self.cfg.proxy.timers);
+        let txn = ClientNonInvite::new(t, req, reliable, self.ctx.cfg.proxy.timers);
         st.clients.insert(
             ckey.clone(),
             ClientEntry {
@@ -886,6 +887,7 @@ impl SipCore {
         e.fwd.groups.clear();
         let to_cancel = Self::pending_branches(&mut e.fwd);
         let timeout = self
+            .ctx
             .response(&e.request, &e.peer, 408, "Request Timeout")
             .build()
             .freeze();
@@ -901,14 +903,16 @@ impl SipCore {
     /// §16.10: CANCEL for a proxied INVITE.
     fn cancel(&self, req: &Request, peer: &Peer, t: Instant) -> Outcome {
         let Some(key) = TransactionKey::cancel_target(req) else {
-            return self.simple(req, peer, 400, "Malformed CANCEL");
+            return self.ctx.simple(req, peer, 400, "Malformed CANCEL");
         };
         let mut st = self.lock_proxy();
         let Some(e) = st.servers.get_mut(&key) else {
             drop(st);
-            return self.simple(req, peer, 481, "Call/Transaction Does Not Exist");
+            return self
+                .ctx
+                .simple(req, peer, 481, "Call/Transaction Does Not Exist");
         };
-        let ok = self.response(req, peer, 200, "OK").build().freeze();
+        let ok = self.ctx.response(req, peer, 200, "OK").build().freeze();
         let mut out = vec![Send {
             dest: Dest::reply_to(req, peer),
             bytes: ok,
@@ -919,6 +923,7 @@ impl SipCore {
             e.fwd.groups.clear();
             to_cancel = Self::pending_branches(&mut e.fwd);
             let terminated = self
+                .ctx
                 .response(&e.request, &e.peer, 487, "Request Terminated")
                 .build()
                 .freeze();
@@ -946,22 +951,6 @@ impl SipCore {
         let dest = Dest::from_via(&next)?;
         let bytes = forward::strip_top_via(resp)?;
         Some(Send { dest, bytes })
-    }
-
-    /// Local answers that need no transaction.
-    pub(crate) fn local_response(
-        &self,
-        req: &Request,
-        peer: &Peer,
-        code: u16,
-        reason: &str,
-        headers: &[(&str, &[u8])],
-    ) -> Outcome {
-        let mut r = self.response(req, peer, code, reason);
-        for (n, v) in headers {
-            r = r.header(n, v);
-        }
-        Outcome::Respond(r.build())
     }
 
     /// Whether the server transaction table holds anything (tests).

@@ -2,134 +2,20 @@
 //! determination — our own Route entries, in-dialog flows, the callee's bindings (with its
 //! aliases, q-value groups and Path) and where each target's bytes go.
 
-use super::Send;
+use super::Proxy;
 use super::forward::{self, Plan};
 use crate::accounts::{CachedAccount, Lookup};
 use crate::config::NatTraversal;
-use crate::core::{Outcome, Peer, SipCore, Transport};
+use crate::registrar::Registrar;
+use crate::types::{Dest, NextHop, Outcome, Peer, Send, Transport};
 use bytes::Bytes;
 use cusax_account::{Alias, Aor, Domain};
 use cusax_sip_proto::message::Edits;
-use cusax_sip_proto::message::headers::Via;
 use cusax_sip_proto::message::uri::{Scheme, Uri};
 use cusax_sip_proto::{Method, Request};
 use std::collections::VecDeque;
-use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
-
-/// Where a message goes at the IP level.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum NextHop {
-    /// An address: for UDP the datagram's destination; for TCP/TLS the connection to (or
-    /// from) it — an existing flow is reused, otherwise one is opened.
-    Addr(SocketAddr),
-    /// A host name still to resolve (A/AAAA), with the port.
-    Name(String, u16),
-}
-
-/// Transport plus next hop.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Dest {
-    /// The transport.
-    pub transport: Transport,
-    /// The next hop.
-    pub hop: NextHop,
-}
-
-impl Dest {
-    /// Where responses to `req` go (RFC 3261 §18.2.2, RFC 3581 §4): back over the connection
-    /// for TCP/TLS; for UDP to the source address when `rport` was asked for, otherwise the
-    /// source IP at the Via's port.
-    pub fn reply_to(req: &Request, peer: &Peer) -> Dest {
-        let addr = match (peer.transport, req.top_via()) {
-            (Transport::Udp, Ok(v)) if v.rport().is_none() => {
-                SocketAddr::new(peer.addr.ip(), v.port().unwrap_or(5060))
-            }
-            _ => peer.addr,
-        };
-        Dest {
-            transport: peer.transport,
-            hop: NextHop::Addr(addr),
-        }
-    }
-
-    /// The address a Via names (received/rport first), for stateless response forwarding.
-    pub(crate) fn from_via(v: &Via<'_>) -> Option<Dest> {
-        let transport = Transport::from_name(v.transport())?;
-        let default_port = if transport == Transport::Tls {
-            5061
-        } else {
-            5060
-        };
-        let port = v
-            .param("rport")
-            .and_then(|p| std::str::from_utf8(p).ok()?.parse().ok())
-            .or(v.port())
-            .unwrap_or(default_port);
-        let host = v.received().unwrap_or_else(|| v.host().as_bytes());
-        let host = std::str::from_utf8(host).ok()?;
-        let hop = match host.parse::<IpAddr>() {
-            Ok(ip) => NextHop::Addr(SocketAddr::new(ip, port)),
-            Err(_) => NextHop::Name(host.to_owned(), port),
-        };
-        Some(Dest { transport, hop })
-    }
-
-    /// The next hop a SIP URI names (RFC 3263 §4 without NAPTR/SRV: `maddr`, host, port,
-    /// `transport`, `sips` → TLS).
-    pub(crate) fn from_uri(uri: &Uri<'_>) -> Option<Dest> {
-        let transport = match uri.transport() {
-            Some(t) => Transport::from_name(t)?,
-            None if uri.scheme() == Scheme::Sips => Transport::Tls,
-            None => Transport::Udp,
-        };
-        let default_port = if transport == Transport::Tls {
-            5061
-        } else {
-            5060
-        };
-        let port = uri.port().unwrap_or(default_port);
-        let host = match uri.maddr() {
-            Some(m) => std::str::from_utf8(m).ok()?.to_owned(),
-            None => std::str::from_utf8(uri.host()?.as_bytes()).ok()?.to_owned(),
-        };
-        let hop = match host.parse::<IpAddr>() {
-            Ok(ip) => NextHop::Addr(SocketAddr::new(ip, port)),
-            Err(_) => NextHop::Name(host, port),
-        };
-        Some(Dest { transport, hop })
-    }
-
-    /// Flow text for Record-Route parameters: transport letter plus address (`u1.2.3.4:5060`).
-    pub(crate) fn flow_token(&self) -> Option<String> {
-        let NextHop::Addr(a) = &self.hop else {
-            return None;
-        };
-        let t = match self.transport {
-            Transport::Udp => 'u',
-            Transport::Tcp => 't',
-            Transport::Tls => 's',
-        };
-        Some(format!("{t}{a}"))
-    }
-
-    /// Reads [`Dest::flow_token`] back.
-    pub(crate) fn from_flow_token(v: &[u8]) -> Option<Dest> {
-        let (&t, rest) = v.split_first()?;
-        let transport = match t {
-            b'u' => Transport::Udp,
-            b't' => Transport::Tcp,
-            b's' => Transport::Tls,
-            _ => return None,
-        };
-        let addr = std::str::from_utf8(rest).ok()?.parse().ok()?;
-        Some(Dest {
-            transport,
-            hop: NextHop::Addr(addr),
-        })
-    }
-}
 
 /// One target of a request: the Request-URI to use, where to send, and Path routes.
 #[derive(Debug, Clone)]
@@ -179,39 +65,7 @@ fn is_phone_number(user: &str) -> bool {
             .all(|b| b.is_ascii_digit() || matches!(b, b'-' | b'.' | b'(' | b')'))
 }
 
-impl SipCore {
-    /// The served domain named by `host`, if any.
-    pub(crate) fn served(&self, host: &[u8]) -> Option<&Domain> {
-        self.cfg
-            .domains
-            .iter()
-            .find(|d| d.as_str().as_bytes().eq_ignore_ascii_case(host))
-    }
-
-    /// True when `uri` designates this proxy: our advertised host (or a served domain) and
-    /// one of our ports (RFC 3261 §16.4).
-    pub(crate) fn is_us(&self, uri: &Uri<'_>) -> bool {
-        let Some(host) = uri.host() else {
-            return false;
-        };
-        let adv = &self.cfg.proxy.advertised;
-        let h = host.as_bytes();
-        let ours_host = h.eq_ignore_ascii_case(adv.host.as_bytes()) || self.served(h).is_some();
-        ours_host && self.our_port(uri.port())
-    }
-
-    /// No port, or the port of one of our listeners.
-    pub(crate) fn our_port(&self, port: Option<u16>) -> bool {
-        let adv = &self.cfg.proxy.advertised;
-        port.is_none_or(|p| p == adv.port || Some(p) == adv.tls_port)
-    }
-
-    /// A Request-URI without user part that names us: the request is for this element.
-    pub(crate) fn is_local_ruri(&self, req: &Request) -> bool {
-        req.uri()
-            .is_some_and(|u| u.user().is_none() && (self.is_us(&u) || u.host().is_none()))
-    }
-
+impl Proxy {
     /// §16.4: counts our Route entries at the top and reads their flow parameters.
     pub(crate) fn route_info(&self, req: &Request) -> Result<Routing, (u16, &'static str)> {
         let mut r = Routing {
@@ -224,7 +78,7 @@ impl SipCore {
                 return Err((400, "Malformed Route"));
             };
             let uri = na.uri();
-            if leading && self.is_us(&uri) {
+            if leading && self.ctx.is_us(&uri) {
                 if r.ours == 0 {
                     r.ftag = uri.param("ftag").map(<[u8]>::to_vec);
                     r.caller_flow = uri.param("cxc").and_then(Dest::from_flow_token);
@@ -249,13 +103,15 @@ impl SipCore {
         t: Instant,
     ) -> Outcome {
         let Some(dest) = self.in_dialog_dest(req, routing) else {
-            if routing.to_tag && self.is_local_ruri(req) {
-                return self.simple(req, peer, 481, "Call/Transaction Does Not Exist");
+            if routing.to_tag && self.ctx.is_local_ruri(req) {
+                return self
+                    .ctx
+                    .simple(req, peer, 481, "Call/Transaction Does Not Exist");
             }
-            return self.simple(req, peer, 404, "No Route To Target");
+            return self.ctx.simple(req, peer, 404, "No Route To Target");
         };
         if let Err(o) = forward::check_max_forwards(req) {
-            return self.simple(req, peer, o.0, o.1);
+            return self.ctx.simple(req, peer, o.0, o.1);
         }
         if req.method() == Method::Bye
             && let Ok(call_id) = req.call_id()
@@ -295,7 +151,7 @@ impl SipCore {
             return Some(f);
         }
         let uri = req.uri()?;
-        if self.is_us(&uri) && uri.user().is_none() {
+        if self.ctx.is_us(&uri) && uri.user().is_none() {
             return None;
         }
         Dest::from_uri(&uri)
@@ -308,7 +164,7 @@ impl SipCore {
             .to_addr()
             .ok()
             .and_then(|t| t.tag())
-            .is_some_and(|tag| tag == self.to_tag)
+            .is_some_and(|tag| tag == self.ctx.to_tag)
         {
             return Outcome::Nothing;
         }
@@ -344,6 +200,7 @@ impl SipCore {
     /// authentication of local callers, target determination, forwarding.
     pub(crate) fn forward_initial(
         &self,
+        reg: &Registrar,
         now: i64,
         req: &Request,
         peer: &Peer,
@@ -351,15 +208,15 @@ impl SipCore {
         t: Instant,
     ) -> Outcome {
         let Some(ruri) = req.uri() else {
-            return self.simple(req, peer, 416, "Unsupported URI Scheme");
+            return self.ctx.simple(req, peer, 416, "Unsupported URI Scheme");
         };
-        let local = self.is_local_ruri(req);
+        let local = self.ctx.is_local_ruri(req);
         if let Some(refused) = self.refuse_simple(req, peer, &ruri) {
             return refused;
         }
         if local {
             return match req.method() {
-                Method::Options => self.local_response(
+                Method::Options => self.ctx.local_response(
                     req,
                     peer,
                     200,
@@ -370,8 +227,8 @@ impl SipCore {
                         ("Supported", crate::SUPPORTED),
                     ],
                 ),
-                Method::Extension => self.simple(req, peer, 501, "Not Implemented"),
-                _ => self.local_response(
+                Method::Extension => self.ctx.simple(req, peer, 501, "Not Implemented"),
+                _ => self.ctx.local_response(
                     req,
                     peer,
                     405,
@@ -381,30 +238,32 @@ impl SipCore {
             };
         }
         if let Err(o) = forward::check_max_forwards(req) {
-            return self.simple(req, peer, o.0, o.1);
+            return self.ctx.simple(req, peer, o.0, o.1);
         }
-        if forward::is_loop(req, &self.cfg.proxy.advertised) {
-            return self.simple(req, peer, 482, "Loop Detected");
+        if forward::is_loop(req, &self.ctx.cfg.proxy.advertised) {
+            return self.ctx.simple(req, peer, 482, "Loop Detected");
         }
         // Whatever needs loading from the store (caller, callee, alias) is looked up first;
         // the digest check, which consumes the nonce-count, runs once everything is cached.
-        if let Err(o) = self.authenticate_caller(now, req, peer, false) {
+        if let Err(o) = self.auth.caller(now, req, peer, false) {
             return o;
         }
         let targets = match ruri.scheme() {
-            Scheme::Sip | Scheme::Sips | Scheme::Tel => self.local_targets(now, req, peer, &ruri),
-            Scheme::Other => return self.simple(req, peer, 416, "Unsupported URI Scheme"),
+            Scheme::Sip | Scheme::Sips | Scheme::Tel => {
+                self.local_targets(reg, now, req, peer, &ruri)
+            }
+            Scheme::Other => return self.ctx.simple(req, peer, 416, "Unsupported URI Scheme"),
         };
         if let Err(o @ (Outcome::NeedAccount { .. } | Outcome::NeedAlias { .. })) = targets {
             return o;
         }
         // The caller: local users authenticate, everybody else stays anonymous to us.
-        let caller = match self.authenticate_caller(now, req, peer, true) {
+        let caller = match self.auth.caller(now, req, peer, true) {
             Ok(c) => c,
             Err(o) => return o,
         };
-        if caller.is_some() && self.cfg.proxy.tls_required && peer.transport != Transport::Tls {
-            return self.simple(req, peer, 403, "TLS Required");
+        if caller.is_some() && self.ctx.cfg.proxy.tls_required && peer.transport != Transport::Tls {
+            return self.ctx.simple(req, peer, 403, "TLS Required");
         }
         let mut callee = None;
         let groups = match targets {
@@ -415,10 +274,10 @@ impl SipCore {
             Ok(None) => {
                 // Not one of our domains: only our own users may call out.
                 if caller.is_none() {
-                    return self.simple(req, peer, 403, "Relaying Denied");
+                    return self.ctx.simple(req, peer, 403, "Relaying Denied");
                 }
                 let Some(dest) = Dest::from_uri(&ruri) else {
-                    return self.simple(req, peer, 416, "Unsupported URI Scheme");
+                    return self.ctx.simple(req, peer, 416, "Unsupported URI Scheme");
                 };
                 VecDeque::from([vec![Target {
                     ruri: String::new(),
@@ -428,7 +287,7 @@ impl SipCore {
             }
             Err(o) => return o,
         };
-        let mut plan = Plan::initial(self, req, peer, routing, caller.as_deref());
+        let mut plan = Plan::initial(&self.ctx, req, peer, routing, caller.as_deref());
         plan.parties
             .extend(callee.filter(|c| !plan.parties.contains(c)));
         self.start_forwarding(req, peer, plan, groups, t)
@@ -439,22 +298,22 @@ impl SipCore {
     fn refuse_simple(&self, req: &Request, peer: &Peer, ruri: &Uri<'_>) -> Option<Outcome> {
         let domain = ruri
             .host()
-            .and_then(|h| self.served(h.as_bytes()))
+            .and_then(|h| self.ctx.served(h.as_bytes()))
             .or_else(|| {
                 let from = req.from_addr().ok()?;
                 let host = from.uri().host()?;
-                self.served(host.as_bytes())
+                self.ctx.served(host.as_bytes())
             });
         let policy = match domain {
-            Some(d) => self.cfg.proxy.policy(d.as_str()),
-            None => self.cfg.proxy.default_policy,
+            Some(d) => self.ctx.cfg.proxy.policy(d.as_str()),
+            None => self.ctx.cfg.proxy.default_policy,
         };
         if !policy.refuse_simple {
             return None;
         }
         let is = |m: &[u8]| req.method_bytes() == m;
         if is(b"MESSAGE") {
-            return Some(self.local_response(
+            return Some(self.ctx.local_response(
                 req,
                 peer,
                 405,
@@ -471,7 +330,7 @@ impl SipCore {
                 _ => false,
             };
             if presence {
-                return Some(self.local_response(req, peer, 489, "Bad Event", &[]));
+                return Some(self.ctx.local_response(req, peer, 489, "Bad Event", &[]));
             }
         }
         None
@@ -482,6 +341,7 @@ impl SipCore {
     /// `Ok(None)`: not a served domain.
     fn local_targets(
         &self,
+        reg: &Registrar,
         now: i64,
         req: &Request,
         peer: &Peer,
@@ -498,7 +358,7 @@ impl SipCore {
                     .next()
                     .unwrap_or_default()
                     .to_owned();
-                let Some(d) = self.cfg.domains.first() else {
+                let Some(d) = self.ctx.cfg.domains.first() else {
                     return Ok(None);
                 };
                 (num, d.clone())
@@ -507,40 +367,40 @@ impl SipCore {
                 let Some(host) = ruri.host() else {
                     return Ok(None);
                 };
-                let Some(realm) = self.served(host.as_bytes()) else {
+                let Some(realm) = self.ctx.served(host.as_bytes()) else {
                     return Ok(None);
                 };
                 let text = std::str::from_utf8(ruri.as_bytes()).unwrap_or_default();
                 let Ok(aor) = Aor::parse(text) else {
-                    return Err(self.simple(req, peer, 404, "Not Found"));
+                    return Err(self.ctx.simple(req, peer, 404, "Not Found"));
                 };
                 let Some(user) = aor.user() else {
-                    return Err(self.simple(req, peer, 404, "Not Found"));
+                    return Err(self.ctx.simple(req, peer, 404, "Not Found"));
                 };
                 (user, realm.clone())
             }
         };
         let gr = ruri.gr().map(|g| String::from_utf8_lossy(g).into_owned());
         if gr.is_some()
-            && let Some((aor, instance)) = self.gruus.resolve(&user)
+            && let Some((aor, instance)) = reg.resolve_temp_gruu(&user)
         {
             // A temporary GRUU: exactly the device that registered the instance (RFC 5627 §5.1).
             let mut found = Vec::new();
-            self.location.read(&aor, |list| {
+            reg.location().read(&aor, |list| {
                 found.extend(
                     list.iter()
                         .filter(|b| b.expires_at > now && b.instance.as_deref() == Some(&instance))
-                        .filter_map(|b| binding_target(b, self.cfg.proxy.nat_traversal)),
+                        .filter_map(|b| binding_target(b, self.ctx.cfg.proxy.nat_traversal)),
                 );
             });
             if found.is_empty() {
-                return Err(self.simple(req, peer, 480, "Temporarily Unavailable"));
+                return Err(self.ctx.simple(req, peer, 480, "Temporarily Unavailable"));
             }
             return Ok(Some((VecDeque::from([found]), aor.account_id())));
         }
         let acct = self.callee_account(req, peer, &user, &realm)?;
         if acct.locked {
-            return Err(self.simple(req, peer, 480, "Temporarily Unavailable"));
+            return Err(self.ctx.simple(req, peer, 480, "Temporarily Unavailable"));
         }
         let mut bindings = Vec::new();
         let domain = acct.id.domain().as_str().to_owned();
@@ -551,7 +411,7 @@ impl SipCore {
             }
         }
         for aor in &aors {
-            self.location.read(aor, |list| {
+            reg.location().read(aor, |list| {
                 for b in list.iter().filter(|b| b.expires_at > now) {
                     bindings.push(b.clone());
                 }
@@ -561,11 +421,11 @@ impl SipCore {
             // RFC 5627 §5.1: a GRUU reaches exactly the device of that instance.
             bindings.retain(|b| b.instance.as_deref().is_some_and(|i| gr_matches(i, &gr)));
             if bindings.is_empty() {
-                return Err(self.simple(req, peer, 480, "Temporarily Unavailable"));
+                return Err(self.ctx.simple(req, peer, 480, "Temporarily Unavailable"));
             }
         }
         if bindings.is_empty() {
-            return Err(self.simple(req, peer, 480, "Temporarily Unavailable"));
+            return Err(self.ctx.simple(req, peer, 480, "Temporarily Unavailable"));
         }
         // Highest q first; equal q in parallel (RFC 3261 §16.6, "q-value" serial search).
         bindings.sort_by_key(|b| std::cmp::Reverse(b.q.unwrap_or(1000)));
@@ -573,7 +433,7 @@ impl SipCore {
         let mut last_q = None;
         for b in bindings {
             let q = b.q.unwrap_or(1000);
-            let Some(target) = binding_target(&b, self.cfg.proxy.nat_traversal) else {
+            let Some(target) = binding_target(&b, self.ctx.cfg.proxy.nat_traversal) else {
                 continue;
             };
             if last_q == Some(q)
@@ -586,7 +446,7 @@ impl SipCore {
             last_q = Some(q);
         }
         if groups.is_empty() {
-            return Err(self.simple(req, peer, 480, "Temporarily Unavailable"));
+            return Err(self.ctx.simple(req, peer, 480, "Temporarily Unavailable"));
         }
         Ok(Some((groups, Some(acct.id.clone()))))
     }
@@ -617,21 +477,21 @@ impl SipCore {
                 .map(Alias::Sip)
         };
         let Some(alias) = alias else {
-            return Err(self.simple(req, peer, 404, "Not Found"));
+            return Err(self.ctx.simple(req, peer, 404, "Not Found"));
         };
-        match self.aliases.get(alias.as_str(), realm.as_str()) {
+        match self.accounts.alias(alias.as_str(), realm.as_str()) {
             None => Err(Outcome::NeedAlias {
                 alias,
                 realm: realm.clone(),
             }),
-            Some(None) => Err(self.simple(req, peer, 404, "Not Found")),
+            Some(None) => Err(self.ctx.simple(req, peer, 404, "Not Found")),
             Some(Some(owner)) => match self.accounts.get(&owner, realm.as_str()) {
                 Lookup::Hit(a) => Ok(a),
                 Lookup::Miss => Err(Outcome::NeedAccount {
                     user: owner,
                     realm: realm.clone(),
                 }),
-                Lookup::Unknown => Err(self.simple(req, peer, 404, "Not Found")),
+                Lookup::Unknown => Err(self.ctx.simple(req, peer, 404, "Not Found")),
             },
         }
     }
@@ -666,7 +526,7 @@ fn binding_target(b: &cusax_store::Binding, policy: NatTraversal) -> Option<Targ
 }
 
 /// Renders one forwarded copy; `None` when the request cannot be edited.
-impl SipCore {
+impl Proxy {
     pub(crate) fn render_branch(
         &self,
         req: &Request,
@@ -689,7 +549,7 @@ impl SipCore {
             e.insert_routes(&routes);
         }
         e.decrement_max_forwards().ok()?;
-        let adv = &self.cfg.proxy.advertised;
+        let adv = &self.ctx.cfg.proxy.advertised;
         let port_of = |t: Transport| match t {
             Transport::Tls => adv.tls_port.unwrap_or(5061),
             _ => adv.port,
