@@ -24,6 +24,7 @@ mod table;
 mod target;
 #[cfg(test)]
 mod tests;
+mod txn;
 
 use crate::accounts::Accounts;
 use crate::auth::Auth;
@@ -33,33 +34,19 @@ use crate::registrar::Registrar;
 use crate::types::{Outcome, Peer};
 use bytes::Bytes;
 use cusax_sip_proto::message::{HeaderKind, Limits, build_cancel};
-use cusax_sip_proto::transaction::{
-    ClientInvite, ClientInviteState, ClientNonInvite, Disposition, Output, ServerInvite,
-    ServerNonInvite, TransactionKey,
-};
+use cusax_sip_proto::transaction::{Disposition, Output, TransactionKey};
 use cusax_sip_proto::{Method, Request, Response, SipMessage, parse_datagram};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
+use txn::{ClientTxn, ServerTxn};
 
 pub use crate::types::{Dest, NextHop, Send};
 
 /// Branch parameter prefix of this proxy: the RFC 3261 magic cookie plus `cx`.
 pub(crate) const BRANCH_PREFIX: &str = "z9hG4bKcx";
-
-#[derive(Debug)]
-enum ServerTxn {
-    Invite(Box<ServerInvite>),
-    NonInvite(ServerNonInvite),
-}
-
-#[derive(Debug)]
-enum ClientTxn {
-    Invite(ClientInvite),
-    NonInvite(ClientNonInvite),
-}
 
 /// Where a branch stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -301,31 +288,22 @@ impl Proxy {
             match t.what {
                 TimerRef::Server(key) => {
                     if let Some(e) = st.servers.get_mut(&key) {
-                        match &mut e.txn {
-                            ServerTxn::Invite(x) => x.handle_timeout(now),
-                            ServerTxn::NonInvite(x) => x.handle_timeout(now),
-                        }
+                        e.txn.handle_timeout(now);
                         self.drain_server(&mut st, &key, now, &mut out);
                     }
                 }
                 TimerRef::Client(key) => {
                     if let Some(e) = st.clients.get_mut(&key) {
-                        match &mut e.txn {
-                            ClientTxn::Invite(x) => x.handle_timeout(now),
-                            ClientTxn::NonInvite(x) => x.handle_timeout(now),
-                        }
+                        e.txn.handle_timeout(now);
                         self.drain_client(&mut st, &key, now, &mut out);
                     }
                 }
                 TimerRef::TimerC(key) => self.timer_c(&mut st, &key, now, &mut out),
                 TimerRef::Reap(key) => {
-                    let stuck = st.clients.get(&key).is_some_and(|c| match &c.txn {
-                        ClientTxn::Invite(x) => matches!(
-                            x.state(),
-                            ClientInviteState::Calling | ClientInviteState::Proceeding
-                        ),
-                        ClientTxn::NonInvite(_) => false,
-                    });
+                    let stuck = st
+                        .clients
+                        .get(&key)
+                        .is_some_and(|c| c.txn.is_unanswered_invite());
                     if stuck {
                         st.clients.remove(&key);
                     }
@@ -348,10 +326,7 @@ impl Proxy {
         };
         let mut terminated = false;
         loop {
-            let o = match &mut e.txn {
-                ServerTxn::Invite(x) => x.poll_output(),
-                ServerTxn::NonInvite(x) => x.poll_output(),
-            };
+            let o = e.txn.poll_output();
             match o {
                 Some(Output::Transmit(b)) => out.push(Send {
                     dest: e.reply.clone(),
@@ -364,10 +339,7 @@ impl Proxy {
                 None => break,
             }
         }
-        let next = match &e.txn {
-            ServerTxn::Invite(x) => x.poll_timeout(),
-            ServerTxn::NonInvite(x) => x.poll_timeout(),
-        };
+        let next = e.txn.poll_timeout();
         if terminated {
             if let Some(gone) = st.servers.remove(key) {
                 // A branch still waiting for its final answer (usually the 487 to our CANCEL,
@@ -382,10 +354,7 @@ impl Proxy {
             }
         } else if next.is_some_and(|t| t <= now) {
             // Zero-length timers (reliable transports) fire at once.
-            match &mut e.txn {
-                ServerTxn::Invite(x) => x.handle_timeout(now),
-                ServerTxn::NonInvite(x) => x.handle_timeout(now),
-            }
+            e.txn.handle_timeout(now);
             self.drain_server(st, key, now, out);
         } else {
             st.arm(next, TimerRef::Server(key.clone()));
@@ -406,10 +375,7 @@ impl Proxy {
         let mut terminated = false;
         let mut timed_out = false;
         loop {
-            let o = match &mut e.txn {
-                ClientTxn::Invite(x) => x.poll_output(),
-                ClientTxn::NonInvite(x) => x.poll_output(),
-            };
+            let o = e.txn.poll_output();
             match o {
                 Some(Output::Transmit(b)) => out.push(Send {
                     dest: e.dest.clone(),
@@ -421,17 +387,11 @@ impl Proxy {
             }
         }
         let server = e.server.clone();
-        let next = match &e.txn {
-            ClientTxn::Invite(x) => x.poll_timeout(),
-            ClientTxn::NonInvite(x) => x.poll_timeout(),
-        };
+        let next = e.txn.poll_timeout();
         if terminated {
             st.clients.remove(key);
         } else if next.is_some_and(|t| t <= now) {
-            match &mut e.txn {
-                ClientTxn::Invite(x) => x.handle_timeout(now),
-                ClientTxn::NonInvite(x) => x.handle_timeout(now),
-            }
+            e.txn.handle_timeout(now);
             self.drain_client(st, key, now, out);
         } else {
             st.arm(next, TimerRef::Client(key.clone()));
@@ -455,10 +415,7 @@ impl Proxy {
             .collect();
         for k in keys {
             if let Some(e) = st.clients.get_mut(&k) {
-                match &mut e.txn {
-                    ClientTxn::Invite(x) => x.on_transport_error(),
-                    ClientTxn::NonInvite(x) => x.on_transport_error(),
-                }
+                e.txn.on_transport_error();
             }
             self.drain_client(&mut st, &k, now, &mut out);
         }
@@ -472,13 +429,7 @@ impl Proxy {
         if let Some(key) = TransactionKey::server(req) {
             let mut st = self.lock_proxy();
             if let Some(e) = st.servers.get_mut(&key) {
-                match (&mut e.txn, req.method()) {
-                    (ServerTxn::Invite(x), Method::Ack) => {
-                        let _ = x.on_ack(t);
-                    }
-                    (ServerTxn::Invite(x), _) => x.on_invite_retransmission(),
-                    (ServerTxn::NonInvite(x), _) => x.on_request_retransmission(),
-                }
+                e.txn.on_request(t, req.method());
                 let mut out = Vec::new();
                 self.drain_server(&mut st, &key, t, &mut out);
                 return Outcome::Send(out);
@@ -534,24 +485,15 @@ impl Proxy {
         let reliable = peer.transport.is_reliable();
         let timers = self.ctx.cfg.proxy.timers;
         let invite = req.method() == Method::Invite;
-        let mut txn = if invite {
-            ServerTxn::Invite(Box::new(ServerInvite::new(
-                t,
-                req.clone(),
-                reliable,
-                timers,
-            )))
-        } else {
-            ServerTxn::NonInvite(ServerNonInvite::new(reliable, timers))
-        };
-        if let ServerTxn::Invite(x) = &mut txn {
+        let mut txn = ServerTxn::new(t, req, reliable, timers);
+        if invite {
             // §16.2: a stateful proxy answers an INVITE with 100 Trying at once.
             let trying = self
                 .ctx
                 .response(req, peer, 100, "Trying")
                 .build_without_tag()
                 .freeze();
-            x.send_response(t, 100, trying);
+            txn.send_response(t, 100, trying);
         }
         let first = groups.pop_front().unwrap_or_default();
         let entry = ServerEntry {
@@ -613,11 +555,7 @@ impl Proxy {
                 continue;
             };
             let reliable = target.dest.transport.is_reliable();
-            let txn = if request.method() == Method::Invite {
-                ClientTxn::Invite(ClientInvite::new(t, request.clone(), reliable, timers))
-            } else {
-                ClientTxn::NonInvite(ClientNonInvite::new(t, request.clone(), reliable, timers))
-            };
+            let txn = ClientTxn::new(t, request.clone(), reliable, timers);
             st.clients.insert(
                 ckey.clone(),
                 ClientEntry {
@@ -657,10 +595,7 @@ impl Proxy {
             }
             return out;
         };
-        let disposition = match &mut e.txn {
-            ClientTxn::Invite(x) => x.on_response(t, resp),
-            ClientTxn::NonInvite(x) => x.on_response(t, resp.code()),
-        };
+        let disposition = e.txn.on_response(t, resp);
         let is_cancel = e.is_cancel;
         let server = e.server.clone();
         self.drain_client(&mut st, &ckey, t, &mut out);
@@ -704,10 +639,7 @@ impl Proxy {
         if !e.fwd.finished
             && let Some(bytes) = forward::strip_top_via(resp)
         {
-            match &mut e.txn {
-                ServerTxn::Invite(x) => x.send_response(t, resp.code(), bytes),
-                ServerTxn::NonInvite(x) => x.send_response(t, resp.code(), bytes),
-            }
+            e.txn.send_response(t, resp.code(), bytes);
         }
         if let Some((req, dest)) = cancel {
             self.send_cancel(st, server, &req, dest, t, out);
@@ -734,7 +666,7 @@ impl Proxy {
             // is about the response context, 2xx are always forwarded).
             return;
         };
-        let invite = matches!(e.txn, ServerTxn::Invite(_));
+        let invite = e.txn.is_invite();
         if let Some(b) = e.fwd.branches.iter_mut().find(|b| &b.key == ckey) {
             if matches!(b.state, BranchState::Done(_)) && !(200..300).contains(&code) {
                 return;
@@ -744,10 +676,7 @@ impl Proxy {
         let mut to_cancel = Vec::new();
         if (200..300).contains(&code) {
             if let Some(bytes) = bytes {
-                match &mut e.txn {
-                    ServerTxn::Invite(x) => x.send_response(t, code, bytes),
-                    ServerTxn::NonInvite(x) => x.send_response(t, code, bytes),
-                }
+                e.txn.send_response(t, code, bytes)
             }
             e.fwd.finished = true;
             e.fwd.groups.clear();
@@ -820,10 +749,7 @@ impl Proxy {
                         .freeze(),
                 ),
             };
-            match &mut e.txn {
-                ServerTxn::Invite(x) => x.send_response(t, code, bytes),
-                ServerTxn::NonInvite(x) => x.send_response(t, code, bytes),
-            }
+            e.txn.send_response(t, code, bytes)
         }
         for (req, dest) in to_cancel {
             self.send_cancel(st, server, &req, dest, t, out);
@@ -861,11 +787,12 @@ impl Proxy {
             return;
         };
         let reliable = dest.transport.is_reliable();
-        let txn = ClientNonInvite::new(t, req, reliable, self.ctx.cfg.proxy.timers);
+        // A CANCEL is a non-INVITE transaction of its own (§9.1).
+        let txn = ClientTxn::new(t, req, reliable, self.ctx.cfg.proxy.timers);
         st.clients.insert(
             ckey.clone(),
             ClientEntry {
-                txn: ClientTxn::NonInvite(txn),
+                txn,
                 server: server.clone(),
                 dest,
                 is_cancel: true,
@@ -891,9 +818,7 @@ impl Proxy {
             .response(&e.request, &e.peer, 408, "Request Timeout")
             .build()
             .freeze();
-        if let ServerTxn::Invite(x) = &mut e.txn {
-            x.send_response(t, 408, timeout);
-        }
+        e.txn.send_invite_response(t, 408, timeout);
         for (r, dest) in to_cancel {
             self.send_cancel(st, key, &r, dest, t, out);
         }
@@ -927,9 +852,7 @@ impl Proxy {
                 .response(&e.request, &e.peer, 487, "Request Terminated")
                 .build()
                 .freeze();
-            if let ServerTxn::Invite(x) = &mut e.txn {
-                x.send_response(t, 487, terminated);
-            }
+            e.txn.send_invite_response(t, 487, terminated);
         }
         for (r, dest) in to_cancel {
             self.send_cancel(&mut st, &key, &r, dest, t, &mut out);
