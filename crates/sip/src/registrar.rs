@@ -39,6 +39,18 @@ struct NewContact {
     nat: bool,
 }
 
+/// The Contact header values of a REGISTER.
+struct RequestContacts {
+    /// A `*` was among them.
+    star: bool,
+    /// How many values there were (a `*` must be alone).
+    count: usize,
+    /// A non-SIP contact was left out.
+    ignored: bool,
+    /// The SIP contacts, ready to be bound.
+    contacts: Vec<NewContact>,
+}
+
 /// Why a binding update was refused (nothing was changed).
 enum Refused {
     OutOfOrder,
@@ -179,53 +191,15 @@ impl Registrar {
         let Ok(header_expires) = req.expires() else {
             return self.ctx.simple(req, peer, 400, "Malformed Expires");
         };
-        let mut star = false;
-        let mut count = 0usize;
-        let mut ignored = false;
-        let mut contacts: Vec<NewContact> = Vec::new();
-        let via_nat = crate::nat::via_shows_nat(req, peer);
-        for c in req.contacts() {
-            count += 1;
-            match c {
-                Err(_) => return self.ctx.simple(req, peer, 400, "Malformed Contact"),
-                Ok(ContactValue::Star) => star = true,
-                Ok(ContactValue::Addr(c)) => {
-                    let uri = c.uri();
-                    if !matches!(uri.scheme(), Scheme::Sip | Scheme::Sips) {
-                        ignored = true;
-                        continue;
-                    }
-                    let expires = match c.expires() {
-                        Some(Ok(e)) => e,
-                        Some(Err(())) => {
-                            return self.ctx.simple(req, peer, 400, "Malformed Contact");
-                        }
-                        None => header_expires.unwrap_or(self.ctx.cfg.default_expires),
-                    };
-                    if expires != 0 && expires < self.ctx.cfg.min_expires {
-                        let mut v = String::new();
-                        let _ = write!(v, "{}", self.ctx.cfg.min_expires);
-                        return Outcome::Respond(
-                            self.ctx
-                                .response(req, peer, 423, "Interval Too Brief")
-                                .header("Min-Expires", v.as_bytes())
-                                .build(),
-                        );
-                    }
-                    let Some(uri_text) = text(uri.as_bytes()) else {
-                        return self.ctx.simple(req, peer, 400, "Malformed Contact");
-                    };
-                    contacts.push(NewContact {
-                        uri: uri_text,
-                        expires: expires.min(self.ctx.cfg.max_expires),
-                        q: c.q().and_then(Result::ok),
-                        instance: c.instance().and_then(text),
-                        reg_id: c.reg_id().and_then(Result::ok),
-                        nat: via_nat || crate::nat::contact_shows_nat(&uri, peer),
-                    });
-                }
-            }
-        }
+        let RequestContacts {
+            star,
+            count,
+            ignored,
+            contacts,
+        } = match self.request_contacts(req, peer, header_expires) {
+            Ok(c) => c,
+            Err(o) => return o,
+        };
         if star && (count != 1 || header_expires != Some(0)) {
             return self.ctx.simple(req, peer, 400, "Invalid Wildcard Contact");
         }
@@ -253,6 +227,68 @@ impl Registrar {
             }
         }
         self.ok(now, req, peer, aor, realm, ignored)
+    }
+
+    /// §10.3 step 5: the Contact values of the request, with their expiry decided (the
+    /// parameter, else the Expires header, else the default; bounded) and NAT detected.
+    fn request_contacts(
+        &self,
+        req: &Request,
+        peer: &Peer,
+        header_expires: Option<u32>,
+    ) -> Result<RequestContacts, Outcome> {
+        let cfg = &self.ctx.cfg;
+        let malformed = || self.ctx.simple(req, peer, 400, "Malformed Contact");
+        let mut out = RequestContacts {
+            star: false,
+            count: 0,
+            ignored: false,
+            contacts: Vec::new(),
+        };
+        let via_nat = crate::nat::via_shows_nat(req, peer);
+        for c in req.contacts() {
+            out.count += 1;
+            let c = match c {
+                Err(_) => return Err(malformed()),
+                Ok(ContactValue::Star) => {
+                    out.star = true;
+                    continue;
+                }
+                Ok(ContactValue::Addr(c)) => c,
+            };
+            let uri = c.uri();
+            if !matches!(uri.scheme(), Scheme::Sip | Scheme::Sips) {
+                out.ignored = true;
+                continue;
+            }
+            let expires = match c.expires() {
+                Some(Ok(e)) => e,
+                Some(Err(())) => return Err(malformed()),
+                None => header_expires.unwrap_or(cfg.default_expires),
+            };
+            if expires != 0 && expires < cfg.min_expires {
+                let mut v = String::new();
+                let _ = write!(v, "{}", cfg.min_expires);
+                return Err(Outcome::Respond(
+                    self.ctx
+                        .response(req, peer, 423, "Interval Too Brief")
+                        .header("Min-Expires", v.as_bytes())
+                        .build(),
+                ));
+            }
+            let Some(uri_text) = text(uri.as_bytes()) else {
+                return Err(malformed());
+            };
+            out.contacts.push(NewContact {
+                uri: uri_text,
+                expires: expires.min(cfg.max_expires),
+                q: c.q().and_then(Result::ok),
+                instance: c.instance().and_then(text),
+                reg_id: c.reg_id().and_then(Result::ok),
+                nat: via_nat || crate::nat::contact_shows_nat(&uri, peer),
+            });
+        }
+        Ok(out)
     }
 
     /// 200 OK listing every current binding with its remaining time, plus Date (§10.3 step 8).

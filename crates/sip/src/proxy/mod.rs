@@ -82,6 +82,27 @@ struct Forwarding {
     finished: bool,
 }
 
+impl Forwarding {
+    /// Records that branch `ckey` ended with `code`. False when it had already ended and
+    /// this is not a 2xx (a retransmitted or late final answer, ignored).
+    fn mark_done(&mut self, ckey: &TransactionKey, code: u16) -> bool {
+        if let Some(b) = self.branches.iter_mut().find(|b| &b.key == ckey) {
+            if matches!(b.state, BranchState::Done(_)) && !(200..300).contains(&code) {
+                return false;
+            }
+            b.state = BranchState::Done(code);
+        }
+        true
+    }
+
+    /// Every branch started so far has a final answer.
+    fn all_done(&self) -> bool {
+        self.branches
+            .iter()
+            .all(|b| matches!(b.state, BranchState::Done(_)))
+    }
+}
+
 #[derive(Debug)]
 struct ServerEntry {
     txn: ServerTxn,
@@ -666,95 +687,124 @@ impl Proxy {
             // is about the response context, 2xx are always forwarded).
             return;
         };
-        let invite = e.txn.is_invite();
-        if let Some(b) = e.fwd.branches.iter_mut().find(|b| &b.key == ckey) {
-            if matches!(b.state, BranchState::Done(_)) && !(200..300).contains(&code) {
-                return;
-            }
-            b.state = BranchState::Done(code);
+        if !e.fwd.mark_done(ckey, code) {
+            return;
         }
-        let mut to_cancel = Vec::new();
-        if (200..300).contains(&code) {
-            if let Some(bytes) = bytes {
-                e.txn.send_response(t, code, bytes)
-            }
-            e.fwd.finished = true;
-            e.fwd.groups.clear();
-            if invite {
-                to_cancel = Self::pending_branches(&mut e.fwd);
-                if !e.fwd.plan.parties.is_empty()
-                    && let Ok(call_id) = e.request.call_id()
-                {
-                    self.calls.confirmed(
-                        &String::from_utf8_lossy(call_id),
-                        e.fwd.plan.parties.clone(),
-                        t,
-                    );
-                }
-            }
+        let to_cancel = if (200..300).contains(&code) {
+            self.branch_succeeded(e, code, bytes, t)
         } else if !e.fwd.finished {
-            let better = e
-                .fwd
-                .best
-                .as_ref()
-                .is_none_or(|(c, _)| rank(code) < rank(*c));
-            if better {
-                let b = bytes.unwrap_or_else(|| {
-                    let reason = if code == 408 {
-                        "Request Timeout"
-                    } else {
-                        "Server Internal Error"
-                    };
-                    self.ctx
-                        .response(&e.request, &e.peer, code, reason)
-                        .build()
-                        .freeze()
-                });
-                e.fwd.best = Some((code, b));
-            }
-            if code >= 600 {
-                e.fwd.groups.clear();
-                if invite {
-                    to_cancel = Self::pending_branches(&mut e.fwd);
-                }
-            }
-        }
-        let all_done = e
-            .fwd
-            .branches
-            .iter()
-            .all(|b| matches!(b.state, BranchState::Done(_)));
-        if all_done && !e.fwd.finished {
-            if let Some(next) = e.fwd.groups.pop_front() {
-                self.start_branches(st, server, next, t, out);
-                self.drain_server(st, server, t, out);
-                return;
-            }
-            e.fwd.finished = true;
-            let (code, bytes) = match e.fwd.best.take() {
-                // §16.7 step 6: a 503 is not passed on (it would mean *this* proxy is busy).
-                Some((503, _)) => (
-                    500,
-                    self.ctx
-                        .response(&e.request, &e.peer, 500, "Server Internal Error")
-                        .build()
-                        .freeze(),
-                ),
-                Some(x) => x,
-                None => (
-                    408,
-                    self.ctx
-                        .response(&e.request, &e.peer, 408, "Request Timeout")
-                        .build()
-                        .freeze(),
-                ),
-            };
-            e.txn.send_response(t, code, bytes)
+            self.branch_failed(e, code, bytes)
+        } else {
+            Vec::new()
+        };
+        // Empty when a next group starts: a 2xx or 6xx, the only causes of cancels, also
+        // ended the serial search.
+        if let Some(next) = self.next_group_or_answer(e, t) {
+            self.start_branches(st, server, next, t, out);
         }
         for (req, dest) in to_cancel {
             self.send_cancel(st, server, &req, dest, t, out);
         }
         self.drain_server(st, server, t, out);
+    }
+
+    /// §16.7 step 5: a 2xx goes upstream at once and ends the search; for an INVITE the
+    /// other branches are cancelled and the call is confirmed. Returns the branches to cancel.
+    fn branch_succeeded(
+        &self,
+        e: &mut ServerEntry,
+        code: u16,
+        bytes: Option<Bytes>,
+        t: Instant,
+    ) -> Vec<(Request, Dest)> {
+        if let Some(bytes) = bytes {
+            e.txn.send_response(t, code, bytes);
+        }
+        e.fwd.finished = true;
+        e.fwd.groups.clear();
+        if !e.txn.is_invite() {
+            return Vec::new();
+        }
+        if !e.fwd.plan.parties.is_empty()
+            && let Ok(call_id) = e.request.call_id()
+        {
+            self.calls.confirmed(
+                &String::from_utf8_lossy(call_id),
+                e.fwd.plan.parties.clone(),
+                t,
+            );
+        }
+        Self::pending_branches(&mut e.fwd)
+    }
+
+    /// §16.7 step 6: a failure is kept when it is the best so far; a 6xx ends the search
+    /// (and cancels the other branches of an INVITE). Returns the branches to cancel.
+    fn branch_failed(
+        &self,
+        e: &mut ServerEntry,
+        code: u16,
+        bytes: Option<Bytes>,
+    ) -> Vec<(Request, Dest)> {
+        let better = e
+            .fwd
+            .best
+            .as_ref()
+            .is_none_or(|(c, _)| rank(code) < rank(*c));
+        if better {
+            let b = bytes.unwrap_or_else(|| {
+                let reason = if code == 408 {
+                    "Request Timeout"
+                } else {
+                    "Server Internal Error"
+                };
+                self.ctx
+                    .response(&e.request, &e.peer, code, reason)
+                    .build()
+                    .freeze()
+            });
+            e.fwd.best = Some((code, b));
+        }
+        if code < 600 {
+            return Vec::new();
+        }
+        e.fwd.groups.clear();
+        if e.txn.is_invite() {
+            Self::pending_branches(&mut e.fwd)
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// When every branch of the current group is done and nothing went upstream yet: the
+    /// next serial group to start, or else the best final response is sent (§16.7 step 6).
+    fn next_group_or_answer(&self, e: &mut ServerEntry, t: Instant) -> Option<Vec<target::Target>> {
+        if e.fwd.finished || !e.fwd.all_done() {
+            return None;
+        }
+        if let Some(next) = e.fwd.groups.pop_front() {
+            return Some(next);
+        }
+        e.fwd.finished = true;
+        let (code, bytes) = match e.fwd.best.take() {
+            // §16.7 step 6: a 503 is not passed on (it would mean *this* proxy is busy).
+            Some((503, _)) => (
+                500,
+                self.ctx
+                    .response(&e.request, &e.peer, 500, "Server Internal Error")
+                    .build()
+                    .freeze(),
+            ),
+            Some(x) => x,
+            None => (
+                408,
+                self.ctx
+                    .response(&e.request, &e.peer, 408, "Request Timeout")
+                    .build()
+                    .freeze(),
+            ),
+        };
+        e.txn.send_response(t, code, bytes);
+        None
     }
 
     /// Branches still waiting for a final answer, to be cancelled; those without a provisional

@@ -215,27 +215,7 @@ impl Proxy {
             return refused;
         }
         if local {
-            return match req.method() {
-                Method::Options => self.ctx.local_response(
-                    req,
-                    peer,
-                    200,
-                    "OK",
-                    &[
-                        ("Allow", crate::ALLOW),
-                        ("Accept", b"application/sdp"),
-                        ("Supported", crate::SUPPORTED),
-                    ],
-                ),
-                Method::Extension => self.ctx.simple(req, peer, 501, "Not Implemented"),
-                _ => self.ctx.local_response(
-                    req,
-                    peer,
-                    405,
-                    "Method Not Allowed",
-                    &[("Allow", crate::ALLOW)],
-                ),
-            };
+            return self.answer_locally(req, peer);
         }
         if let Err(o) = forward::check_max_forwards(req) {
             return self.ctx.simple(req, peer, o.0, o.1);
@@ -293,6 +273,32 @@ impl Proxy {
         self.start_forwarding(req, peer, plan, groups, t)
     }
 
+    /// A request for this element itself (no user part): OPTIONS is answered, other methods
+    /// are not allowed here (RFC 3261 §11, §8.2.1).
+    fn answer_locally(&self, req: &Request, peer: &Peer) -> Outcome {
+        match req.method() {
+            Method::Options => self.ctx.local_response(
+                req,
+                peer,
+                200,
+                "OK",
+                &[
+                    ("Allow", crate::ALLOW),
+                    ("Accept", b"application/sdp"),
+                    ("Supported", crate::SUPPORTED),
+                ],
+            ),
+            Method::Extension => self.ctx.simple(req, peer, 501, "Not Implemented"),
+            _ => self.ctx.local_response(
+                req,
+                peer,
+                405,
+                "Method Not Allowed",
+                &[("Allow", crate::ALLOW)],
+            ),
+        }
+    }
+
     /// SIP presence and IM are refused when the domain's policy says so (RFC 7081 §3.3,
     /// SS-09): MESSAGE → 405 with Allow, SUBSCRIBE/PUBLISH for presence → 489.
     fn refuse_simple(&self, req: &Request, peer: &Peer, ruri: &Uri<'_>) -> Option<Outcome> {
@@ -347,108 +353,74 @@ impl Proxy {
         peer: &Peer,
         ruri: &Uri<'_>,
     ) -> Result<Option<Targets>, Outcome> {
-        let (user, realm) = match ruri.scheme() {
-            Scheme::Tel => {
-                // tel:+4930123 reaches the number alias in the first served domain.
-                let text = std::str::from_utf8(ruri.as_bytes()).unwrap_or_default();
-                let num = text
-                    .get(4..)
-                    .unwrap_or_default()
-                    .split(';')
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned();
-                let Some(d) = self.ctx.cfg.domains.first() else {
-                    return Ok(None);
-                };
-                (num, d.clone())
-            }
-            _ => {
-                let Some(host) = ruri.host() else {
-                    return Ok(None);
-                };
-                let Some(realm) = self.ctx.served(host.as_bytes()) else {
-                    return Ok(None);
-                };
-                let text = std::str::from_utf8(ruri.as_bytes()).unwrap_or_default();
-                let Ok(aor) = Aor::parse(text) else {
-                    return Err(self.ctx.simple(req, peer, 404, "Not Found"));
-                };
-                let Some(user) = aor.user() else {
-                    return Err(self.ctx.simple(req, peer, 404, "Not Found"));
-                };
-                (user, realm.clone())
-            }
+        let Some((user, realm)) = self.callee_user(req, peer, ruri)? else {
+            return Ok(None);
         };
+        let unavailable = || self.ctx.simple(req, peer, 480, "Temporarily Unavailable");
+        let policy = self.ctx.cfg.proxy.nat_traversal;
         let gr = ruri.gr().map(|g| String::from_utf8_lossy(g).into_owned());
         if gr.is_some()
             && let Some((aor, instance)) = reg.resolve_temp_gruu(&user)
         {
             // A temporary GRUU: exactly the device that registered the instance (RFC 5627 §5.1).
-            let mut found = Vec::new();
-            reg.location().read(&aor, |list| {
-                found.extend(
-                    list.iter()
-                        .filter(|b| b.expires_at > now && b.instance.as_deref() == Some(&instance))
-                        .filter_map(|b| binding_target(b, self.ctx.cfg.proxy.nat_traversal)),
-                );
-            });
+            let found = instance_targets(reg, now, &aor, &instance, policy);
             if found.is_empty() {
-                return Err(self.ctx.simple(req, peer, 480, "Temporarily Unavailable"));
+                return Err(unavailable());
             }
             return Ok(Some((VecDeque::from([found]), aor.account_id())));
         }
         let acct = self.callee_account(req, peer, &user, &realm)?;
         if acct.locked {
-            return Err(self.ctx.simple(req, peer, 480, "Temporarily Unavailable"));
+            return Err(unavailable());
         }
-        let mut bindings = Vec::new();
-        let domain = acct.id.domain().as_str().to_owned();
-        let mut aors: Vec<Aor> = acct.aors.clone();
-        for n in &acct.numbers {
-            if let Ok(a) = Aor::parse(&format!("sip:{n}@{domain}")) {
-                aors.push(a);
-            }
-        }
-        for aor in &aors {
-            reg.location().read(aor, |list| {
-                for b in list.iter().filter(|b| b.expires_at > now) {
-                    bindings.push(b.clone());
-                }
-            });
-        }
+        let mut bindings = account_bindings(reg, &acct, now);
         if let Some(gr) = gr.filter(|g| !g.is_empty()) {
             // RFC 5627 §5.1: a GRUU reaches exactly the device of that instance.
             bindings.retain(|b| b.instance.as_deref().is_some_and(|i| gr_matches(i, &gr)));
-            if bindings.is_empty() {
-                return Err(self.ctx.simple(req, peer, 480, "Temporarily Unavailable"));
-            }
         }
         if bindings.is_empty() {
-            return Err(self.ctx.simple(req, peer, 480, "Temporarily Unavailable"));
+            return Err(unavailable());
         }
-        // Highest q first; equal q in parallel (RFC 3261 §16.6, "q-value" serial search).
-        bindings.sort_by_key(|b| std::cmp::Reverse(b.q.unwrap_or(1000)));
-        let mut groups: VecDeque<Vec<Target>> = VecDeque::new();
-        let mut last_q = None;
-        for b in bindings {
-            let q = b.q.unwrap_or(1000);
-            let Some(target) = binding_target(&b, self.ctx.cfg.proxy.nat_traversal) else {
-                continue;
-            };
-            if last_q == Some(q)
-                && let Some(g) = groups.back_mut()
-            {
-                g.push(target);
-            } else {
-                groups.push_back(vec![target]);
-            }
-            last_q = Some(q);
-        }
+        let groups = q_groups(bindings, policy);
         if groups.is_empty() {
-            return Err(self.ctx.simple(req, peer, 480, "Temporarily Unavailable"));
+            return Err(unavailable());
         }
         Ok(Some((groups, Some(acct.id.clone()))))
+    }
+
+    /// The user part and served domain the Request-URI names: `tel:+4930123` is the number
+    /// alias in the first served domain. `Ok(None)`: not a served domain.
+    fn callee_user(
+        &self,
+        req: &Request,
+        peer: &Peer,
+        ruri: &Uri<'_>,
+    ) -> Result<Option<(String, Domain)>, Outcome> {
+        if ruri.scheme() == Scheme::Tel {
+            let text = std::str::from_utf8(ruri.as_bytes()).unwrap_or_default();
+            let num = text
+                .get(4..)
+                .unwrap_or_default()
+                .split(';')
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            return Ok(self.ctx.cfg.domains.first().map(|d| (num, d.clone())));
+        }
+        let Some(host) = ruri.host() else {
+            return Ok(None);
+        };
+        let Some(realm) = self.ctx.served(host.as_bytes()) else {
+            return Ok(None);
+        };
+        let text = std::str::from_utf8(ruri.as_bytes()).unwrap_or_default();
+        let Ok(aor) = Aor::parse(text) else {
+            return Err(self.ctx.simple(req, peer, 404, "Not Found"));
+        };
+        let Some(user) = aor.user() else {
+            return Err(self.ctx.simple(req, peer, 404, "Not Found"));
+        };
+        Ok(Some((user, realm.clone())))
     }
 
     /// Finds the account a user part names: the account itself, or an alias of one.
@@ -495,6 +467,66 @@ impl Proxy {
             },
         }
     }
+}
+
+/// The unexpired bindings of `aor` registered by device `instance`, as parallel targets.
+fn instance_targets(
+    reg: &Registrar,
+    now: i64,
+    aor: &Aor,
+    instance: &str,
+    policy: NatTraversal,
+) -> Vec<Target> {
+    reg.location().read(aor, |list| {
+        list.iter()
+            .filter(|b| b.expires_at > now && b.instance.as_deref() == Some(instance))
+            .filter_map(|b| binding_target(b, policy))
+            .collect()
+    })
+}
+
+/// The unexpired bindings of every AOR of `acct`: its own, its SIP aliases and its numbers.
+fn account_bindings(reg: &Registrar, acct: &CachedAccount, now: i64) -> Vec<cusax_store::Binding> {
+    let domain = acct.id.domain().as_str();
+    let mut aors: Vec<Aor> = acct.aors.clone();
+    for n in &acct.numbers {
+        if let Ok(a) = Aor::parse(&format!("sip:{n}@{domain}")) {
+            aors.push(a);
+        }
+    }
+    let mut bindings = Vec::new();
+    for aor in &aors {
+        reg.location().read(aor, |list| {
+            bindings.extend(list.iter().filter(|b| b.expires_at > now).cloned());
+        });
+    }
+    bindings
+}
+
+/// Highest q first; equal q in parallel (RFC 3261 §16.6, "q-value" serial search). Bindings
+/// that cannot be reached are left out.
+fn q_groups(
+    mut bindings: Vec<cusax_store::Binding>,
+    policy: NatTraversal,
+) -> VecDeque<Vec<Target>> {
+    bindings.sort_by_key(|b| std::cmp::Reverse(b.q.unwrap_or(1000)));
+    let mut groups: VecDeque<Vec<Target>> = VecDeque::new();
+    let mut last_q = None;
+    for b in bindings {
+        let q = b.q.unwrap_or(1000);
+        let Some(target) = binding_target(&b, policy) else {
+            continue;
+        };
+        if last_q == Some(q)
+            && let Some(g) = groups.back_mut()
+        {
+            g.push(target);
+        } else {
+            groups.push_back(vec![target]);
+        }
+        last_q = Some(q);
+    }
+    groups
 }
 
 /// Where a binding is reached: its Path; else, when `policy` says so for this binding (see
