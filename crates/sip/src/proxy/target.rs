@@ -283,9 +283,9 @@ impl Proxy {
                 200,
                 "OK",
                 &[
-                    ("Allow", crate::ALLOW),
+                    ("Allow", crate::types::ALLOW),
                     ("Accept", b"application/sdp"),
-                    ("Supported", crate::SUPPORTED),
+                    ("Supported", crate::types::SUPPORTED),
                 ],
             ),
             Method::Extension => self.ctx.simple(req, peer, 501, "Not Implemented"),
@@ -294,7 +294,7 @@ impl Proxy {
                 peer,
                 405,
                 "Method Not Allowed",
-                &[("Allow", crate::ALLOW)],
+                &[("Allow", crate::types::ALLOW)],
             ),
         }
     }
@@ -324,7 +324,7 @@ impl Proxy {
                 peer,
                 405,
                 "Method Not Allowed",
-                &[("Allow", crate::ALLOW)],
+                &[("Allow", crate::types::ALLOW)],
             ));
         }
         if is(b"SUBSCRIBE") || is(b"PUBLISH") {
