@@ -403,3 +403,58 @@ fn the_checker_sees_child_modules_and_reads_past_test_declarations() {
     .collect();
     assert_eq!(got, want);
 }
+
+#[test]
+fn sip_crate_files_import_each_other_in_one_direction() {
+    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/../sip/src");
+    let graph = import_graph(std::path::Path::new(src), &[]);
+    let edge = |a: &str, b: &str| graph.get(a).is_some_and(|t| t.contains(&b.to_owned()));
+    assert!(
+        edge("core.rs", "registrar.rs")
+            && edge("proxy/mod.rs", "proxy/txn.rs")
+            && edge("registrar.rs", "auth/mod.rs"),
+        "the checker reads the SIP crate: {graph:#?}"
+    );
+    assert_eq!(
+        find_cycle(&graph),
+        None,
+        "circular imports in crates/sip: {graph:#?}"
+    );
+}
+
+#[test]
+fn sip_authentication_lives_in_auth_only() {
+    let src = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../sip/src"));
+    let graph = import_graph(src, &[]);
+    let above = |f: &str| f == "core.rs" || f == "registrar.rs" || f.starts_with("proxy/");
+    let auth_files: Vec<&String> = graph.keys().filter(|f| f.starts_with("auth/")).collect();
+    assert!(
+        auth_files.len() >= 2 && graph["registrar.rs"].contains(&"auth/mod.rs".to_owned()),
+        "the checker reads crates/sip/src/auth: {graph:#?}"
+    );
+    for f in auth_files {
+        let up: Vec<&String> = graph[f].iter().filter(|t| above(t)).collect();
+        assert!(up.is_empty(), "{f} imports the components above it: {up:?}");
+    }
+    // Nothing outside auth/ verifies a digest, issues a challenge, holds nonce state or reads
+    // the credentials of a request.
+    let tokens = [
+        "digest::verify",
+        "digest::challenges",
+        "NonceKey",
+        "NonceCounts",
+        "digest_credentials(",
+    ];
+    let mut checked = 0;
+    for (module, path) in modules(src) {
+        if module.first().is_some_and(|m| m == "auth") {
+            continue;
+        }
+        let code = code_of(&std::fs::read_to_string(&path).expect("source file"));
+        for t in tokens {
+            assert!(!code.contains(t), "{} uses {t}", path.display());
+        }
+        checked += 1;
+    }
+    assert!(checked >= 10, "only {checked} files read");
+}

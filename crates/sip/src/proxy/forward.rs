@@ -2,15 +2,19 @@
 //! (proxy authentication), RFC 3325/3323 (asserted identity, privacy) and RFC 7081 §3.5 /
 //! §6 (the `impp` Call-Info that ties a call to the caller's XMPP address).
 
-use super::target::Routing;
+use super::route::Routing;
+use super::target::Target;
 use crate::accounts::CachedAccount;
 use crate::context::Context;
-use crate::types::{Dest, NextHop, Peer};
+use crate::types::{Dest, NextHop, Peer, Transport};
 use bytes::Bytes;
 use cusax_sip_proto::Request;
 use cusax_sip_proto::Response;
 use cusax_sip_proto::message::headers::{CallInfo, parse_max_forwards};
 use cusax_sip_proto::message::{Edits, HeaderKind, Method};
+
+/// Branch parameter prefix of this proxy: the RFC 3261 magic cookie plus `cx`.
+pub(crate) const BRANCH_PREFIX: &str = "z9hG4bKcx";
 
 /// What the proxy asserts about the caller in forwarded requests.
 #[derive(Debug, Clone)]
@@ -174,7 +178,7 @@ pub(crate) fn loop_hash(req: &Request) -> u32 {
 
 /// A Via of ours whose branch carries this request's loop hash.
 pub(crate) fn is_loop(req: &Request, adv: &crate::config::Advertised) -> bool {
-    let want = format!("{}{:08x}.", super::BRANCH_PREFIX, loop_hash(req));
+    let want = format!("{}{:08x}.", BRANCH_PREFIX, loop_hash(req));
     req.vias().filter_map(Result::ok).any(|v| {
         v.host()
             .as_bytes()
@@ -276,4 +280,90 @@ pub(crate) fn apply_identity(e: &mut Edits<'_>, req: &Request, plan: &Plan) {
             });
         }
     }
+}
+
+/// Renders one forwarded copy (§16.6 steps 1–8); `None` when the request cannot be edited.
+pub(super) fn render_branch(
+    ctx: &Context,
+    req: &Request,
+    peer: &Peer,
+    plan: &Plan,
+    target: &Target,
+    branch: &str,
+) -> Option<Bytes> {
+    let mut e = Edits::new(req);
+    let ip = peer_ip(&peer.addr);
+    if peer.transport == Transport::Udp || req.top_via().is_ok_and(|v| v.rport().is_some()) {
+        let _ = e.set_top_via_received(&ip, peer.addr.port());
+    }
+    if !target.ruri.is_empty() {
+        e.set_request_uri(target.ruri.as_bytes());
+    }
+    e.remove_routes(plan.our_routes);
+    if !target.routes.is_empty() {
+        let routes: Vec<&[u8]> = target.routes.iter().map(String::as_bytes).collect();
+        e.insert_routes(&routes);
+    }
+    e.decrement_max_forwards().ok()?;
+    let adv = &ctx.cfg.proxy.advertised;
+    let port_of = |t: Transport| match t {
+        Transport::Tls => adv.tls_port.unwrap_or(5061),
+        _ => adv.port,
+    };
+    let host = bracket(&adv.host);
+    let out_t = target.dest.transport;
+    let rr_values: Vec<String> = if plan.record_route {
+        let mut params = String::new();
+        if let Some(f) = &plan.ftag {
+            params.push_str(";ftag=");
+            params.push_str(&String::from_utf8_lossy(f));
+        }
+        if let Some(c) = &plan.caller_flow {
+            params.push_str(";cxc=");
+            params.push_str(c);
+        }
+        if let Some(c) = target.dest.flow_token() {
+            params.push_str(";cxe=");
+            params.push_str(&c);
+        }
+        let rr = |t: Transport| {
+            format!(
+                "<sip:{host}:{};transport={};lr{params}>",
+                port_of(t),
+                t.as_str()
+            )
+        };
+        // RFC 5658: record-route twice when the two legs use different transports.
+        if out_t == peer.transport {
+            vec![rr(out_t)]
+        } else {
+            vec![rr(out_t), rr(peer.transport)]
+        }
+    } else {
+        Vec::new()
+    };
+    for v in &rr_values {
+        e.insert_record_route(v.as_bytes());
+    }
+    let via = format!(
+        "SIP/2.0/{} {host}:{};branch={branch}",
+        out_t.via_name(),
+        port_of(out_t)
+    );
+    e.insert_via(via.as_bytes());
+    apply_identity(&mut e, req, plan);
+    Some(e.render().freeze())
+}
+
+fn bracket(host: &str) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
+    }
+}
+
+/// A peer's address as text, without allocation for the common cases.
+fn peer_ip(addr: &std::net::SocketAddr) -> String {
+    addr.ip().to_string()
 }

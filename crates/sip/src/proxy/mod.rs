@@ -20,6 +20,8 @@
 //!   downstream (a branch without a provisional answer is cancelled when one arrives).
 
 mod forward;
+mod route;
+mod state;
 mod table;
 mod target;
 #[cfg(test)]
@@ -31,190 +33,26 @@ use crate::auth::Auth;
 use crate::calls::Calls;
 use crate::context::Context;
 use crate::registrar::Registrar;
-use crate::types::{Outcome, Peer};
+use crate::types::{Outcome, Peer, Transport};
 use bytes::Bytes;
+use cusax_sip_proto::message::uri::{Scheme, Uri};
 use cusax_sip_proto::message::{HeaderKind, Limits, build_cancel};
 use cusax_sip_proto::transaction::{Disposition, Output, TransactionKey};
 use cusax_sip_proto::{Method, Request, Response, SipMessage, parse_datagram};
+use forward::{BRANCH_PREFIX, Plan};
+use state::{
+    Branch, BranchState, ClientEntry, Forwarding, MAX_SERVER_TRANSACTIONS, ServerEntry, TIMER_C,
+    TimerRef,
+};
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
-use std::net::SocketAddr;
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use txn::{ClientTxn, ServerTxn};
 
+pub use state::ProxyState;
+
 pub use crate::types::{Dest, NextHop, Send};
-
-/// Branch parameter prefix of this proxy: the RFC 3261 magic cookie plus `cx`.
-pub(crate) const BRANCH_PREFIX: &str = "z9hG4bKcx";
-
-/// Where a branch stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum BranchState {
-    /// Sent, nothing heard yet.
-    Trying,
-    /// A provisional response arrived.
-    Proceeding,
-    /// A final response arrived (or was synthesised on timeout).
-    Done(u16),
-}
-
-#[derive(Debug)]
-struct Branch {
-    key: TransactionKey,
-    dest: Dest,
-    state: BranchState,
-    /// CANCEL asked for before any provisional response (RFC 3261 §9.1: wait for one).
-    cancel_pending: bool,
-    request: Request,
-}
-
-/// The response context of one proxied request (RFC 3261 §16.7).
-#[derive(Debug)]
-struct Forwarding {
-    plan: forward::Plan,
-    branches: Vec<Branch>,
-    /// Serial groups (by q-value) not started yet.
-    groups: VecDeque<Vec<target::Target>>,
-    /// Best final response so far, already without our Via: (code, bytes).
-    best: Option<(u16, Bytes)>,
-    /// A final response went upstream.
-    finished: bool,
-}
-
-impl Forwarding {
-    /// Records that branch `ckey` ended with `code`. False when it had already ended and
-    /// this is not a 2xx (a retransmitted or late final answer, ignored).
-    fn mark_done(&mut self, ckey: &TransactionKey, code: u16) -> bool {
-        if let Some(b) = self.branches.iter_mut().find(|b| &b.key == ckey) {
-            if matches!(b.state, BranchState::Done(_)) && !(200..300).contains(&code) {
-                return false;
-            }
-            b.state = BranchState::Done(code);
-        }
-        true
-    }
-
-    /// Every branch started so far has a final answer.
-    fn all_done(&self) -> bool {
-        self.branches
-            .iter()
-            .all(|b| matches!(b.state, BranchState::Done(_)))
-    }
-}
-
-#[derive(Debug)]
-struct ServerEntry {
-    txn: ServerTxn,
-    /// The request as received (to build local responses and new branches).
-    request: Request,
-    peer: Peer,
-    reply: Dest,
-    fwd: Forwarding,
-}
-
-#[derive(Debug)]
-struct ClientEntry {
-    txn: ClientTxn,
-    server: TransactionKey,
-    dest: Dest,
-    /// A CANCEL's own transaction: its responses go nowhere.
-    is_cancel: bool,
-}
-
-#[derive(Debug, Clone)]
-enum TimerRef {
-    Server(TransactionKey),
-    Client(TransactionKey),
-    /// Timer C of a proxied INVITE (RFC 3261 §16.6 step 11, §16.8).
-    TimerC(TransactionKey),
-    /// A branch still without a final answer when its request ended: removed if it is
-    /// still waiting when this fires (RFC 3261 §16.8: 64·T1 after CANCEL).
-    Reap(TransactionKey),
-}
-
-/// Timer C: a proxied INVITE that has no final answer after this long is cancelled (408).
-/// RFC 3261 §16.6 step 11 asks for more than 3 minutes.
-const TIMER_C: std::time::Duration = std::time::Duration::from_secs(185);
-
-/// Proxied requests in progress at most; beyond that new ones get 503 (bounded memory). A
-/// completed transaction lingers 32 s on UDP (RFC 3261 timers J and L), so a call (INVITE and
-/// BYE) holds two for about that long: 600k covers ~9,000 calls/s, at a few KiB each.
-const MAX_SERVER_TRANSACTIONS: usize = 600_000;
-
-#[derive(Debug)]
-struct Timer {
-    at: Instant,
-    seq: u64,
-    what: TimerRef,
-}
-
-impl PartialEq for Timer {
-    fn eq(&self, o: &Self) -> bool {
-        (self.at, self.seq) == (o.at, o.seq)
-    }
-}
-impl Eq for Timer {}
-impl PartialOrd for Timer {
-    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for Timer {
-    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
-        (self.at, self.seq).cmp(&(o.at, o.seq))
-    }
-}
-
-/// All transaction state of the proxy.
-#[derive(Debug)]
-pub struct ProxyState {
-    /// Sharded: a single map this size stalled the dispatch thread each time it grew.
-    servers: table::Table<TransactionKey, ServerEntry>,
-    clients: table::Table<TransactionKey, ClientEntry>,
-    timers: BinaryHeap<Reverse<Timer>>,
-    seq: u64,
-    /// Seeds branch parameters so that they are unique across restarts.
-    branch_seed: u64,
-}
-
-impl ProxyState {
-    pub(crate) fn new(secret: [u8; 32]) -> Self {
-        let mut seed = [0u8; 8];
-        seed.copy_from_slice(&secret[24..32]);
-        Self {
-            servers: table::Table::new(),
-            clients: table::Table::new(),
-            timers: BinaryHeap::new(),
-            seq: 0,
-            branch_seed: u64::from_le_bytes(seed),
-        }
-    }
-
-    fn next_branch(&mut self, loop_hash: u32) -> String {
-        self.seq = self.seq.wrapping_add(1);
-        let unique = self
-            .branch_seed
-            .wrapping_add(self.seq.wrapping_mul(0x9e37_79b9_7f4a_7c15));
-        format!("{BRANCH_PREFIX}{loop_hash:08x}.{unique:016x}")
-    }
-
-    fn arm(&mut self, at: Option<Instant>, what: TimerRef) {
-        if let Some(at) = at {
-            self.seq = self.seq.wrapping_add(1);
-            self.timers.push(Reverse(Timer {
-                at,
-                seq: self.seq,
-                what,
-            }));
-        }
-    }
-
-    /// Number of server and client transactions held (for tests and metrics).
-    pub fn transactions(&self) -> (usize, usize) {
-        (self.servers.len(), self.clients.len())
-    }
-}
 
 /// Limits for re-parsing our own forwarded messages: they may be a little larger than what
 /// was received, never larger than this.
@@ -469,7 +307,7 @@ impl Proxy {
                     .build(),
             );
         }
-        let routing = match self.route_info(req) {
+        let routing = match route::route_info(&self.ctx, req) {
             Ok(r) => r,
             Err(o) => return self.ctx.simple(req, peer, o.0, o.1),
         };
@@ -567,7 +405,14 @@ impl Proxy {
             let loop_hash = e.fwd.plan.loop_hash;
             let branch = st.next_branch(loop_hash);
             let Some(e) = st.servers.get(key) else { return };
-            let rendered = self.render_branch(&e.request, &e.peer, &e.fwd.plan, &target, &branch);
+            let rendered = forward::render_branch(
+                &self.ctx,
+                &e.request,
+                &e.peer,
+                &e.fwd.plan,
+                &target,
+                &branch,
+            );
             let Some(request) = rendered.and_then(parse_own) else {
                 tracing::warn!("sip/proxy: could not build a branch; skipped");
                 continue;
@@ -734,7 +579,7 @@ impl Proxy {
                 t,
             );
         }
-        Self::pending_branches(&mut e.fwd)
+        e.fwd.pending_branches()
     }
 
     /// §16.7 step 6: a failure is kept when it is the best so far; a 6xx ends the search
@@ -769,7 +614,7 @@ impl Proxy {
         }
         e.fwd.groups.clear();
         if e.txn.is_invite() {
-            Self::pending_branches(&mut e.fwd)
+            e.fwd.pending_branches()
         } else {
             Vec::new()
         }
@@ -805,20 +650,6 @@ impl Proxy {
         };
         e.txn.send_response(t, code, bytes);
         None
-    }
-
-    /// Branches still waiting for a final answer, to be cancelled; those without a provisional
-    /// answer are only marked (§9.1).
-    fn pending_branches(fwd: &mut Forwarding) -> Vec<(Request, Dest)> {
-        let mut v = Vec::new();
-        for b in &mut fwd.branches {
-            match b.state {
-                BranchState::Proceeding => v.push((b.request.clone(), b.dest.clone())),
-                BranchState::Trying => b.cancel_pending = true,
-                BranchState::Done(_) => {}
-            }
-        }
-        v
     }
 
     fn send_cancel(
@@ -862,7 +693,7 @@ impl Proxy {
         }
         e.fwd.finished = true;
         e.fwd.groups.clear();
-        let to_cancel = Self::pending_branches(&mut e.fwd);
+        let to_cancel = e.fwd.pending_branches();
         let timeout = self
             .ctx
             .response(&e.request, &e.peer, 408, "Request Timeout")
@@ -896,7 +727,7 @@ impl Proxy {
         if !e.fwd.finished {
             e.fwd.finished = true;
             e.fwd.groups.clear();
-            to_cancel = Self::pending_branches(&mut e.fwd);
+            to_cancel = e.fwd.pending_branches();
             let terminated = self
                 .ctx
                 .response(&e.request, &e.peer, 487, "Request Terminated")
@@ -926,14 +757,231 @@ impl Proxy {
         Some(Send { dest, bytes })
     }
 
+    /// Forwards a request inside a dialog this proxy record-routed along its route set
+    /// (§16.4, §16.6 step 6–7).
+    fn forward_in_dialog(
+        &self,
+        req: &Request,
+        peer: &Peer,
+        routing: &route::Routing,
+        t: Instant,
+    ) -> Outcome {
+        let Some(dest) = route::in_dialog_dest(&self.ctx, req, routing) else {
+            if routing.to_tag && self.ctx.is_local_ruri(req) {
+                return self
+                    .ctx
+                    .simple(req, peer, 481, "Call/Transaction Does Not Exist");
+            }
+            return self.ctx.simple(req, peer, 404, "No Route To Target");
+        };
+        if let Err(o) = forward::check_max_forwards(req) {
+            return self.ctx.simple(req, peer, o.0, o.1);
+        }
+        if req.method() == Method::Bye
+            && let Ok(call_id) = req.call_id()
+        {
+            self.calls.ended(&String::from_utf8_lossy(call_id));
+        }
+        let plan = Plan::in_dialog(req, peer, routing);
+        let target = target::Target {
+            ruri: String::new(),
+            dest,
+            routes: Vec::new(),
+        };
+        self.start_forwarding(req, peer, plan, VecDeque::from([vec![target]]), t)
+    }
+
+    /// ACK for a 2xx (and any ACK without a transaction) is forwarded statelessly (§16.11).
+    fn forward_ack(&self, req: &Request, peer: &Peer) -> Outcome {
+        // An ACK for a final response this element generated itself (To tag ours): absorbed.
+        if req
+            .to_addr()
+            .ok()
+            .and_then(|t| t.tag())
+            .is_some_and(|tag| tag == self.ctx.to_tag)
+        {
+            return Outcome::Nothing;
+        }
+        let Ok(routing) = route::route_info(&self.ctx, req) else {
+            return Outcome::Nothing;
+        };
+        if !routing.in_dialog() {
+            return Outcome::Nothing;
+        }
+        let Some(dest) = route::in_dialog_dest(&self.ctx, req, &routing) else {
+            return Outcome::Nothing;
+        };
+        if forward::check_max_forwards(req).is_err() {
+            return Outcome::Nothing;
+        }
+        let branch = {
+            let mut st = self.lock_proxy();
+            st.next_branch(0)
+        };
+        let plan = Plan::in_dialog(req, peer, &routing);
+        let target = target::Target {
+            ruri: String::new(),
+            dest: dest.clone(),
+            routes: Vec::new(),
+        };
+        match forward::render_branch(&self.ctx, req, peer, &plan, &target, &branch) {
+            Some(bytes) => Outcome::Send(vec![Send { dest, bytes }]),
+            None => Outcome::Nothing,
+        }
+    }
+
+    /// §16.3–§16.5 for a request outside a dialog: local answers, the CUSAX refusals,
+    /// authentication of local callers, target determination, forwarding.
+    fn forward_initial(
+        &self,
+        reg: &Registrar,
+        now: i64,
+        req: &Request,
+        peer: &Peer,
+        routing: &route::Routing,
+        t: Instant,
+    ) -> Outcome {
+        let Some(ruri) = req.uri() else {
+            return self.ctx.simple(req, peer, 416, "Unsupported URI Scheme");
+        };
+        let local = self.ctx.is_local_ruri(req);
+        if let Some(refused) = self.refuse_simple(req, peer, &ruri) {
+            return refused;
+        }
+        if local {
+            return self.answer_locally(req, peer);
+        }
+        if let Err(o) = forward::check_max_forwards(req) {
+            return self.ctx.simple(req, peer, o.0, o.1);
+        }
+        if forward::is_loop(req, &self.ctx.cfg.proxy.advertised) {
+            return self.ctx.simple(req, peer, 482, "Loop Detected");
+        }
+        // Whatever needs loading from the store (caller, callee, alias) is looked up first;
+        // the digest check, which consumes the nonce-count, runs once everything is cached.
+        if let Err(o) = self.auth.caller(now, req, peer, false) {
+            return o;
+        }
+        let targets = match ruri.scheme() {
+            Scheme::Sip | Scheme::Sips | Scheme::Tel => target::Finder {
+                ctx: &self.ctx,
+                accounts: &self.accounts,
+                reg,
+            }
+            .local_targets(now, req, peer, &ruri),
+            Scheme::Other => return self.ctx.simple(req, peer, 416, "Unsupported URI Scheme"),
+        };
+        if let Err(o @ (Outcome::NeedAccount { .. } | Outcome::NeedAlias { .. })) = targets {
+            return o;
+        }
+        // The caller: local users authenticate, everybody else stays anonymous to us.
+        let caller = match self.auth.caller(now, req, peer, true) {
+            Ok(c) => c,
+            Err(o) => return o,
+        };
+        if caller.is_some() && self.ctx.cfg.proxy.tls_required && peer.transport != Transport::Tls {
+            return self.ctx.simple(req, peer, 403, "TLS Required");
+        }
+        let mut callee = None;
+        let groups = match targets {
+            Ok(Some((g, who))) => {
+                callee = who;
+                g
+            }
+            Ok(None) => {
+                // Not one of our domains: only our own users may call out.
+                if caller.is_none() {
+                    return self.ctx.simple(req, peer, 403, "Relaying Denied");
+                }
+                let Some(dest) = Dest::from_uri(&ruri) else {
+                    return self.ctx.simple(req, peer, 416, "Unsupported URI Scheme");
+                };
+                VecDeque::from([vec![target::Target {
+                    ruri: String::new(),
+                    dest,
+                    routes: Vec::new(),
+                }]])
+            }
+            Err(o) => return o,
+        };
+        let mut plan = Plan::initial(&self.ctx, req, peer, routing, caller.as_deref());
+        plan.parties
+            .extend(callee.filter(|c| !plan.parties.contains(c)));
+        self.start_forwarding(req, peer, plan, groups, t)
+    }
+
+    /// A request for this element itself (no user part): OPTIONS is answered, other methods
+    /// are not allowed here (RFC 3261 §11, §8.2.1).
+    fn answer_locally(&self, req: &Request, peer: &Peer) -> Outcome {
+        match req.method() {
+            Method::Options => self.ctx.local_response(
+                req,
+                peer,
+                200,
+                "OK",
+                &[
+                    ("Allow", crate::types::ALLOW),
+                    ("Accept", b"application/sdp"),
+                    ("Supported", crate::types::SUPPORTED),
+                ],
+            ),
+            Method::Extension => self.ctx.simple(req, peer, 501, "Not Implemented"),
+            _ => self.ctx.local_response(
+                req,
+                peer,
+                405,
+                "Method Not Allowed",
+                &[("Allow", crate::types::ALLOW)],
+            ),
+        }
+    }
+
+    /// SIP presence and IM are refused when the domain's policy says so (RFC 7081 §3.3,
+    /// SS-09): MESSAGE → 405 with Allow, SUBSCRIBE/PUBLISH for presence → 489.
+    fn refuse_simple(&self, req: &Request, peer: &Peer, ruri: &Uri<'_>) -> Option<Outcome> {
+        let domain = ruri
+            .host()
+            .and_then(|h| self.ctx.served(h.as_bytes()))
+            .or_else(|| {
+                let from = req.from_addr().ok()?;
+                let host = from.uri().host()?;
+                self.ctx.served(host.as_bytes())
+            });
+        let policy = match domain {
+            Some(d) => self.ctx.cfg.proxy.policy(d.as_str()),
+            None => self.ctx.cfg.proxy.default_policy,
+        };
+        if !policy.refuse_simple {
+            return None;
+        }
+        let is = |m: &[u8]| req.method_bytes() == m;
+        if is(b"MESSAGE") {
+            return Some(self.ctx.local_response(
+                req,
+                peer,
+                405,
+                "Method Not Allowed",
+                &[("Allow", crate::types::ALLOW)],
+            ));
+        }
+        if is(b"SUBSCRIBE") || is(b"PUBLISH") {
+            let presence = match req.event() {
+                Ok(Some(e)) => {
+                    e.package.eq_ignore_ascii_case(b"presence")
+                        || e.package.eq_ignore_ascii_case(b"presence.winfo")
+                }
+                _ => false,
+            };
+            if presence {
+                return Some(self.ctx.local_response(req, peer, 489, "Bad Event", &[]));
+            }
+        }
+        None
+    }
+
     /// Whether the server transaction table holds anything (tests).
     pub fn is_idle(&self) -> bool {
         let st = self.lock_proxy();
         st.servers.is_empty() && st.clients.is_empty()
     }
-}
-
-/// A peer's address as text, without allocation for the common cases.
-pub(crate) fn peer_ip(addr: &SocketAddr) -> String {
-    addr.ip().to_string()
 }
