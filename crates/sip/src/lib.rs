@@ -1,5 +1,6 @@
 //! RFC 3261 §10 and §16, RFC 7081: the SIP half of a CUSAX service — registrar, location
-//! service and (later) proxy — over the account store shared with XMPP.
+//! service and proxy — over the account store shared with XMPP (the layering is in
+//! `core.rs` and ARCHITECTURE.md).
 //!
 //! [`SipCore`] is synchronous and never waits on the store on the hot path: accounts come from
 //! an in-memory cache ([`accounts`]) invalidated by the store's change feed, bindings live in

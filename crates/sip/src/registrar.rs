@@ -1,10 +1,10 @@
-//! RFC 3261 §10.3: processing REGISTER requests, with digest authentication (RFC 3261 §22,
-//! RFC 7616, RFC 8760) against the stored HA1 of the account that owns the To AOR.
+//! RFC 3261 §10.3: processing REGISTER requests, after digest authentication by
+//! [`crate::auth`] against the stored HA1 of the account that owns the To AOR, and the
+//! location service they update.
 //!
 //! Choices the RFC leaves open, made here:
 //! - The realm is the served domain of the To AOR; the digest username is the account's user.
-//! - A wrong password and an unknown user get the same fresh 401 challenge (no enumeration);
-//!   a locked account or a foreign AOR gets 403, but only after a correct password.
+//! - A foreign AOR gets 403, but only after a correct password (like a locked account).
 //! - A non-`sip`/`sips` Contact (e.g. the legacy `<xmpp:…>` of early CUSAX clients) is never
 //!   bound: it is ignored and the 200 carries a `Warning: 399` saying so.
 //! - A retransmission (same Call-ID and CSeq as the stored binding, or a replayed nonce-count

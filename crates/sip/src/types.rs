@@ -90,7 +90,7 @@ impl Peer {
     }
 }
 
-/// What to do after [`SipCore::handle`].
+/// What to do after [`crate::SipCore::handle`].
 #[derive(Debug)]
 pub enum Outcome {
     /// Send this response back (see RFC 3261 §18.2.2 for where).

@@ -4,7 +4,7 @@
 //!
 //! The proxy is sans-IO like the layers below it: requests and responses go in with the peer
 //! they came from, and what comes out is a list of [`Send`]s (bytes plus a [`Dest`]) for the
-//! server's transports; [`SipCore::tick`] drives the transaction timers. All transaction
+//! server's transports; [`crate::SipCore::tick`] drives the transaction timers. All transaction
 //! state sits behind one mutex, taken once per message.
 //!
 //! Choices the RFC leaves open, made here:
@@ -127,17 +127,17 @@ impl Proxy {
     }
 
     /// The earliest transaction timer, for the server's timer task.
-    pub fn next_timer(&self) -> Option<Instant> {
+    pub(crate) fn next_timer(&self) -> Option<Instant> {
         self.lock_proxy().timers.peek().map(|t| t.0.at)
     }
 
     /// Transaction counts (server, client).
-    pub fn transaction_counts(&self) -> (usize, usize) {
+    pub(crate) fn transaction_counts(&self) -> (usize, usize) {
         self.lock_proxy().transactions()
     }
 
     /// Fires due transaction timers: retransmissions, timeouts, clean-up.
-    pub fn tick(&self, now: Instant) -> Vec<Send> {
+    pub(crate) fn tick(&self, now: Instant) -> Vec<Send> {
         let mut out = Vec::new();
         let mut st = self.lock_proxy();
         while st.timers.peek().is_some_and(|t| t.0.at <= now) {
@@ -262,7 +262,7 @@ impl Proxy {
 
     /// A transport could not deliver to `dest` (connection refused, flow gone): every client
     /// transaction towards it fails now instead of at timer B/F (RFC 3261 §16.7 step 9).
-    pub fn transport_failed(&self, dest: &Dest) -> Vec<Send> {
+    pub(crate) fn transport_failed(&self, dest: &Dest) -> Vec<Send> {
         let now = Instant::now();
         let mut out = Vec::new();
         let mut st = self.lock_proxy();
@@ -980,7 +980,7 @@ impl Proxy {
     }
 
     /// Whether the server transaction table holds anything (tests).
-    pub fn is_idle(&self) -> bool {
+    pub(crate) fn is_idle(&self) -> bool {
         let st = self.lock_proxy();
         st.servers.is_empty() && st.clients.is_empty()
     }
