@@ -48,6 +48,7 @@ fn core() -> &'static SipCore {
             path: Vec::new(),
             source: Some("192.0.2.7:5062".parse().expect("addr")),
             transport: "udp".into(),
+            nat: false,
             user_agent: None,
             registered_at: 0,
         }]);
