@@ -203,3 +203,111 @@ fn build(
         numbers,
     }
 }
+
+/// Alias → account user, filled from the store on demand and cleared on any account change.
+#[derive(Debug, Default)]
+pub struct AliasCache {
+    map: RwLock<HashMap<(String, String), Option<String>>>,
+}
+
+const ALIAS_CACHE_MAX: usize = 100_000;
+
+impl AliasCache {
+    pub(crate) fn get(&self, alias: &str, realm: &str) -> Option<Option<String>> {
+        let map = self
+            .map
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.get(&(alias.to_owned(), realm.to_owned())).cloned()
+    }
+
+    pub(crate) fn insert(&self, alias: &str, realm: &cusax_account::Domain, user: Option<String>) {
+        let mut map = self
+            .map
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() >= ALIAS_CACHE_MAX {
+            map.clear();
+        }
+        map.insert((alias.to_owned(), realm.as_str().to_owned()), user);
+    }
+
+    pub(crate) fn clear(&self) {
+        self.map
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+    }
+}
+
+/// The account cache of the SIP service: accounts by digest user and realm, aliases by
+/// alias and realm, and the store both are loaded from (outside the hot path, after an
+/// [`crate::Outcome::NeedAccount`] or [`crate::Outcome::NeedAlias`]).
+pub(crate) struct Accounts {
+    cache: AccountCache,
+    aliases: AliasCache,
+    store: Arc<dyn AccountSource>,
+}
+
+impl std::fmt::Debug for Accounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Accounts")
+            .field("cache", &self.cache)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Accounts {
+    pub(crate) fn new(capacity: usize, store: Arc<dyn AccountSource>) -> Self {
+        Self {
+            cache: AccountCache::new(capacity),
+            aliases: AliasCache::default(),
+            store,
+        }
+    }
+
+    /// Looks up the digest `user` in `realm` (a served domain).
+    pub(crate) fn get(&self, user: &str, realm: &str) -> Lookup {
+        self.cache.get(user, realm)
+    }
+
+    /// The owner (a user part) of `alias` in `realm`: `None` when not cached, `Some(None)`
+    /// when the store has no such alias.
+    pub(crate) fn alias(&self, alias: &str, realm: &str) -> Option<Option<String>> {
+        self.aliases.get(alias, realm)
+    }
+
+    /// Loads an account into the cache.
+    pub(crate) async fn load_account(&self, user: &str, realm: &Domain) -> Result<(), StoreError> {
+        let t = std::time::Instant::now();
+        let r = self.cache.load(&*self.store, user, realm).await;
+        metrics::histogram!("cusax_store_seconds", "op" => "load_account")
+            .record(t.elapsed().as_secs_f64());
+        r
+    }
+
+    /// Resolves an alias into the cache (only owners in `realm` count).
+    pub(crate) async fn load_alias(&self, alias: &Alias, realm: &Domain) -> Result<(), StoreError> {
+        let id = self.store.resolve_alias(alias).await?;
+        let id = id.filter(|id| id.domain() == realm);
+        self.aliases
+            .insert(alias.as_str(), realm, id.map(|i| i.user().to_owned()));
+        Ok(())
+    }
+
+    /// Forgets one cached account.
+    pub(crate) fn invalidate(&self, id: &AccountId) {
+        self.cache.invalidate(id);
+    }
+
+    /// Forgets every cached alias (any account change may move one).
+    pub(crate) fn clear_aliases(&self) {
+        self.aliases.clear();
+    }
+
+    /// Forgets everything.
+    pub(crate) fn clear(&self) {
+        self.cache.clear();
+        self.aliases.clear();
+    }
+}

@@ -14,7 +14,7 @@
 //! A Via or Contact naming a host by DNS name cannot be compared and counts as no evidence.
 
 use crate::config::NatTraversal;
-use crate::core::{Peer, Transport};
+use crate::types::{Peer, Transport};
 use cusax_sip_proto::Request;
 use cusax_sip_proto::message::uri::Uri;
 use cusax_store::Binding;

@@ -1,10 +1,10 @@
-//! RFC 3261 §10.3: processing REGISTER requests, with digest authentication (RFC 3261 §22,
-//! RFC 7616, RFC 8760) against the stored HA1 of the account that owns the To AOR.
+//! RFC 3261 §10.3: processing REGISTER requests, after digest authentication by
+//! [`crate::auth`] against the stored HA1 of the account that owns the To AOR, and the
+//! location service they update.
 //!
 //! Choices the RFC leaves open, made here:
 //! - The realm is the served domain of the To AOR; the digest username is the account's user.
-//! - A wrong password and an unknown user get the same fresh 401 challenge (no enumeration);
-//!   a locked account or a foreign AOR gets 403, but only after a correct password.
+//! - A foreign AOR gets 403, but only after a correct password (like a locked account).
 //! - A non-`sip`/`sips` Contact (e.g. the legacy `<xmpp:…>` of early CUSAX clients) is never
 //!   bound: it is ignored and the 200 carries a `Warning: 399` saying so.
 //! - A retransmission (same Call-ID and CSeq as the stored binding, or a replayed nonce-count
@@ -12,17 +12,21 @@
 //!   is what the original answer said; a *lower* CSeq with the same Call-ID fails with 500
 //!   (§10.3 step 7, "the update MUST be aborted and the request fails").
 
-use crate::accounts::Lookup;
-use crate::core::{Outcome, Peer, SipCore};
+use crate::accounts::CachedAccount;
+use crate::auth::Auth;
+use crate::context::Context;
 use crate::date::write_http_date;
-use cusax_account::{Aor, Domain};
+use crate::gruu::TempGruus;
+use crate::location::Location;
+use crate::types::{Outcome, Peer};
+use cusax_account::{AccountId, Aor, Domain};
 use cusax_sip_proto::Request;
-use cusax_sip_proto::digest::{self, Algorithm, DigestError, Verified};
 use cusax_sip_proto::message::HeaderKind;
-use cusax_sip_proto::message::headers::{ContactValue, Credentials};
+use cusax_sip_proto::message::headers::ContactValue;
 use cusax_sip_proto::message::uri::{Scheme, Uri};
 use cusax_store::Binding;
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 /// A contact of the request, ready to be bound.
 struct NewContact {
@@ -35,6 +39,18 @@ struct NewContact {
     nat: bool,
 }
 
+/// The Contact header values of a REGISTER.
+struct RequestContacts {
+    /// A `*` was among them.
+    star: bool,
+    /// How many values there were (a `*` must be alone).
+    count: usize,
+    /// A non-SIP contact was left out.
+    ignored: bool,
+    /// The SIP contacts, ready to be bound.
+    contacts: Vec<NewContact>,
+}
+
 /// Why a binding update was refused (nothing was changed).
 enum Refused {
     OutOfOrder,
@@ -45,10 +61,60 @@ fn text(b: &[u8]) -> Option<String> {
     std::str::from_utf8(b).ok().map(str::to_owned)
 }
 
-impl SipCore {
+/// The registrar and the location service it keeps (with the temporary GRUUs it hands out).
+#[derive(Debug)]
+pub(crate) struct Registrar {
+    ctx: Arc<Context>,
+    auth: Arc<Auth>,
+    location: Location,
+    gruus: TempGruus,
+}
+
+impl Registrar {
+    pub(crate) fn new(ctx: Arc<Context>, auth: Arc<Auth>, secret: [u8; 32]) -> Self {
+        Self {
+            ctx,
+            auth,
+            location: Location::new(),
+            gruus: TempGruus::new(secret),
+        }
+    }
+
+    /// The location service.
+    pub(crate) fn location(&self) -> &Location {
+        &self.location
+    }
+
+    /// Announces binding changes on `bus` from now on.
+    pub(crate) fn set_bus(&mut self, bus: Arc<dyn cusax_bus::Bus>) {
+        self.location.set_bus(bus);
+    }
+
+    /// The AOR and instance a temporary GRUU user part stands for (RFC 5627 §5.1).
+    pub(crate) fn resolve_temp_gruu(&self, user: &str) -> Option<(Aor, String)> {
+        self.gruus.resolve(user)
+    }
+
+    /// Removes every binding of an account that was deleted or locked: its own AOR and, when
+    /// it is cached, those of its aliases.
+    pub(crate) fn remove_account(&self, id: &AccountId, cached: Option<&CachedAccount>) {
+        if let Some(acct) = cached {
+            for aor in &acct.aors {
+                self.location.remove_aor(aor);
+            }
+            for n in &acct.numbers {
+                if let Ok(aor) = Aor::parse(&format!("sip:{n}@{}", id.domain())) {
+                    self.location.remove_aor(&aor);
+                }
+            }
+        }
+        self.location.remove_aor(&id.aor());
+    }
+
+    /// RFC 3261 §10.3: one REGISTER.
     pub(crate) fn register(&self, now: i64, req: &Request, peer: &Peer) -> Outcome {
         let Ok(to) = req.to_addr() else {
-            return self.simple(req, peer, 400, "Malformed To");
+            return self.ctx.simple(req, peer, 400, "Malformed To");
         };
         let to_aor = match to.uri().scheme() {
             Scheme::Sip | Scheme::Sips => std::str::from_utf8(to.uri().as_bytes())
@@ -57,84 +123,35 @@ impl SipCore {
             _ => None,
         };
         let Some(to_aor) = to_aor else {
-            return self.simple(req, peer, 404, "Not A SIP Address Of Record");
+            return self
+                .ctx
+                .simple(req, peer, 404, "Not A SIP Address Of Record");
         };
         let Some(realm) = self
+            .ctx
             .cfg
             .domains
             .iter()
             .find(|d| d.as_str().eq_ignore_ascii_case(to_aor.host()))
         else {
-            return self.simple(req, peer, 404, "Domain Not Served");
+            return self.ctx.simple(req, peer, 404, "Domain Not Served");
         };
         if let Some(tag) = req
             .option_tags(HeaderKind::Require)
             .find(|t| !t.eq_ignore_ascii_case(b"path"))
         {
             return Outcome::Respond(
-                self.response(req, peer, 420, "Bad Extension")
+                self.ctx
+                    .response(req, peer, 420, "Bad Extension")
                     .header("Unsupported", tag)
                     .build(),
             );
         }
-        let Some(creds) = req.digest_credentials(realm.as_str().as_bytes(), false) else {
-            return self.challenge(now, req, peer, realm, false);
+        let auth = match self.auth.registration(now, req, peer, realm, &to_aor) {
+            Ok(a) => a,
+            Err(o) => return o,
         };
-        // Before the account lookup, so that the answer does not depend on the user existing.
-        // The AOR being registered identifies the registration itself (some phones put it
-        // there); another user's AOR does not.
-        let own_aor = creds
-            .uri
-            .and_then(|u| std::str::from_utf8(u).ok())
-            .and_then(|u| Aor::parse(u).ok())
-            .is_some_and(|a| a == to_aor);
-        if !own_aor && !self.digest_uri_ok(req, &creds) {
-            return self.refuse_digest_uri(req, peer, "registrar");
-        }
-        let Some(user_bytes) = creds.username() else {
-            return self.simple(req, peer, 400, "Malformed Authorization");
-        };
-        let Ok(user) = std::str::from_utf8(&user_bytes) else {
-            return self.challenge(now, req, peer, realm, false);
-        };
-        let acct = match self.accounts.get(user, realm.as_str()) {
-            Lookup::Hit(a) => a,
-            Lookup::Miss => {
-                return Outcome::NeedAccount {
-                    user: user.to_owned(),
-                    realm: realm.clone(),
-                };
-            }
-            Lookup::Unknown => {
-                tracing::info!(protocol = "sip", account = %format_args!("{user}@{realm}"), peer = %peer.addr, method = "REGISTER", reason = "unknown account", "authentication failed");
-                metrics::counter!("cusax_auth_failures_total", "protocol" => "sip").increment(1);
-                // Same work and same answer as a wrong password: existence does not show.
-                let _ = self.verify_digest(now, req, peer, &creds, realm, None);
-                return self.challenge(now, req, peer, realm, false);
-            }
-        };
-        let alg = match creds.algorithm {
-            None => Some(Algorithm::Md5),
-            Some(t) => Algorithm::from_token(t),
-        };
-        let ha1 = alg.and_then(|a| acct.ha1(a));
-        let fresh = match self.verify_digest(now, req, peer, &creds, realm, ha1) {
-            Ok(Verified::Ok) => true,
-            Ok(Verified::Stale) => return self.challenge(now, req, peer, realm, true),
-            Err(DigestError::Replay) => false,
-            Err(DigestError::Malformed) => {
-                return self.simple(req, peer, 400, "Malformed Authorization");
-            }
-            Err(e) => {
-                tracing::info!(protocol = "sip", account = %acct.id, peer = %peer.addr, method = "REGISTER", reason = %e, "authentication failed");
-                metrics::counter!("cusax_auth_failures_total", "protocol" => "sip").increment(1);
-                return self.challenge(now, req, peer, realm, false);
-            }
-        };
-        if acct.locked {
-            tracing::info!(protocol = "sip", account = %acct.id, peer = %peer.addr, method = "REGISTER", reason = "locked", "authentication refused");
-            return self.simple(req, peer, 403, "Account Locked");
-        }
+        let (acct, fresh) = (auth.account, auth.fresh);
         // Every success is logged; refreshes of known bindings only at debug level, so that a
         // phone re-registering every few minutes does not fill the log.
         let refresh = self.location.read(&to_aor, |list| {
@@ -151,80 +168,11 @@ impl SipCore {
             tracing::info!(protocol = "sip", account = %acct.id, peer = %peer.addr, method = "REGISTER", "authenticated");
         }
         if !acct.owns(&to_aor) {
-            return self.simple(req, peer, 403, "Not Your Address Of Record");
+            return self
+                .ctx
+                .simple(req, peer, 403, "Not Your Address Of Record");
         }
         self.bind(now, req, peer, &to_aor, realm, fresh)
-    }
-
-    pub(crate) fn verify_digest(
-        &self,
-        now: i64,
-        req: &Request,
-        peer: &Peer,
-        creds: &Credentials<'_>,
-        realm: &Domain,
-        ha1: Option<&str>,
-    ) -> Result<Verified, DigestError> {
-        const DUMMY: &str = "0000000000000000000000000000000000000000000000000000000000000000";
-        let (pb, n) = peer.nonce_binding();
-        let ha1 = ha1.unwrap_or(DUMMY);
-        let mut counts = self
-            .counts
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        digest::verify(
-            &self.digest,
-            &self.key,
-            &mut counts,
-            creds,
-            realm.as_str().as_bytes(),
-            req.method_bytes(),
-            ha1.as_bytes(),
-            &pb[..n],
-            u64::try_from(now).unwrap_or(0),
-        )
-    }
-
-    fn challenge(
-        &self,
-        now: i64,
-        req: &Request,
-        peer: &Peer,
-        realm: &Domain,
-        stale: bool,
-    ) -> Outcome {
-        self.challenge_for(now, req, peer, realm, stale, false)
-    }
-
-    /// A 401 (registrar) or 407 (proxy, §22.3) with one challenge per configured algorithm.
-    pub(crate) fn challenge_for(
-        &self,
-        now: i64,
-        req: &Request,
-        peer: &Peer,
-        realm: &Domain,
-        stale: bool,
-        proxy: bool,
-    ) -> Outcome {
-        let (pb, n) = peer.nonce_binding();
-        let challenges = digest::challenges(
-            &self.digest,
-            &self.key,
-            realm.as_str().as_bytes(),
-            &pb[..n],
-            u64::try_from(now).unwrap_or(0),
-            stale,
-        );
-        let (code, reason, header) = if proxy {
-            (407, "Proxy Authentication Required", "Proxy-Authenticate")
-        } else {
-            (401, "Unauthorized", "WWW-Authenticate")
-        };
-        let mut r = self.response(req, peer, code, reason);
-        for c in &challenges {
-            r = r.header(header, c);
-        }
-        Outcome::Respond(r.build())
     }
 
     /// §10.3 steps 5–8: validate the contacts, update the bindings atomically, answer 200.
@@ -238,57 +186,22 @@ impl SipCore {
         fresh: bool,
     ) -> Outcome {
         let (Ok(call_id), Ok(cseq)) = (req.call_id(), req.cseq()) else {
-            return self.simple(req, peer, 400, "Malformed Call-ID Or CSeq");
+            return self.ctx.simple(req, peer, 400, "Malformed Call-ID Or CSeq");
         };
         let Ok(header_expires) = req.expires() else {
-            return self.simple(req, peer, 400, "Malformed Expires");
+            return self.ctx.simple(req, peer, 400, "Malformed Expires");
         };
-        let mut star = false;
-        let mut count = 0usize;
-        let mut ignored = false;
-        let mut contacts: Vec<NewContact> = Vec::new();
-        let via_nat = crate::nat::via_shows_nat(req, peer);
-        for c in req.contacts() {
-            count += 1;
-            match c {
-                Err(_) => return self.simple(req, peer, 400, "Malformed Contact"),
-                Ok(ContactValue::Star) => star = true,
-                Ok(ContactValue::Addr(c)) => {
-                    let uri = c.uri();
-                    if !matches!(uri.scheme(), Scheme::Sip | Scheme::Sips) {
-                        ignored = true;
-                        continue;
-                    }
-                    let expires = match c.expires() {
-                        Some(Ok(e)) => e,
-                        Some(Err(())) => return self.simple(req, peer, 400, "Malformed Contact"),
-                        None => header_expires.unwrap_or(self.cfg.default_expires),
-                    };
-                    if expires != 0 && expires < self.cfg.min_expires {
-                        let mut v = String::new();
-                        let _ = write!(v, "{}", self.cfg.min_expires);
-                        return Outcome::Respond(
-                            self.response(req, peer, 423, "Interval Too Brief")
-                                .header("Min-Expires", v.as_bytes())
-                                .build(),
-                        );
-                    }
-                    let Some(uri_text) = text(uri.as_bytes()) else {
-                        return self.simple(req, peer, 400, "Malformed Contact");
-                    };
-                    contacts.push(NewContact {
-                        uri: uri_text,
-                        expires: expires.min(self.cfg.max_expires),
-                        q: c.q().and_then(Result::ok),
-                        instance: c.instance().and_then(text),
-                        reg_id: c.reg_id().and_then(Result::ok),
-                        nat: via_nat || crate::nat::contact_shows_nat(&uri, peer),
-                    });
-                }
-            }
-        }
+        let RequestContacts {
+            star,
+            count,
+            ignored,
+            contacts,
+        } = match self.request_contacts(req, peer, header_expires) {
+            Ok(c) => c,
+            Err(o) => return o,
+        };
         if star && (count != 1 || header_expires != Some(0)) {
-            return self.simple(req, peer, 400, "Invalid Wildcard Contact");
+            return self.ctx.simple(req, peer, 400, "Invalid Wildcard Contact");
         }
         if fresh && (star || !contacts.is_empty()) {
             let update = Update {
@@ -299,21 +212,83 @@ impl SipCore {
                 req,
                 aor,
             };
-            let max = self.cfg.max_contacts;
+            let max = self.ctx.cfg.max_contacts;
             let result = self
                 .location
                 .update(aor, |list| update.apply(list, star, &contacts, max));
             match result {
                 Ok(()) => {}
                 Err(Refused::OutOfOrder) => {
-                    return self.simple(req, peer, 500, "Out Of Order CSeq");
+                    return self.ctx.simple(req, peer, 500, "Out Of Order CSeq");
                 }
                 Err(Refused::TooMany) => {
-                    return self.simple(req, peer, 403, "Too Many Contacts");
+                    return self.ctx.simple(req, peer, 403, "Too Many Contacts");
                 }
             }
         }
         self.ok(now, req, peer, aor, realm, ignored)
+    }
+
+    /// §10.3 step 5: the Contact values of the request, with their expiry decided (the
+    /// parameter, else the Expires header, else the default; bounded) and NAT detected.
+    fn request_contacts(
+        &self,
+        req: &Request,
+        peer: &Peer,
+        header_expires: Option<u32>,
+    ) -> Result<RequestContacts, Outcome> {
+        let cfg = &self.ctx.cfg;
+        let malformed = || self.ctx.simple(req, peer, 400, "Malformed Contact");
+        let mut out = RequestContacts {
+            star: false,
+            count: 0,
+            ignored: false,
+            contacts: Vec::new(),
+        };
+        let via_nat = crate::nat::via_shows_nat(req, peer);
+        for c in req.contacts() {
+            out.count += 1;
+            let c = match c {
+                Err(_) => return Err(malformed()),
+                Ok(ContactValue::Star) => {
+                    out.star = true;
+                    continue;
+                }
+                Ok(ContactValue::Addr(c)) => c,
+            };
+            let uri = c.uri();
+            if !matches!(uri.scheme(), Scheme::Sip | Scheme::Sips) {
+                out.ignored = true;
+                continue;
+            }
+            let expires = match c.expires() {
+                Some(Ok(e)) => e,
+                Some(Err(())) => return Err(malformed()),
+                None => header_expires.unwrap_or(cfg.default_expires),
+            };
+            if expires != 0 && expires < cfg.min_expires {
+                let mut v = String::new();
+                let _ = write!(v, "{}", cfg.min_expires);
+                return Err(Outcome::Respond(
+                    self.ctx
+                        .response(req, peer, 423, "Interval Too Brief")
+                        .header("Min-Expires", v.as_bytes())
+                        .build(),
+                ));
+            }
+            let Some(uri_text) = text(uri.as_bytes()) else {
+                return Err(malformed());
+            };
+            out.contacts.push(NewContact {
+                uri: uri_text,
+                expires: expires.min(cfg.max_expires),
+                q: c.q().and_then(Result::ok),
+                instance: c.instance().and_then(text),
+                reg_id: c.reg_id().and_then(Result::ok),
+                nat: via_nat || crate::nat::contact_shows_nat(&uri, peer),
+            });
+        }
+        Ok(out)
     }
 
     /// 200 OK listing every current binding with its remaining time, plus Date (§10.3 step 8).
@@ -355,7 +330,7 @@ impl SipCore {
         });
         let mut date = String::with_capacity(32);
         write_http_date(now, &mut date);
-        let mut r = self.response(req, peer, 200, "OK");
+        let mut r = self.ctx.response(req, peer, 200, "OK");
         for c in &contacts {
             r = r.header("Contact", c.as_bytes());
         }

@@ -140,6 +140,9 @@ fn forked_call_answered_by_one_device_cancels_the_other() {
     );
 }
 
+// long: one scenario on one pair of registered devices (register both, call B's public
+// GRUU, A's public GRUU, A's temporary GRUU), each step relying on the state the one before
+// left; split up, every part would have to register the devices again.
 #[test]
 fn calls_to_a_gruu_reach_exactly_that_device() {
     let lab = Lab::new();

@@ -126,12 +126,22 @@ fn modules(src: &std::path::Path) -> BTreeMap<Vec<String>, std::path::PathBuf> {
 }
 
 /// The code of a file without line comments and without its trailing `#[cfg(test)] mod`
-/// (whose `use super::*` means the file itself, not its parent).
+/// (whose `use super::*` means the file itself, not its parent). A `#[cfg(test)] mod x;`
+/// declaration (the tests in a file of their own) is skipped and reading goes on.
 fn code_of(text: &str) -> String {
     let mut code = String::new();
-    for line in text.lines() {
+    let mut lines = text.lines().peekable();
+    while let Some(line) = lines.next() {
         let trimmed = line.trim_start();
         if trimmed.starts_with("#[cfg(test)]") {
+            let declaration = lines.peek().is_some_and(|next| {
+                let next = next.trim();
+                next.contains("mod ") && next.ends_with(';') && !next.contains('{')
+            });
+            if declaration {
+                lines.next();
+                continue;
+            }
             break;
         }
         code.push_str(line.split("//").next().unwrap_or_default());
@@ -141,26 +151,35 @@ fn code_of(text: &str) -> String {
 }
 
 /// Every `crate::…` and `super::…` path in `code`, resolved against the file's own module
-/// `own` (`super` of `a::b` is `a`); `use` groups (`crate::{a, b::{c, d}}`) are expanded.
-fn used_paths(code: &str, own: &[String]) -> Vec<Vec<String>> {
+/// `own` (`super` of `a::b` is `a`), and every path through one of the file's `children`
+/// (`forward::Plan` in `proxy/mod.rs` is `proxy::forward::Plan`); `use` groups
+/// (`crate::{a, b::{c, d}}`) are expanded.
+fn used_paths(code: &str, own: &[String], children: &[String]) -> Vec<Vec<String>> {
     let b = code.as_bytes();
     let mut out = Vec::new();
-    for (start, keyword) in ["crate::", "super::"]
-        .iter()
-        .flat_map(|k| code.match_indices(k).map(move |(i, _)| (i, *k)))
-    {
-        let before = start.checked_sub(1).map(|i| b[i]);
-        if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c == b':')
-        {
-            continue; // part of another name, `$crate`, or a path that only goes through
+    let mut keywords: Vec<(String, Vec<String>)> = vec![
+        ("crate::".to_owned(), Vec::new()),
+        (
+            "super::".to_owned(),
+            own[..own.len().saturating_sub(1)].to_vec(),
+        ),
+    ];
+    for c in children {
+        let mut base = own.to_vec();
+        base.push(c.clone());
+        keywords.push((format!("{c}::"), base));
+    }
+    for (keyword, base) in &keywords {
+        for (start, _) in code.match_indices(keyword.as_str()) {
+            let before = start.checked_sub(1).map(|i| b[i]);
+            if before
+                .is_some_and(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c == b':')
+            {
+                continue; // part of another name, `$crate`, or a path that only goes through
+            }
+            let mut i = start + keyword.len();
+            tree(b, &mut i, base.clone(), &mut out, 0);
         }
-        let base = if keyword == "crate::" {
-            Vec::new()
-        } else {
-            own[..own.len().saturating_sub(1)].to_vec()
-        };
-        let mut i = start + keyword.len();
-        tree(b, &mut i, base, &mut out, 0);
     }
     out
 }
@@ -233,7 +252,12 @@ fn import_graph(src: &std::path::Path, scope: &[&str]) -> BTreeMap<String, Vec<S
     let mut graph = BTreeMap::new();
     for (own, path) in mods.iter().filter(|(m, _)| in_scope(m)) {
         let code = code_of(&std::fs::read_to_string(path).expect("source file"));
-        let mut targets: Vec<String> = used_paths(&code, own)
+        let children: Vec<String> = mods
+            .keys()
+            .filter(|m| m.len() == own.len() + 1 && m.starts_with(own))
+            .filter_map(|m| m.last().cloned())
+            .collect();
+        let mut targets: Vec<String> = used_paths(&code, own, &children)
             .into_iter()
             .filter_map(|p| {
                 (0..=p.len())
@@ -300,7 +324,7 @@ fn the_checker_sees_use_groups_super_and_cycles() {
          // use crate::ignored::X;\nfn f() { crate::sip::dispatch::go(); }\n\
          #[cfg(test)]\nmod tests { use super::*; }\n",
     );
-    let mut got = used_paths(&code, &own);
+    let mut got = used_paths(&code, &own, &[]);
     got.sort();
     let want: Vec<Vec<String>> = [
         &["services", "A"][..],
@@ -358,4 +382,79 @@ fn client_sip_files_import_each_other_in_one_direction() {
         None,
         "circular imports in crates/client/src/sip: {graph:#?}"
     );
+}
+
+#[test]
+fn the_checker_sees_child_modules_and_reads_past_test_declarations() {
+    let own = vec!["proxy".to_owned()];
+    let code = code_of(
+        "mod forward;\n#[cfg(test)]\nmod tests;\nuse txn::{A, B};\n\
+         fn f() { forward::strip(); other::forward::x(); }\n#[cfg(test)]\nmod t { use x::Y; }\n",
+    );
+    let mut got = used_paths(&code, &own, &["forward".to_owned(), "txn".to_owned()]);
+    got.sort();
+    let want: Vec<Vec<String>> = [
+        &["proxy", "forward", "strip"][..],
+        &["proxy", "txn", "A"],
+        &["proxy", "txn", "B"],
+    ]
+    .iter()
+    .map(|p| p.iter().map(|s| (*s).to_owned()).collect())
+    .collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn sip_crate_files_import_each_other_in_one_direction() {
+    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/../sip/src");
+    let graph = import_graph(std::path::Path::new(src), &[]);
+    let edge = |a: &str, b: &str| graph.get(a).is_some_and(|t| t.contains(&b.to_owned()));
+    assert!(
+        edge("core.rs", "registrar.rs")
+            && edge("proxy/mod.rs", "proxy/txn.rs")
+            && edge("registrar.rs", "auth/mod.rs"),
+        "the checker reads the SIP crate: {graph:#?}"
+    );
+    assert_eq!(
+        find_cycle(&graph),
+        None,
+        "circular imports in crates/sip: {graph:#?}"
+    );
+}
+
+#[test]
+fn sip_authentication_lives_in_auth_only() {
+    let src = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../sip/src"));
+    let graph = import_graph(src, &[]);
+    let above = |f: &str| f == "core.rs" || f == "registrar.rs" || f.starts_with("proxy/");
+    let auth_files: Vec<&String> = graph.keys().filter(|f| f.starts_with("auth/")).collect();
+    assert!(
+        auth_files.len() >= 2 && graph["registrar.rs"].contains(&"auth/mod.rs".to_owned()),
+        "the checker reads crates/sip/src/auth: {graph:#?}"
+    );
+    for f in auth_files {
+        let up: Vec<&String> = graph[f].iter().filter(|t| above(t)).collect();
+        assert!(up.is_empty(), "{f} imports the components above it: {up:?}");
+    }
+    // Nothing outside auth/ verifies a digest, issues a challenge, holds nonce state or reads
+    // the credentials of a request.
+    let tokens = [
+        "digest::verify",
+        "digest::challenges",
+        "NonceKey",
+        "NonceCounts",
+        "digest_credentials(",
+    ];
+    let mut checked = 0;
+    for (module, path) in modules(src) {
+        if module.first().is_some_and(|m| m == "auth") {
+            continue;
+        }
+        let code = code_of(&std::fs::read_to_string(&path).expect("source file"));
+        for t in tokens {
+            assert!(!code.contains(t), "{} uses {t}", path.display());
+        }
+        checked += 1;
+    }
+    assert!(checked >= 10, "only {checked} files read");
 }

@@ -338,6 +338,8 @@ impl XmppService {
     /// The bound session until the stream ends. The stream comes boxed because an async fn
     /// keeps its arguments apart from its locals: inline, the parser state would be in the
     /// session task twice.
+    // long: one select loop over the stream, the inbox, shutdown and the idle timer; its
+    // locals are what an idle connection's task holds, so helpers would only move them around.
     async fn run_session(
         &self,
         mut io: Box<dyn Io>,

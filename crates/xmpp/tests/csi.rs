@@ -119,6 +119,8 @@ fn ping(id: &str) -> String {
     format!("<iq type='get' id='{id}' to='{DOMAIN}'><ping xmlns='urn:xmpp:ping'/></iq>")
 }
 
+// long: one stream going inactive, held presence, a message passing at once, then active; each
+// step reads what the one before left on the wire.
 #[tokio::test]
 async fn inactive_holds_presence_delivers_messages_and_active_flushes() {
     let store = Arc::new(MemoryStore::new());

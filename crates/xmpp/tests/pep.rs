@@ -329,7 +329,7 @@ async fn last_items_on_initial_presence_and_for_a_new_subscriber() {
     );
 }
 
-// Over 80 lines: one story (publish, retrieve with and without a subscription, a call
+// long: one story (publish, retrieve with and without a subscription, a call
 // hiding the item, the item back afterwards) whose steps depend on the state before them.
 #[tokio::test]
 async fn clients_publish_presence_access_items_and_get_them_back_after_a_call() {

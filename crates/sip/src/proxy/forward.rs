@@ -2,18 +2,19 @@
 //! (proxy authentication), RFC 3325/3323 (asserted identity, privacy) and RFC 7081 §3.5 /
 //! §6 (the `impp` Call-Info that ties a call to the caller's XMPP address).
 
-use super::target::{Dest, Routing};
-use crate::accounts::{CachedAccount, Lookup};
-use crate::core::{Outcome, Peer, SipCore};
+use super::route::Routing;
+use super::target::Target;
+use crate::accounts::CachedAccount;
+use crate::context::Context;
+use crate::types::{Dest, NextHop, Peer, Transport};
 use bytes::Bytes;
-use cusax_account::Aor;
 use cusax_sip_proto::Request;
 use cusax_sip_proto::Response;
-use cusax_sip_proto::digest::{Algorithm, DigestError, Verified};
 use cusax_sip_proto::message::headers::{CallInfo, parse_max_forwards};
-use cusax_sip_proto::message::uri::Scheme;
 use cusax_sip_proto::message::{Edits, HeaderKind, Method};
-use std::sync::Arc;
+
+/// Branch parameter prefix of this proxy: the RFC 3261 magic cookie plus `cx`.
+pub(crate) const BRANCH_PREFIX: &str = "z9hG4bKcx";
 
 /// What the proxy asserts about the caller in forwarded requests.
 #[derive(Debug, Clone)]
@@ -71,7 +72,7 @@ impl Plan {
     }
 
     pub(crate) fn initial(
-        core: &SipCore,
+        ctx: &Context,
         req: &Request,
         peer: &Peer,
         routing: &Routing,
@@ -85,13 +86,13 @@ impl Plan {
                 Identity::Local {
                     aor: acct.id.aor().as_str().to_owned(),
                     jid: acct.id.bare_jid().to_string(),
-                    stamp: core.cfg.proxy.policy(domain).call_info,
+                    stamp: ctx.cfg.proxy.policy(domain).call_info,
                     private: is_private(req),
                     realm: domain.to_owned(),
                 }
             }
             None => Identity::Foreign {
-                served: core
+                served: ctx
                     .cfg
                     .domains
                     .iter()
@@ -112,7 +113,7 @@ impl Plan {
                 }),
             caller_flow: Dest {
                 transport: peer.transport,
-                hop: super::NextHop::Addr(peer.addr),
+                hop: NextHop::Addr(peer.addr),
             }
             .flow_token(),
             loop_hash: loop_hash(req),
@@ -177,7 +178,7 @@ pub(crate) fn loop_hash(req: &Request) -> u32 {
 
 /// A Via of ours whose branch carries this request's loop hash.
 pub(crate) fn is_loop(req: &Request, adv: &crate::config::Advertised) -> bool {
-    let want = format!("{}{:08x}.", super::BRANCH_PREFIX, loop_hash(req));
+    let want = format!("{}{:08x}.", BRANCH_PREFIX, loop_hash(req));
     req.vias().filter_map(Result::ok).any(|v| {
         v.host()
             .as_bytes()
@@ -281,90 +282,88 @@ pub(crate) fn apply_identity(e: &mut Edits<'_>, req: &Request, plan: &Plan) {
     }
 }
 
-impl SipCore {
-    /// §22.3: a request whose From names a served domain must carry Proxy-Authorization for
-    /// the account owning that From AOR. `Ok(None)` for callers from other domains.
-    ///
-    /// With `verify` false everything but the digest check runs (so that loads from the
-    /// store happen before the nonce-count is consumed: a request handled again after a load
-    /// must not look like a replay of itself).
-    pub(crate) fn authenticate_caller(
-        &self,
-        now: i64,
-        req: &Request,
-        peer: &Peer,
-        verify: bool,
-    ) -> Result<Option<Arc<CachedAccount>>, Outcome> {
-        let Ok(from) = req.from_addr() else {
-            return Err(self.simple(req, peer, 400, "Malformed From"));
-        };
-        let uri = from.uri();
-        if !matches!(uri.scheme(), Scheme::Sip | Scheme::Sips) {
-            return Ok(None);
-        }
-        let Some(realm) = uri.host().and_then(|h| self.served(h.as_bytes())).cloned() else {
-            return Ok(None);
-        };
-        let Some(creds) = req.digest_credentials(realm.as_str().as_bytes(), true) else {
-            return Err(self.challenge_for(now, req, peer, &realm, false, true));
-        };
-        if !self.digest_uri_ok(req, &creds) {
-            return Err(self.refuse_digest_uri(req, peer, "proxy"));
-        }
-        let Some(user_bytes) = creds.username() else {
-            return Err(self.simple(req, peer, 400, "Malformed Proxy-Authorization"));
-        };
-        let Ok(user) = std::str::from_utf8(&user_bytes) else {
-            return Err(self.challenge_for(now, req, peer, &realm, false, true));
-        };
-        let acct = match self.accounts.get(user, realm.as_str()) {
-            Lookup::Hit(a) => a,
-            Lookup::Miss => {
-                return Err(Outcome::NeedAccount {
-                    user: user.to_owned(),
-                    realm,
-                });
-            }
-            Lookup::Unknown => {
-                tracing::info!(protocol = "sip", account = %format_args!("{user}@{realm}"), peer = %peer.addr, method = %String::from_utf8_lossy(req.method_bytes()), reason = "unknown account", "authentication failed");
-                metrics::counter!("cusax_auth_failures_total", "protocol" => "sip").increment(1);
-                let _ = self.verify_digest(now, req, peer, &creds, &realm, None);
-                return Err(self.challenge_for(now, req, peer, &realm, false, true));
-            }
-        };
-        if !verify {
-            return Ok(Some(acct));
-        }
-        let alg = match creds.algorithm {
-            None => Some(Algorithm::Md5),
-            Some(t) => Algorithm::from_token(t),
-        };
-        let ha1 = alg.and_then(|a| acct.ha1(a));
-        match self.verify_digest(now, req, peer, &creds, &realm, ha1) {
-            Ok(Verified::Ok) => {}
-            Ok(Verified::Stale) => {
-                return Err(self.challenge_for(now, req, peer, &realm, true, true));
-            }
-            Err(DigestError::Malformed) => {
-                return Err(self.simple(req, peer, 400, "Malformed Proxy-Authorization"));
-            }
-            Err(e) => {
-                tracing::info!(protocol = "sip", account = %acct.id, peer = %peer.addr, method = %String::from_utf8_lossy(req.method_bytes()), reason = %e, "authentication failed");
-                metrics::counter!("cusax_auth_failures_total", "protocol" => "sip").increment(1);
-                return Err(self.challenge_for(now, req, peer, &realm, false, true));
-            }
-        }
-        if acct.locked {
-            tracing::info!(protocol = "sip", account = %acct.id, peer = %peer.addr, reason = "locked", "authentication refused");
-            return Err(self.simple(req, peer, 403, "Account Locked"));
-        }
-        let from_text = std::str::from_utf8(uri.as_bytes()).unwrap_or_default();
-        let owns = Aor::parse(from_text).is_ok_and(|a| acct.owns(&a));
-        if !owns {
-            tracing::info!(protocol = "sip", account = %acct.id, peer = %peer.addr, from = from_text, reason = "From not owned", "authentication refused");
-            return Err(self.simple(req, peer, 403, "From Does Not Match Account"));
-        }
-        tracing::info!(protocol = "sip", account = %acct.id, peer = %peer.addr, method = %String::from_utf8_lossy(req.method_bytes()), call_id = %String::from_utf8_lossy(req.call_id().unwrap_or_default()), "authenticated");
-        Ok(Some(acct))
+/// Renders one forwarded copy (§16.6 steps 1–8); `None` when the request cannot be edited.
+pub(super) fn render_branch(
+    ctx: &Context,
+    req: &Request,
+    peer: &Peer,
+    plan: &Plan,
+    target: &Target,
+    branch: &str,
+) -> Option<Bytes> {
+    let mut e = Edits::new(req);
+    let ip = peer_ip(&peer.addr);
+    if peer.transport == Transport::Udp || req.top_via().is_ok_and(|v| v.rport().is_some()) {
+        let _ = e.set_top_via_received(&ip, peer.addr.port());
     }
+    if !target.ruri.is_empty() {
+        e.set_request_uri(target.ruri.as_bytes());
+    }
+    e.remove_routes(plan.our_routes);
+    if !target.routes.is_empty() {
+        let routes: Vec<&[u8]> = target.routes.iter().map(String::as_bytes).collect();
+        e.insert_routes(&routes);
+    }
+    e.decrement_max_forwards().ok()?;
+    let adv = &ctx.cfg.proxy.advertised;
+    let port_of = |t: Transport| match t {
+        Transport::Tls => adv.tls_port.unwrap_or(5061),
+        _ => adv.port,
+    };
+    let host = bracket(&adv.host);
+    let out_t = target.dest.transport;
+    let rr_values: Vec<String> = if plan.record_route {
+        let mut params = String::new();
+        if let Some(f) = &plan.ftag {
+            params.push_str(";ftag=");
+            params.push_str(&String::from_utf8_lossy(f));
+        }
+        if let Some(c) = &plan.caller_flow {
+            params.push_str(";cxc=");
+            params.push_str(c);
+        }
+        if let Some(c) = target.dest.flow_token() {
+            params.push_str(";cxe=");
+            params.push_str(&c);
+        }
+        let rr = |t: Transport| {
+            format!(
+                "<sip:{host}:{};transport={};lr{params}>",
+                port_of(t),
+                t.as_str()
+            )
+        };
+        // RFC 5658: record-route twice when the two legs use different transports.
+        if out_t == peer.transport {
+            vec![rr(out_t)]
+        } else {
+            vec![rr(out_t), rr(peer.transport)]
+        }
+    } else {
+        Vec::new()
+    };
+    for v in &rr_values {
+        e.insert_record_route(v.as_bytes());
+    }
+    let via = format!(
+        "SIP/2.0/{} {host}:{};branch={branch}",
+        out_t.via_name(),
+        port_of(out_t)
+    );
+    e.insert_via(via.as_bytes());
+    apply_identity(&mut e, req, plan);
+    Some(e.render().freeze())
+}
+
+fn bracket(host: &str) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
+    }
+}
+
+/// A peer's address as text, without allocation for the common cases.
+fn peer_ip(addr: &std::net::SocketAddr) -> String {
+    addr.ip().to_string()
 }

@@ -4,7 +4,7 @@
 //!
 //! The proxy is sans-IO like the layers below it: requests and responses go in with the peer
 //! they came from, and what comes out is a list of [`Send`]s (bytes plus a [`Dest`]) for the
-//! server's transports; [`SipCore::tick`] drives the transaction timers. All transaction
+//! server's transports; [`crate::SipCore::tick`] drives the transaction timers. All transaction
 //! state sits behind one mutex, taken once per message.
 //!
 //! Choices the RFC leaves open, made here:
@@ -20,233 +20,39 @@
 //!   downstream (a branch without a provisional answer is cancelled when one arrives).
 
 mod forward;
+mod route;
+mod state;
 mod table;
 mod target;
 #[cfg(test)]
 mod tests;
+mod txn;
 
-use crate::core::{Outcome, Peer, SipCore};
+use crate::accounts::Accounts;
+use crate::auth::Auth;
+use crate::calls::Calls;
+use crate::context::Context;
+use crate::registrar::Registrar;
+use crate::types::{Outcome, Peer, Transport};
 use bytes::Bytes;
+use cusax_sip_proto::message::uri::{Scheme, Uri};
 use cusax_sip_proto::message::{HeaderKind, Limits, build_cancel};
-use cusax_sip_proto::transaction::{
-    ClientInvite, ClientInviteState, ClientNonInvite, Disposition, Output, ServerInvite,
-    ServerNonInvite, TransactionKey,
-};
+use cusax_sip_proto::transaction::{Disposition, Output, TransactionKey};
 use cusax_sip_proto::{Method, Request, Response, SipMessage, parse_datagram};
+use forward::{BRANCH_PREFIX, Plan};
+use state::{
+    Branch, BranchState, ClientEntry, Forwarding, MAX_SERVER_TRANSACTIONS, ServerEntry, TIMER_C,
+    TimerRef,
+};
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
-use std::net::SocketAddr;
-use std::sync::RwLock;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
+use txn::{ClientTxn, ServerTxn};
 
-pub use target::{Dest, NextHop};
+pub use state::ProxyState;
 
-/// One message for the transports to send.
-#[derive(Debug, Clone)]
-pub struct Send {
-    /// Where to.
-    pub dest: Dest,
-    /// The complete message.
-    pub bytes: Bytes,
-}
-
-/// Branch parameter prefix of this proxy: the RFC 3261 magic cookie plus `cx`.
-pub(crate) const BRANCH_PREFIX: &str = "z9hG4bKcx";
-
-/// Alias → account user, filled from the store on demand and cleared on any account change.
-#[derive(Debug, Default)]
-pub struct AliasCache {
-    map: RwLock<HashMap<(String, String), Option<String>>>,
-}
-
-const ALIAS_CACHE_MAX: usize = 100_000;
-
-impl AliasCache {
-    pub(crate) fn get(&self, alias: &str, realm: &str) -> Option<Option<String>> {
-        let map = self
-            .map
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        map.get(&(alias.to_owned(), realm.to_owned())).cloned()
-    }
-
-    pub(crate) fn insert(&self, alias: &str, realm: &cusax_account::Domain, user: Option<String>) {
-        let mut map = self
-            .map
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if map.len() >= ALIAS_CACHE_MAX {
-            map.clear();
-        }
-        map.insert((alias.to_owned(), realm.as_str().to_owned()), user);
-    }
-
-    pub(crate) fn clear(&self) {
-        self.map
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clear();
-    }
-}
-
-#[derive(Debug)]
-enum ServerTxn {
-    Invite(Box<ServerInvite>),
-    NonInvite(ServerNonInvite),
-}
-
-#[derive(Debug)]
-enum ClientTxn {
-    Invite(ClientInvite),
-    NonInvite(ClientNonInvite),
-}
-
-/// Where a branch stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum BranchState {
-    /// Sent, nothing heard yet.
-    Trying,
-    /// A provisional response arrived.
-    Proceeding,
-    /// A final response arrived (or was synthesised on timeout).
-    Done(u16),
-}
-
-#[derive(Debug)]
-struct Branch {
-    key: TransactionKey,
-    dest: Dest,
-    state: BranchState,
-    /// CANCEL asked for before any provisional response (RFC 3261 §9.1: wait for one).
-    cancel_pending: bool,
-    request: Request,
-}
-
-/// The response context of one proxied request (RFC 3261 §16.7).
-#[derive(Debug)]
-struct Forwarding {
-    plan: forward::Plan,
-    branches: Vec<Branch>,
-    /// Serial groups (by q-value) not started yet.
-    groups: VecDeque<Vec<target::Target>>,
-    /// Best final response so far, already without our Via: (code, bytes).
-    best: Option<(u16, Bytes)>,
-    /// A final response went upstream.
-    finished: bool,
-}
-
-#[derive(Debug)]
-struct ServerEntry {
-    txn: ServerTxn,
-    /// The request as received (to build local responses and new branches).
-    request: Request,
-    peer: Peer,
-    reply: Dest,
-    fwd: Forwarding,
-}
-
-#[derive(Debug)]
-struct ClientEntry {
-    txn: ClientTxn,
-    server: TransactionKey,
-    dest: Dest,
-    /// A CANCEL's own transaction: its responses go nowhere.
-    is_cancel: bool,
-}
-
-#[derive(Debug, Clone)]
-enum TimerRef {
-    Server(TransactionKey),
-    Client(TransactionKey),
-    /// Timer C of a proxied INVITE (RFC 3261 §16.6 step 11, §16.8).
-    TimerC(TransactionKey),
-    /// A branch still without a final answer when its request ended: removed if it is
-    /// still waiting when this fires (RFC 3261 §16.8: 64·T1 after CANCEL).
-    Reap(TransactionKey),
-}
-
-/// Timer C: a proxied INVITE that has no final answer after this long is cancelled (408).
-/// RFC 3261 §16.6 step 11 asks for more than 3 minutes.
-const TIMER_C: std::time::Duration = std::time::Duration::from_secs(185);
-
-/// Proxied requests in progress at most; beyond that new ones get 503 (bounded memory). A
-/// completed transaction lingers 32 s on UDP (RFC 3261 timers J and L), so a call (INVITE and
-/// BYE) holds two for about that long: 600k covers ~9,000 calls/s, at a few KiB each.
-const MAX_SERVER_TRANSACTIONS: usize = 600_000;
-
-#[derive(Debug)]
-struct Timer {
-    at: Instant,
-    seq: u64,
-    what: TimerRef,
-}
-
-impl PartialEq for Timer {
-    fn eq(&self, o: &Self) -> bool {
-        (self.at, self.seq) == (o.at, o.seq)
-    }
-}
-impl Eq for Timer {}
-impl PartialOrd for Timer {
-    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for Timer {
-    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
-        (self.at, self.seq).cmp(&(o.at, o.seq))
-    }
-}
-
-/// All transaction state of the proxy.
-#[derive(Debug)]
-pub struct ProxyState {
-    /// Sharded: a single map this size stalled the dispatch thread each time it grew.
-    servers: table::Table<TransactionKey, ServerEntry>,
-    clients: table::Table<TransactionKey, ClientEntry>,
-    timers: BinaryHeap<Reverse<Timer>>,
-    seq: u64,
-    /// Seeds branch parameters so that they are unique across restarts.
-    branch_seed: u64,
-}
-
-impl ProxyState {
-    pub(crate) fn new(secret: [u8; 32]) -> Self {
-        let mut seed = [0u8; 8];
-        seed.copy_from_slice(&secret[24..32]);
-        Self {
-            servers: table::Table::new(),
-            clients: table::Table::new(),
-            timers: BinaryHeap::new(),
-            seq: 0,
-            branch_seed: u64::from_le_bytes(seed),
-        }
-    }
-
-    fn next_branch(&mut self, loop_hash: u32) -> String {
-        self.seq = self.seq.wrapping_add(1);
-        let unique = self
-            .branch_seed
-            .wrapping_add(self.seq.wrapping_mul(0x9e37_79b9_7f4a_7c15));
-        format!("{BRANCH_PREFIX}{loop_hash:08x}.{unique:016x}")
-    }
-
-    fn arm(&mut self, at: Option<Instant>, what: TimerRef) {
-        if let Some(at) = at {
-            self.seq = self.seq.wrapping_add(1);
-            self.timers.push(Reverse(Timer {
-                at,
-                seq: self.seq,
-                what,
-            }));
-        }
-    }
-
-    /// Number of server and client transactions held (for tests and metrics).
-    pub fn transactions(&self) -> (usize, usize) {
-        (self.servers.len(), self.clients.len())
-    }
-}
+pub use crate::types::{Dest, NextHop, Send};
 
 /// Limits for re-parsing our own forwarded messages: they may be a little larger than what
 /// was received, never larger than this.
@@ -277,26 +83,61 @@ fn rank(code: u16) -> (u8, u8) {
     (class, u8::from(code == 408 || code == 503))
 }
 
-impl SipCore {
+/// The transaction-stateful proxy: its transactions and the calls it saw confirmed.
+#[derive(Debug)]
+pub(crate) struct Proxy {
+    ctx: Arc<Context>,
+    auth: Arc<Auth>,
+    accounts: Arc<Accounts>,
+    state: Mutex<ProxyState>,
+    calls: Calls,
+}
+
+impl Proxy {
+    pub(crate) fn new(
+        ctx: Arc<Context>,
+        auth: Arc<Auth>,
+        accounts: Arc<Accounts>,
+        secret: [u8; 32],
+    ) -> Self {
+        Self {
+            ctx,
+            auth,
+            accounts,
+            state: Mutex::new(ProxyState::new(secret)),
+            calls: Calls::new(),
+        }
+    }
+
+    /// Calls in progress and their events.
+    pub(crate) fn calls(&self) -> &Calls {
+        &self.calls
+    }
+
+    /// Publishes call states on `bus` from now on.
+    pub(crate) fn set_bus(&mut self, bus: Arc<dyn cusax_bus::Bus>) {
+        self.calls.set_bus(bus);
+    }
+
     fn lock_proxy(&self) -> std::sync::MutexGuard<'_, ProxyState> {
         // Every critical section leaves the tables consistent.
-        self.proxy
+        self.state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The earliest transaction timer, for the server's timer task.
-    pub fn next_timer(&self) -> Option<Instant> {
+    pub(crate) fn next_timer(&self) -> Option<Instant> {
         self.lock_proxy().timers.peek().map(|t| t.0.at)
     }
 
     /// Transaction counts (server, client).
-    pub fn transaction_counts(&self) -> (usize, usize) {
+    pub(crate) fn transaction_counts(&self) -> (usize, usize) {
         self.lock_proxy().transactions()
     }
 
     /// Fires due transaction timers: retransmissions, timeouts, clean-up.
-    pub fn tick(&self, now: Instant) -> Vec<Send> {
+    pub(crate) fn tick(&self, now: Instant) -> Vec<Send> {
         let mut out = Vec::new();
         let mut st = self.lock_proxy();
         while st.timers.peek().is_some_and(|t| t.0.at <= now) {
@@ -306,31 +147,22 @@ impl SipCore {
             match t.what {
                 TimerRef::Server(key) => {
                     if let Some(e) = st.servers.get_mut(&key) {
-                        match &mut e.txn {
-                            ServerTxn::Invite(x) => x.handle_timeout(now),
-                            ServerTxn::NonInvite(x) => x.handle_timeout(now),
-                        }
+                        e.txn.handle_timeout(now);
                         self.drain_server(&mut st, &key, now, &mut out);
                     }
                 }
                 TimerRef::Client(key) => {
                     if let Some(e) = st.clients.get_mut(&key) {
-                        match &mut e.txn {
-                            ClientTxn::Invite(x) => x.handle_timeout(now),
-                            ClientTxn::NonInvite(x) => x.handle_timeout(now),
-                        }
+                        e.txn.handle_timeout(now);
                         self.drain_client(&mut st, &key, now, &mut out);
                     }
                 }
                 TimerRef::TimerC(key) => self.timer_c(&mut st, &key, now, &mut out),
                 TimerRef::Reap(key) => {
-                    let stuck = st.clients.get(&key).is_some_and(|c| match &c.txn {
-                        ClientTxn::Invite(x) => matches!(
-                            x.state(),
-                            ClientInviteState::Calling | ClientInviteState::Proceeding
-                        ),
-                        ClientTxn::NonInvite(_) => false,
-                    });
+                    let stuck = st
+                        .clients
+                        .get(&key)
+                        .is_some_and(|c| c.txn.is_unanswered_invite());
                     if stuck {
                         st.clients.remove(&key);
                     }
@@ -353,10 +185,7 @@ impl SipCore {
         };
         let mut terminated = false;
         loop {
-            let o = match &mut e.txn {
-                ServerTxn::Invite(x) => x.poll_output(),
-                ServerTxn::NonInvite(x) => x.poll_output(),
-            };
+            let o = e.txn.poll_output();
             match o {
                 Some(Output::Transmit(b)) => out.push(Send {
                     dest: e.reply.clone(),
@@ -369,16 +198,13 @@ impl SipCore {
                 None => break,
             }
         }
-        let next = match &e.txn {
-            ServerTxn::Invite(x) => x.poll_timeout(),
-            ServerTxn::NonInvite(x) => x.poll_timeout(),
-        };
+        let next = e.txn.poll_timeout();
         if terminated {
             if let Some(gone) = st.servers.remove(key) {
                 // A branch still waiting for its final answer (usually the 487 to our CANCEL,
                 // which must still be ACKed) has no timer of its own in Proceeding: it gets
                 // 64·T1 more, then it is dropped (a phone that ignored the CANCEL).
-                let reap = now + self.cfg.proxy.timers.t1x64();
+                let reap = now + self.ctx.cfg.proxy.timers.t1x64();
                 for b in gone.fwd.branches {
                     if st.clients.contains_key(&b.key) {
                         st.arm(Some(reap), TimerRef::Reap(b.key));
@@ -387,10 +213,7 @@ impl SipCore {
             }
         } else if next.is_some_and(|t| t <= now) {
             // Zero-length timers (reliable transports) fire at once.
-            match &mut e.txn {
-                ServerTxn::Invite(x) => x.handle_timeout(now),
-                ServerTxn::NonInvite(x) => x.handle_timeout(now),
-            }
+            e.txn.handle_timeout(now);
             self.drain_server(st, key, now, out);
         } else {
             st.arm(next, TimerRef::Server(key.clone()));
@@ -411,10 +234,7 @@ impl SipCore {
         let mut terminated = false;
         let mut timed_out = false;
         loop {
-            let o = match &mut e.txn {
-                ClientTxn::Invite(x) => x.poll_output(),
-                ClientTxn::NonInvite(x) => x.poll_output(),
-            };
+            let o = e.txn.poll_output();
             match o {
                 Some(Output::Transmit(b)) => out.push(Send {
                     dest: e.dest.clone(),
@@ -426,17 +246,11 @@ impl SipCore {
             }
         }
         let server = e.server.clone();
-        let next = match &e.txn {
-            ClientTxn::Invite(x) => x.poll_timeout(),
-            ClientTxn::NonInvite(x) => x.poll_timeout(),
-        };
+        let next = e.txn.poll_timeout();
         if terminated {
             st.clients.remove(key);
         } else if next.is_some_and(|t| t <= now) {
-            match &mut e.txn {
-                ClientTxn::Invite(x) => x.handle_timeout(now),
-                ClientTxn::NonInvite(x) => x.handle_timeout(now),
-            }
+            e.txn.handle_timeout(now);
             self.drain_client(st, key, now, out);
         } else {
             st.arm(next, TimerRef::Client(key.clone()));
@@ -448,7 +262,7 @@ impl SipCore {
 
     /// A transport could not deliver to `dest` (connection refused, flow gone): every client
     /// transaction towards it fails now instead of at timer B/F (RFC 3261 §16.7 step 9).
-    pub fn transport_failed(&self, dest: &Dest) -> Vec<Send> {
+    pub(crate) fn transport_failed(&self, dest: &Dest) -> Vec<Send> {
         let now = Instant::now();
         let mut out = Vec::new();
         let mut st = self.lock_proxy();
@@ -460,10 +274,7 @@ impl SipCore {
             .collect();
         for k in keys {
             if let Some(e) = st.clients.get_mut(&k) {
-                match &mut e.txn {
-                    ClientTxn::Invite(x) => x.on_transport_error(),
-                    ClientTxn::NonInvite(x) => x.on_transport_error(),
-                }
+                e.txn.on_transport_error();
             }
             self.drain_client(&mut st, &k, now, &mut out);
         }
@@ -471,19 +282,13 @@ impl SipCore {
     }
 
     /// The request pipeline of §16.3–§16.6 for everything but REGISTER.
-    pub(crate) fn proxy_request(&self, now: i64, req: &Request, peer: &Peer) -> Outcome {
+    pub(crate) fn request(&self, reg: &Registrar, now: i64, req: &Request, peer: &Peer) -> Outcome {
         let t = Instant::now();
         // Retransmissions and the ACK of a non-2xx final response belong to a transaction.
         if let Some(key) = TransactionKey::server(req) {
             let mut st = self.lock_proxy();
             if let Some(e) = st.servers.get_mut(&key) {
-                match (&mut e.txn, req.method()) {
-                    (ServerTxn::Invite(x), Method::Ack) => {
-                        let _ = x.on_ack(t);
-                    }
-                    (ServerTxn::Invite(x), _) => x.on_invite_retransmission(),
-                    (ServerTxn::NonInvite(x), _) => x.on_request_retransmission(),
-                }
+                e.txn.on_request(t, req.method());
                 let mut out = Vec::new();
                 self.drain_server(&mut st, &key, t, &mut out);
                 return Outcome::Send(out);
@@ -496,14 +301,15 @@ impl SipCore {
         }
         if let Some(tag) = req.option_tags(HeaderKind::ProxyRequire).next() {
             return Outcome::Respond(
-                self.response(req, peer, 420, "Bad Extension")
+                self.ctx
+                    .response(req, peer, 420, "Bad Extension")
                     .header("Unsupported", tag)
                     .build(),
             );
         }
-        let routing = match self.route_info(req) {
+        let routing = match route::route_info(&self.ctx, req) {
             Ok(r) => r,
-            Err(o) => return self.simple(req, peer, o.0, o.1),
+            Err(o) => return self.ctx.simple(req, peer, o.0, o.1),
         };
         if routing.in_dialog() {
             return self.forward_in_dialog(req, peer, &routing, t);
@@ -512,13 +318,14 @@ impl SipCore {
             // As Kamailio's default route: an in-dialog request without our Route is answered
             // here, never relayed; an initial request with a pre-loaded Route goes through the
             // initial checks (authentication, relaying policy) like any other.
-            return if self.is_local_ruri(req) {
-                self.simple(req, peer, 481, "Call/Transaction Does Not Exist")
+            return if self.ctx.is_local_ruri(req) {
+                self.ctx
+                    .simple(req, peer, 481, "Call/Transaction Does Not Exist")
             } else {
-                self.simple(req, peer, 404, "Not Here")
+                self.ctx.simple(req, peer, 404, "Not Here")
             };
         }
-        self.forward_initial(now, req, peer, &routing, t)
+        self.forward_initial(reg, now, req, peer, &routing, t)
     }
 
     /// Creates the server transaction and the branches for `targets`, and sends.
@@ -532,28 +339,20 @@ impl SipCore {
         t: Instant,
     ) -> Outcome {
         let Some(key) = TransactionKey::server(req) else {
-            return self.simple(req, peer, 400, "Malformed Via");
+            return self.ctx.simple(req, peer, 400, "Malformed Via");
         };
         let reliable = peer.transport.is_reliable();
-        let timers = self.cfg.proxy.timers;
+        let timers = self.ctx.cfg.proxy.timers;
         let invite = req.method() == Method::Invite;
-        let mut txn = if invite {
-            ServerTxn::Invite(Box::new(ServerInvite::new(
-                t,
-                req.clone(),
-                reliable,
-                timers,
-            )))
-        } else {
-            ServerTxn::NonInvite(ServerNonInvite::new(reliable, timers))
-        };
-        if let ServerTxn::Invite(x) = &mut txn {
+        let mut txn = ServerTxn::new(t, req, reliable, timers);
+        if invite {
             // §16.2: a stateful proxy answers an INVITE with 100 Trying at once.
             let trying = self
+                .ctx
                 .response(req, peer, 100, "Trying")
                 .build_without_tag()
                 .freeze();
-            x.send_response(t, 100, trying);
+            txn.send_response(t, 100, trying);
         }
         let first = groups.pop_front().unwrap_or_default();
         let entry = ServerEntry {
@@ -574,7 +373,7 @@ impl SipCore {
         if st.servers.len() >= MAX_SERVER_TRANSACTIONS {
             drop(st);
             tracing::warn!("sip/proxy: transaction table full; answering 503");
-            return self.local_response(
+            return self.ctx.local_response(
                 req,
                 peer,
                 503,
@@ -600,13 +399,20 @@ impl SipCore {
         t: Instant,
         out: &mut Vec<Send>,
     ) {
-        let timers = self.cfg.proxy.timers;
+        let timers = self.ctx.cfg.proxy.timers;
         for target in targets {
             let Some(e) = st.servers.get(key) else { return };
             let loop_hash = e.fwd.plan.loop_hash;
             let branch = st.next_branch(loop_hash);
             let Some(e) = st.servers.get(key) else { return };
-            let rendered = self.render_branch(&e.request, &e.peer, &e.fwd.plan, &target, &branch);
+            let rendered = forward::render_branch(
+                &self.ctx,
+                &e.request,
+                &e.peer,
+                &e.fwd.plan,
+                &target,
+                &branch,
+            );
             let Some(request) = rendered.and_then(parse_own) else {
                 tracing::warn!("sip/proxy: could not build a branch; skipped");
                 continue;
@@ -615,11 +421,7 @@ impl SipCore {
                 continue;
             };
             let reliable = target.dest.transport.is_reliable();
-            let txn = if request.method() == Method::Invite {
-                ClientTxn::Invite(ClientInvite::new(t, request.clone(), reliable, timers))
-            } else {
-                ClientTxn::NonInvite(ClientNonInvite::new(t, request.clone(), reliable, timers))
-            };
+            let txn = ClientTxn::new(t, request.clone(), reliable, timers);
             st.clients.insert(
                 ckey.clone(),
                 ClientEntry {
@@ -643,7 +445,7 @@ impl SipCore {
     }
 
     /// §16.7: a response from downstream.
-    pub(crate) fn proxy_response(&self, resp: &Response, _peer: &Peer) -> Vec<Send> {
+    pub(crate) fn handle_response(&self, resp: &Response, _peer: &Peer) -> Vec<Send> {
         let t = Instant::now();
         let mut out = Vec::new();
         let Some(ckey) = TransactionKey::for_response(resp) else {
@@ -659,10 +461,7 @@ impl SipCore {
             }
             return out;
         };
-        let disposition = match &mut e.txn {
-            ClientTxn::Invite(x) => x.on_response(t, resp),
-            ClientTxn::NonInvite(x) => x.on_response(t, resp.code()),
-        };
+        let disposition = e.txn.on_response(t, resp);
         let is_cancel = e.is_cancel;
         let server = e.server.clone();
         self.drain_client(&mut st, &ckey, t, &mut out);
@@ -706,10 +505,7 @@ impl SipCore {
         if !e.fwd.finished
             && let Some(bytes) = forward::strip_top_via(resp)
         {
-            match &mut e.txn {
-                ServerTxn::Invite(x) => x.send_response(t, resp.code(), bytes),
-                ServerTxn::NonInvite(x) => x.send_response(t, resp.code(), bytes),
-            }
+            e.txn.send_response(t, resp.code(), bytes);
         }
         if let Some((req, dest)) = cancel {
             self.send_cancel(st, server, &req, dest, t, out);
@@ -736,93 +532,20 @@ impl SipCore {
             // is about the response context, 2xx are always forwarded).
             return;
         };
-        let invite = matches!(e.txn, ServerTxn::Invite(_));
-        if let Some(b) = e.fwd.branches.iter_mut().find(|b| &b.key == ckey) {
-            if matches!(b.state, BranchState::Done(_)) && !(200..300).contains(&code) {
-                return;
-            }
-            b.state = BranchState::Done(code);
+        if !e.fwd.mark_done(ckey, code) {
+            return;
         }
-        let mut to_cancel = Vec::new();
-        if (200..300).contains(&code) {
-            if let Some(bytes) = bytes {
-                match &mut e.txn {
-                    ServerTxn::Invite(x) => x.send_response(t, code, bytes),
-                    ServerTxn::NonInvite(x) => x.send_response(t, code, bytes),
-                }
-            }
-            e.fwd.finished = true;
-            e.fwd.groups.clear();
-            if invite {
-                to_cancel = Self::pending_branches(&mut e.fwd);
-                if !e.fwd.plan.parties.is_empty()
-                    && let Ok(call_id) = e.request.call_id()
-                {
-                    self.calls.confirmed(
-                        &String::from_utf8_lossy(call_id),
-                        e.fwd.plan.parties.clone(),
-                        t,
-                    );
-                }
-            }
+        let to_cancel = if (200..300).contains(&code) {
+            self.branch_succeeded(e, code, bytes, t)
         } else if !e.fwd.finished {
-            let better = e
-                .fwd
-                .best
-                .as_ref()
-                .is_none_or(|(c, _)| rank(code) < rank(*c));
-            if better {
-                let b = bytes.unwrap_or_else(|| {
-                    let reason = if code == 408 {
-                        "Request Timeout"
-                    } else {
-                        "Server Internal Error"
-                    };
-                    self.response(&e.request, &e.peer, code, reason)
-                        .build()
-                        .freeze()
-                });
-                e.fwd.best = Some((code, b));
-            }
-            if code >= 600 {
-                e.fwd.groups.clear();
-                if invite {
-                    to_cancel = Self::pending_branches(&mut e.fwd);
-                }
-            }
-        }
-        let all_done = e
-            .fwd
-            .branches
-            .iter()
-            .all(|b| matches!(b.state, BranchState::Done(_)));
-        if all_done && !e.fwd.finished {
-            if let Some(next) = e.fwd.groups.pop_front() {
-                self.start_branches(st, server, next, t, out);
-                self.drain_server(st, server, t, out);
-                return;
-            }
-            e.fwd.finished = true;
-            let (code, bytes) = match e.fwd.best.take() {
-                // §16.7 step 6: a 503 is not passed on (it would mean *this* proxy is busy).
-                Some((503, _)) => (
-                    500,
-                    self.response(&e.request, &e.peer, 500, "Server Internal Error")
-                        .build()
-                        .freeze(),
-                ),
-                Some(x) => x,
-                None => (
-                    408,
-                    self.response(&e.request, &e.peer, 408, "Request Timeout")
-                        .build()
-                        .freeze(),
-                ),
-            };
-            match &mut e.txn {
-                ServerTxn::Invite(x) => x.send_response(t, code, bytes),
-                ServerTxn::NonInvite(x) => x.send_response(t, code, bytes),
-            }
+            self.branch_failed(e, code, bytes)
+        } else {
+            Vec::new()
+        };
+        // Empty when a next group starts: a 2xx or 6xx, the only causes of cancels, also
+        // ended the serial search.
+        if let Some(next) = self.next_group_or_answer(e, t) {
+            self.start_branches(st, server, next, t, out);
         }
         for (req, dest) in to_cancel {
             self.send_cancel(st, server, &req, dest, t, out);
@@ -830,18 +553,103 @@ impl SipCore {
         self.drain_server(st, server, t, out);
     }
 
-    /// Branches still waiting for a final answer, to be cancelled; those without a provisional
-    /// answer are only marked (§9.1).
-    fn pending_branches(fwd: &mut Forwarding) -> Vec<(Request, Dest)> {
-        let mut v = Vec::new();
-        for b in &mut fwd.branches {
-            match b.state {
-                BranchState::Proceeding => v.push((b.request.clone(), b.dest.clone())),
-                BranchState::Trying => b.cancel_pending = true,
-                BranchState::Done(_) => {}
-            }
+    /// §16.7 step 5: a 2xx goes upstream at once and ends the search; for an INVITE the
+    /// other branches are cancelled and the call is confirmed. Returns the branches to cancel.
+    fn branch_succeeded(
+        &self,
+        e: &mut ServerEntry,
+        code: u16,
+        bytes: Option<Bytes>,
+        t: Instant,
+    ) -> Vec<(Request, Dest)> {
+        if let Some(bytes) = bytes {
+            e.txn.send_response(t, code, bytes);
         }
-        v
+        e.fwd.finished = true;
+        e.fwd.groups.clear();
+        if !e.txn.is_invite() {
+            return Vec::new();
+        }
+        if !e.fwd.plan.parties.is_empty()
+            && let Ok(call_id) = e.request.call_id()
+        {
+            self.calls.confirmed(
+                &String::from_utf8_lossy(call_id),
+                e.fwd.plan.parties.clone(),
+                t,
+            );
+        }
+        e.fwd.pending_branches()
+    }
+
+    /// §16.7 step 6: a failure is kept when it is the best so far; a 6xx ends the search
+    /// (and cancels the other branches of an INVITE). Returns the branches to cancel.
+    fn branch_failed(
+        &self,
+        e: &mut ServerEntry,
+        code: u16,
+        bytes: Option<Bytes>,
+    ) -> Vec<(Request, Dest)> {
+        let better = e
+            .fwd
+            .best
+            .as_ref()
+            .is_none_or(|(c, _)| rank(code) < rank(*c));
+        if better {
+            let b = bytes.unwrap_or_else(|| {
+                let reason = if code == 408 {
+                    "Request Timeout"
+                } else {
+                    "Server Internal Error"
+                };
+                self.ctx
+                    .response(&e.request, &e.peer, code, reason)
+                    .build()
+                    .freeze()
+            });
+            e.fwd.best = Some((code, b));
+        }
+        if code < 600 {
+            return Vec::new();
+        }
+        e.fwd.groups.clear();
+        if e.txn.is_invite() {
+            e.fwd.pending_branches()
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// When every branch of the current group is done and nothing went upstream yet: the
+    /// next serial group to start, or else the best final response is sent (§16.7 step 6).
+    fn next_group_or_answer(&self, e: &mut ServerEntry, t: Instant) -> Option<Vec<target::Target>> {
+        if e.fwd.finished || !e.fwd.all_done() {
+            return None;
+        }
+        if let Some(next) = e.fwd.groups.pop_front() {
+            return Some(next);
+        }
+        e.fwd.finished = true;
+        let (code, bytes) = match e.fwd.best.take() {
+            // §16.7 step 6: a 503 is not passed on (it would mean *this* proxy is busy).
+            Some((503, _)) => (
+                500,
+                self.ctx
+                    .response(&e.request, &e.peer, 500, "Server Internal Error")
+                    .build()
+                    .freeze(),
+            ),
+            Some(x) => x,
+            None => (
+                408,
+                self.ctx
+                    .response(&e.request, &e.peer, 408, "Request Timeout")
+                    .build()
+                    .freeze(),
+            ),
+        };
+        e.txn.send_response(t, code, bytes);
+        None
     }
 
     fn send_cancel(
@@ -860,11 +668,12 @@ impl SipCore {
             return;
         };
         let reliable = dest.transport.is_reliable();
-        let txn = ClientNonInvite::new(t, req, reliable, self.cfg.proxy.timers);
+        // A CANCEL is a non-INVITE transaction of its own (§9.1).
+        let txn = ClientTxn::new(t, req, reliable, self.ctx.cfg.proxy.timers);
         st.clients.insert(
             ckey.clone(),
             ClientEntry {
-                txn: ClientTxn::NonInvite(txn),
+                txn,
                 server: server.clone(),
                 dest,
                 is_cancel: true,
@@ -884,14 +693,13 @@ impl SipCore {
         }
         e.fwd.finished = true;
         e.fwd.groups.clear();
-        let to_cancel = Self::pending_branches(&mut e.fwd);
+        let to_cancel = e.fwd.pending_branches();
         let timeout = self
+            .ctx
             .response(&e.request, &e.peer, 408, "Request Timeout")
             .build()
             .freeze();
-        if let ServerTxn::Invite(x) = &mut e.txn {
-            x.send_response(t, 408, timeout);
-        }
+        e.txn.send_invite_response(t, 408, timeout);
         for (r, dest) in to_cancel {
             self.send_cancel(st, key, &r, dest, t, out);
         }
@@ -901,14 +709,16 @@ impl SipCore {
     /// §16.10: CANCEL for a proxied INVITE.
     fn cancel(&self, req: &Request, peer: &Peer, t: Instant) -> Outcome {
         let Some(key) = TransactionKey::cancel_target(req) else {
-            return self.simple(req, peer, 400, "Malformed CANCEL");
+            return self.ctx.simple(req, peer, 400, "Malformed CANCEL");
         };
         let mut st = self.lock_proxy();
         let Some(e) = st.servers.get_mut(&key) else {
             drop(st);
-            return self.simple(req, peer, 481, "Call/Transaction Does Not Exist");
+            return self
+                .ctx
+                .simple(req, peer, 481, "Call/Transaction Does Not Exist");
         };
-        let ok = self.response(req, peer, 200, "OK").build().freeze();
+        let ok = self.ctx.response(req, peer, 200, "OK").build().freeze();
         let mut out = vec![Send {
             dest: Dest::reply_to(req, peer),
             bytes: ok,
@@ -917,14 +727,13 @@ impl SipCore {
         if !e.fwd.finished {
             e.fwd.finished = true;
             e.fwd.groups.clear();
-            to_cancel = Self::pending_branches(&mut e.fwd);
+            to_cancel = e.fwd.pending_branches();
             let terminated = self
+                .ctx
                 .response(&e.request, &e.peer, 487, "Request Terminated")
                 .build()
                 .freeze();
-            if let ServerTxn::Invite(x) = &mut e.txn {
-                x.send_response(t, 487, terminated);
-            }
+            e.txn.send_invite_response(t, 487, terminated);
         }
         for (r, dest) in to_cancel {
             self.send_cancel(&mut st, &key, &r, dest, t, &mut out);
@@ -948,30 +757,231 @@ impl SipCore {
         Some(Send { dest, bytes })
     }
 
-    /// Local answers that need no transaction.
-    pub(crate) fn local_response(
+    /// Forwards a request inside a dialog this proxy record-routed along its route set
+    /// (§16.4, §16.6 step 6–7).
+    fn forward_in_dialog(
         &self,
         req: &Request,
         peer: &Peer,
-        code: u16,
-        reason: &str,
-        headers: &[(&str, &[u8])],
+        routing: &route::Routing,
+        t: Instant,
     ) -> Outcome {
-        let mut r = self.response(req, peer, code, reason);
-        for (n, v) in headers {
-            r = r.header(n, v);
+        let Some(dest) = route::in_dialog_dest(&self.ctx, req, routing) else {
+            if routing.to_tag && self.ctx.is_local_ruri(req) {
+                return self
+                    .ctx
+                    .simple(req, peer, 481, "Call/Transaction Does Not Exist");
+            }
+            return self.ctx.simple(req, peer, 404, "No Route To Target");
+        };
+        if let Err(o) = forward::check_max_forwards(req) {
+            return self.ctx.simple(req, peer, o.0, o.1);
         }
-        Outcome::Respond(r.build())
+        if req.method() == Method::Bye
+            && let Ok(call_id) = req.call_id()
+        {
+            self.calls.ended(&String::from_utf8_lossy(call_id));
+        }
+        let plan = Plan::in_dialog(req, peer, routing);
+        let target = target::Target {
+            ruri: String::new(),
+            dest,
+            routes: Vec::new(),
+        };
+        self.start_forwarding(req, peer, plan, VecDeque::from([vec![target]]), t)
+    }
+
+    /// ACK for a 2xx (and any ACK without a transaction) is forwarded statelessly (§16.11).
+    fn forward_ack(&self, req: &Request, peer: &Peer) -> Outcome {
+        // An ACK for a final response this element generated itself (To tag ours): absorbed.
+        if req
+            .to_addr()
+            .ok()
+            .and_then(|t| t.tag())
+            .is_some_and(|tag| tag == self.ctx.to_tag)
+        {
+            return Outcome::Nothing;
+        }
+        let Ok(routing) = route::route_info(&self.ctx, req) else {
+            return Outcome::Nothing;
+        };
+        if !routing.in_dialog() {
+            return Outcome::Nothing;
+        }
+        let Some(dest) = route::in_dialog_dest(&self.ctx, req, &routing) else {
+            return Outcome::Nothing;
+        };
+        if forward::check_max_forwards(req).is_err() {
+            return Outcome::Nothing;
+        }
+        let branch = {
+            let mut st = self.lock_proxy();
+            st.next_branch(0)
+        };
+        let plan = Plan::in_dialog(req, peer, &routing);
+        let target = target::Target {
+            ruri: String::new(),
+            dest: dest.clone(),
+            routes: Vec::new(),
+        };
+        match forward::render_branch(&self.ctx, req, peer, &plan, &target, &branch) {
+            Some(bytes) => Outcome::Send(vec![Send { dest, bytes }]),
+            None => Outcome::Nothing,
+        }
+    }
+
+    /// §16.3–§16.5 for a request outside a dialog: local answers, the CUSAX refusals,
+    /// authentication of local callers, target determination, forwarding.
+    fn forward_initial(
+        &self,
+        reg: &Registrar,
+        now: i64,
+        req: &Request,
+        peer: &Peer,
+        routing: &route::Routing,
+        t: Instant,
+    ) -> Outcome {
+        let Some(ruri) = req.uri() else {
+            return self.ctx.simple(req, peer, 416, "Unsupported URI Scheme");
+        };
+        let local = self.ctx.is_local_ruri(req);
+        if let Some(refused) = self.refuse_simple(req, peer, &ruri) {
+            return refused;
+        }
+        if local {
+            return self.answer_locally(req, peer);
+        }
+        if let Err(o) = forward::check_max_forwards(req) {
+            return self.ctx.simple(req, peer, o.0, o.1);
+        }
+        if forward::is_loop(req, &self.ctx.cfg.proxy.advertised) {
+            return self.ctx.simple(req, peer, 482, "Loop Detected");
+        }
+        // Whatever needs loading from the store (caller, callee, alias) is looked up first;
+        // the digest check, which consumes the nonce-count, runs once everything is cached.
+        if let Err(o) = self.auth.caller(now, req, peer, false) {
+            return o;
+        }
+        let targets = match ruri.scheme() {
+            Scheme::Sip | Scheme::Sips | Scheme::Tel => target::Finder {
+                ctx: &self.ctx,
+                accounts: &self.accounts,
+                reg,
+            }
+            .local_targets(now, req, peer, &ruri),
+            Scheme::Other => return self.ctx.simple(req, peer, 416, "Unsupported URI Scheme"),
+        };
+        if let Err(o @ (Outcome::NeedAccount { .. } | Outcome::NeedAlias { .. })) = targets {
+            return o;
+        }
+        // The caller: local users authenticate, everybody else stays anonymous to us.
+        let caller = match self.auth.caller(now, req, peer, true) {
+            Ok(c) => c,
+            Err(o) => return o,
+        };
+        if caller.is_some() && self.ctx.cfg.proxy.tls_required && peer.transport != Transport::Tls {
+            return self.ctx.simple(req, peer, 403, "TLS Required");
+        }
+        let mut callee = None;
+        let groups = match targets {
+            Ok(Some((g, who))) => {
+                callee = who;
+                g
+            }
+            Ok(None) => {
+                // Not one of our domains: only our own users may call out.
+                if caller.is_none() {
+                    return self.ctx.simple(req, peer, 403, "Relaying Denied");
+                }
+                let Some(dest) = Dest::from_uri(&ruri) else {
+                    return self.ctx.simple(req, peer, 416, "Unsupported URI Scheme");
+                };
+                VecDeque::from([vec![target::Target {
+                    ruri: String::new(),
+                    dest,
+                    routes: Vec::new(),
+                }]])
+            }
+            Err(o) => return o,
+        };
+        let mut plan = Plan::initial(&self.ctx, req, peer, routing, caller.as_deref());
+        plan.parties
+            .extend(callee.filter(|c| !plan.parties.contains(c)));
+        self.start_forwarding(req, peer, plan, groups, t)
+    }
+
+    /// A request for this element itself (no user part): OPTIONS is answered, other methods
+    /// are not allowed here (RFC 3261 §11, §8.2.1).
+    fn answer_locally(&self, req: &Request, peer: &Peer) -> Outcome {
+        match req.method() {
+            Method::Options => self.ctx.local_response(
+                req,
+                peer,
+                200,
+                "OK",
+                &[
+                    ("Allow", crate::types::ALLOW),
+                    ("Accept", b"application/sdp"),
+                    ("Supported", crate::types::SUPPORTED),
+                ],
+            ),
+            Method::Extension => self.ctx.simple(req, peer, 501, "Not Implemented"),
+            _ => self.ctx.local_response(
+                req,
+                peer,
+                405,
+                "Method Not Allowed",
+                &[("Allow", crate::types::ALLOW)],
+            ),
+        }
+    }
+
+    /// SIP presence and IM are refused when the domain's policy says so (RFC 7081 §3.3,
+    /// SS-09): MESSAGE → 405 with Allow, SUBSCRIBE/PUBLISH for presence → 489.
+    fn refuse_simple(&self, req: &Request, peer: &Peer, ruri: &Uri<'_>) -> Option<Outcome> {
+        let domain = ruri
+            .host()
+            .and_then(|h| self.ctx.served(h.as_bytes()))
+            .or_else(|| {
+                let from = req.from_addr().ok()?;
+                let host = from.uri().host()?;
+                self.ctx.served(host.as_bytes())
+            });
+        let policy = match domain {
+            Some(d) => self.ctx.cfg.proxy.policy(d.as_str()),
+            None => self.ctx.cfg.proxy.default_policy,
+        };
+        if !policy.refuse_simple {
+            return None;
+        }
+        let is = |m: &[u8]| req.method_bytes() == m;
+        if is(b"MESSAGE") {
+            return Some(self.ctx.local_response(
+                req,
+                peer,
+                405,
+                "Method Not Allowed",
+                &[("Allow", crate::types::ALLOW)],
+            ));
+        }
+        if is(b"SUBSCRIBE") || is(b"PUBLISH") {
+            let presence = match req.event() {
+                Ok(Some(e)) => {
+                    e.package.eq_ignore_ascii_case(b"presence")
+                        || e.package.eq_ignore_ascii_case(b"presence.winfo")
+                }
+                _ => false,
+            };
+            if presence {
+                return Some(self.ctx.local_response(req, peer, 489, "Bad Event", &[]));
+            }
+        }
+        None
     }
 
     /// Whether the server transaction table holds anything (tests).
-    pub fn is_idle(&self) -> bool {
+    pub(crate) fn is_idle(&self) -> bool {
         let st = self.lock_proxy();
         st.servers.is_empty() && st.clients.is_empty()
     }
-}
-
-/// A peer's address as text, without allocation for the common cases.
-pub(crate) fn peer_ip(addr: &SocketAddr) -> String {
-    addr.ip().to_string()
 }

@@ -2,134 +2,16 @@
 //! determination — our own Route entries, in-dialog flows, the callee's bindings (with its
 //! aliases, q-value groups and Path) and where each target's bytes go.
 
-use super::Send;
-use super::forward::{self, Plan};
-use crate::accounts::{CachedAccount, Lookup};
+use crate::accounts::{Accounts, CachedAccount, Lookup};
 use crate::config::NatTraversal;
-use crate::core::{Outcome, Peer, SipCore, Transport};
-use bytes::Bytes;
+use crate::context::Context;
+use crate::registrar::Registrar;
+use crate::types::{Dest, NextHop, Outcome, Peer, Transport};
 use cusax_account::{Alias, Aor, Domain};
-use cusax_sip_proto::message::Edits;
-use cusax_sip_proto::message::headers::Via;
+use cusax_sip_proto::Request;
 use cusax_sip_proto::message::uri::{Scheme, Uri};
-use cusax_sip_proto::{Method, Request};
 use std::collections::VecDeque;
-use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Instant;
-
-/// Where a message goes at the IP level.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum NextHop {
-    /// An address: for UDP the datagram's destination; for TCP/TLS the connection to (or
-    /// from) it — an existing flow is reused, otherwise one is opened.
-    Addr(SocketAddr),
-    /// A host name still to resolve (A/AAAA), with the port.
-    Name(String, u16),
-}
-
-/// Transport plus next hop.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Dest {
-    /// The transport.
-    pub transport: Transport,
-    /// The next hop.
-    pub hop: NextHop,
-}
-
-impl Dest {
-    /// Where responses to `req` go (RFC 3261 §18.2.2, RFC 3581 §4): back over the connection
-    /// for TCP/TLS; for UDP to the source address when `rport` was asked for, otherwise the
-    /// source IP at the Via's port.
-    pub fn reply_to(req: &Request, peer: &Peer) -> Dest {
-        let addr = match (peer.transport, req.top_via()) {
-            (Transport::Udp, Ok(v)) if v.rport().is_none() => {
-                SocketAddr::new(peer.addr.ip(), v.port().unwrap_or(5060))
-            }
-            _ => peer.addr,
-        };
-        Dest {
-            transport: peer.transport,
-            hop: NextHop::Addr(addr),
-        }
-    }
-
-    /// The address a Via names (received/rport first), for stateless response forwarding.
-    pub(crate) fn from_via(v: &Via<'_>) -> Option<Dest> {
-        let transport = Transport::from_name(v.transport())?;
-        let default_port = if transport == Transport::Tls {
-            5061
-        } else {
-            5060
-        };
-        let port = v
-            .param("rport")
-            .and_then(|p| std::str::from_utf8(p).ok()?.parse().ok())
-            .or(v.port())
-            .unwrap_or(default_port);
-        let host = v.received().unwrap_or_else(|| v.host().as_bytes());
-        let host = std::str::from_utf8(host).ok()?;
-        let hop = match host.parse::<IpAddr>() {
-            Ok(ip) => NextHop::Addr(SocketAddr::new(ip, port)),
-            Err(_) => NextHop::Name(host.to_owned(), port),
-        };
-        Some(Dest { transport, hop })
-    }
-
-    /// The next hop a SIP URI names (RFC 3263 §4 without NAPTR/SRV: `maddr`, host, port,
-    /// `transport`, `sips` → TLS).
-    pub(crate) fn from_uri(uri: &Uri<'_>) -> Option<Dest> {
-        let transport = match uri.transport() {
-            Some(t) => Transport::from_name(t)?,
-            None if uri.scheme() == Scheme::Sips => Transport::Tls,
-            None => Transport::Udp,
-        };
-        let default_port = if transport == Transport::Tls {
-            5061
-        } else {
-            5060
-        };
-        let port = uri.port().unwrap_or(default_port);
-        let host = match uri.maddr() {
-            Some(m) => std::str::from_utf8(m).ok()?.to_owned(),
-            None => std::str::from_utf8(uri.host()?.as_bytes()).ok()?.to_owned(),
-        };
-        let hop = match host.parse::<IpAddr>() {
-            Ok(ip) => NextHop::Addr(SocketAddr::new(ip, port)),
-            Err(_) => NextHop::Name(host, port),
-        };
-        Some(Dest { transport, hop })
-    }
-
-    /// Flow text for Record-Route parameters: transport letter plus address (`u1.2.3.4:5060`).
-    pub(crate) fn flow_token(&self) -> Option<String> {
-        let NextHop::Addr(a) = &self.hop else {
-            return None;
-        };
-        let t = match self.transport {
-            Transport::Udp => 'u',
-            Transport::Tcp => 't',
-            Transport::Tls => 's',
-        };
-        Some(format!("{t}{a}"))
-    }
-
-    /// Reads [`Dest::flow_token`] back.
-    pub(crate) fn from_flow_token(v: &[u8]) -> Option<Dest> {
-        let (&t, rest) = v.split_first()?;
-        let transport = match t {
-            b'u' => Transport::Udp,
-            b't' => Transport::Tcp,
-            b's' => Transport::Tls,
-            _ => return None,
-        };
-        let addr = std::str::from_utf8(rest).ok()?.parse().ok()?;
-        Some(Dest {
-            transport,
-            hop: NextHop::Addr(addr),
-        })
-    }
-}
 
 /// One target of a request: the Request-URI to use, where to send, and Path routes.
 #[derive(Debug, Clone)]
@@ -142,35 +24,6 @@ pub(crate) struct Target {
 /// Serial groups of parallel targets, and the local account they belong to.
 pub(crate) type Targets = (VecDeque<Vec<Target>>, Option<cusax_account::AccountId>);
 
-/// What route processing found.
-#[derive(Debug, Default)]
-pub(crate) struct Routing {
-    /// Leading Route values that name this proxy (removed when forwarding).
-    pub(crate) ours: usize,
-    /// Route values after ours.
-    pub(crate) remaining: usize,
-    /// The request has a To tag.
-    pub(crate) to_tag: bool,
-    /// `ftag`, `cxc`, `cxe` of our first Route entry.
-    pub(crate) ftag: Option<Vec<u8>>,
-    pub(crate) caller_flow: Option<Dest>,
-    pub(crate) callee_flow: Option<Dest>,
-}
-
-impl Routing {
-    /// A request inside a dialog this proxy record-routed: it has a To tag and our Route
-    /// (RFC 3261 §12.2.1.1, §16.4). Only these follow the route set without authentication.
-    pub(crate) fn in_dialog(&self) -> bool {
-        self.to_tag && self.ours > 0
-    }
-
-    /// A To tag but none of our Route entries: the dialog was not record-routed by us, so the
-    /// request is not ours to relay (we would be an open relay towards any host otherwise).
-    pub(crate) fn foreign_dialog(&self) -> bool {
-        self.to_tag && self.ours == 0
-    }
-}
-
 fn is_phone_number(user: &str) -> bool {
     let digits = user.strip_prefix('+').unwrap_or(user);
     !digits.is_empty()
@@ -179,416 +32,93 @@ fn is_phone_number(user: &str) -> bool {
             .all(|b| b.is_ascii_digit() || matches!(b, b'-' | b'.' | b'(' | b')'))
 }
 
-impl SipCore {
-    /// The served domain named by `host`, if any.
-    pub(crate) fn served(&self, host: &[u8]) -> Option<&Domain> {
-        self.cfg
-            .domains
-            .iter()
-            .find(|d| d.as_str().as_bytes().eq_ignore_ascii_case(host))
-    }
+/// What target determination reads: the configuration, the account cache and the location
+/// service.
+pub(super) struct Finder<'a> {
+    pub(super) ctx: &'a Context,
+    pub(super) accounts: &'a Accounts,
+    pub(super) reg: &'a Registrar,
+}
 
-    /// True when `uri` designates this proxy: our advertised host (or a served domain) and
-    /// one of our ports (RFC 3261 §16.4).
-    pub(crate) fn is_us(&self, uri: &Uri<'_>) -> bool {
-        let Some(host) = uri.host() else {
-            return false;
-        };
-        let adv = &self.cfg.proxy.advertised;
-        let h = host.as_bytes();
-        let ours_host = h.eq_ignore_ascii_case(adv.host.as_bytes()) || self.served(h).is_some();
-        ours_host && self.our_port(uri.port())
-    }
-
-    /// No port, or the port of one of our listeners.
-    pub(crate) fn our_port(&self, port: Option<u16>) -> bool {
-        let adv = &self.cfg.proxy.advertised;
-        port.is_none_or(|p| p == adv.port || Some(p) == adv.tls_port)
-    }
-
-    /// A Request-URI without user part that names us: the request is for this element.
-    pub(crate) fn is_local_ruri(&self, req: &Request) -> bool {
-        req.uri()
-            .is_some_and(|u| u.user().is_none() && (self.is_us(&u) || u.host().is_none()))
-    }
-
-    /// §16.4: counts our Route entries at the top and reads their flow parameters.
-    pub(crate) fn route_info(&self, req: &Request) -> Result<Routing, (u16, &'static str)> {
-        let mut r = Routing {
-            to_tag: req.to_addr().ok().and_then(|t| t.tag()).is_some(),
-            ..Routing::default()
-        };
-        let mut leading = true;
-        for route in req.routes() {
-            let Ok(na) = route else {
-                return Err((400, "Malformed Route"));
-            };
-            let uri = na.uri();
-            if leading && self.is_us(&uri) {
-                if r.ours == 0 {
-                    r.ftag = uri.param("ftag").map(<[u8]>::to_vec);
-                    r.caller_flow = uri.param("cxc").and_then(Dest::from_flow_token);
-                    r.callee_flow = uri.param("cxe").and_then(Dest::from_flow_token);
-                }
-                r.ours += 1;
-            } else {
-                leading = false;
-                r.remaining += 1;
-            }
-        }
-        Ok(r)
-    }
-
-    /// Forwards a request inside a dialog this proxy record-routed along its route set
-    /// (§16.4, §16.6 step 6–7).
-    pub(crate) fn forward_in_dialog(
-        &self,
-        req: &Request,
-        peer: &Peer,
-        routing: &Routing,
-        t: Instant,
-    ) -> Outcome {
-        let Some(dest) = self.in_dialog_dest(req, routing) else {
-            if routing.to_tag && self.is_local_ruri(req) {
-                return self.simple(req, peer, 481, "Call/Transaction Does Not Exist");
-            }
-            return self.simple(req, peer, 404, "No Route To Target");
-        };
-        if let Err(o) = forward::check_max_forwards(req) {
-            return self.simple(req, peer, o.0, o.1);
-        }
-        if req.method() == Method::Bye
-            && let Ok(call_id) = req.call_id()
-        {
-            self.calls.ended(&String::from_utf8_lossy(call_id));
-        }
-        let plan = Plan::in_dialog(req, peer, routing);
-        let target = Target {
-            ruri: String::new(),
-            dest,
-            routes: Vec::new(),
-        };
-        self.start_forwarding(req, peer, plan, VecDeque::from([vec![target]]), t)
-    }
-
-    fn in_dialog_dest(&self, req: &Request, routing: &Routing) -> Option<Dest> {
-        if routing.remaining > 0 {
-            let next = req.routes().nth(routing.ours)?.ok()?;
-            return Dest::from_uri(&next.uri());
-        }
-        // Our Route was the last: the target is the Request-URI, reached over the flow of the
-        // leg it points to (§16.6 step 6, with our Record-Route flow parameters).
-        let from_tag = req
-            .from_addr()
-            .ok()
-            .and_then(|f| f.tag().map(<[u8]>::to_vec));
-        let towards_callee = match (&routing.ftag, &from_tag) {
-            (Some(f), Some(t)) => f == t,
-            _ => true,
-        };
-        let flow = if towards_callee {
-            routing.callee_flow.clone()
-        } else {
-            routing.caller_flow.clone()
-        };
-        if let Some(f) = flow {
-            return Some(f);
-        }
-        let uri = req.uri()?;
-        if self.is_us(&uri) && uri.user().is_none() {
-            return None;
-        }
-        Dest::from_uri(&uri)
-    }
-
-    /// ACK for a 2xx (and any ACK without a transaction) is forwarded statelessly (§16.11).
-    pub(crate) fn forward_ack(&self, req: &Request, peer: &Peer) -> Outcome {
-        // An ACK for a final response this element generated itself (To tag ours): absorbed.
-        if req
-            .to_addr()
-            .ok()
-            .and_then(|t| t.tag())
-            .is_some_and(|tag| tag == self.to_tag)
-        {
-            return Outcome::Nothing;
-        }
-        let Ok(routing) = self.route_info(req) else {
-            return Outcome::Nothing;
-        };
-        if !routing.in_dialog() {
-            return Outcome::Nothing;
-        }
-        let Some(dest) = self.in_dialog_dest(req, &routing) else {
-            return Outcome::Nothing;
-        };
-        if forward::check_max_forwards(req).is_err() {
-            return Outcome::Nothing;
-        }
-        let branch = {
-            let mut st = self.lock_proxy();
-            st.next_branch(0)
-        };
-        let plan = Plan::in_dialog(req, peer, &routing);
-        let target = Target {
-            ruri: String::new(),
-            dest: dest.clone(),
-            routes: Vec::new(),
-        };
-        match self.render_branch(req, peer, &plan, &target, &branch) {
-            Some(bytes) => Outcome::Send(vec![Send { dest, bytes }]),
-            None => Outcome::Nothing,
-        }
-    }
-
-    /// §16.3–§16.5 for a request outside a dialog: local answers, the CUSAX refusals,
-    /// authentication of local callers, target determination, forwarding.
-    pub(crate) fn forward_initial(
-        &self,
-        now: i64,
-        req: &Request,
-        peer: &Peer,
-        routing: &Routing,
-        t: Instant,
-    ) -> Outcome {
-        let Some(ruri) = req.uri() else {
-            return self.simple(req, peer, 416, "Unsupported URI Scheme");
-        };
-        let local = self.is_local_ruri(req);
-        if let Some(refused) = self.refuse_simple(req, peer, &ruri) {
-            return refused;
-        }
-        if local {
-            return match req.method() {
-                Method::Options => self.local_response(
-                    req,
-                    peer,
-                    200,
-                    "OK",
-                    &[
-                        ("Allow", crate::ALLOW),
-                        ("Accept", b"application/sdp"),
-                        ("Supported", crate::SUPPORTED),
-                    ],
-                ),
-                Method::Extension => self.simple(req, peer, 501, "Not Implemented"),
-                _ => self.local_response(
-                    req,
-                    peer,
-                    405,
-                    "Method Not Allowed",
-                    &[("Allow", crate::ALLOW)],
-                ),
-            };
-        }
-        if let Err(o) = forward::check_max_forwards(req) {
-            return self.simple(req, peer, o.0, o.1);
-        }
-        if forward::is_loop(req, &self.cfg.proxy.advertised) {
-            return self.simple(req, peer, 482, "Loop Detected");
-        }
-        // Whatever needs loading from the store (caller, callee, alias) is looked up first;
-        // the digest check, which consumes the nonce-count, runs once everything is cached.
-        if let Err(o) = self.authenticate_caller(now, req, peer, false) {
-            return o;
-        }
-        let targets = match ruri.scheme() {
-            Scheme::Sip | Scheme::Sips | Scheme::Tel => self.local_targets(now, req, peer, &ruri),
-            Scheme::Other => return self.simple(req, peer, 416, "Unsupported URI Scheme"),
-        };
-        if let Err(o @ (Outcome::NeedAccount { .. } | Outcome::NeedAlias { .. })) = targets {
-            return o;
-        }
-        // The caller: local users authenticate, everybody else stays anonymous to us.
-        let caller = match self.authenticate_caller(now, req, peer, true) {
-            Ok(c) => c,
-            Err(o) => return o,
-        };
-        if caller.is_some() && self.cfg.proxy.tls_required && peer.transport != Transport::Tls {
-            return self.simple(req, peer, 403, "TLS Required");
-        }
-        let mut callee = None;
-        let groups = match targets {
-            Ok(Some((g, who))) => {
-                callee = who;
-                g
-            }
-            Ok(None) => {
-                // Not one of our domains: only our own users may call out.
-                if caller.is_none() {
-                    return self.simple(req, peer, 403, "Relaying Denied");
-                }
-                let Some(dest) = Dest::from_uri(&ruri) else {
-                    return self.simple(req, peer, 416, "Unsupported URI Scheme");
-                };
-                VecDeque::from([vec![Target {
-                    ruri: String::new(),
-                    dest,
-                    routes: Vec::new(),
-                }]])
-            }
-            Err(o) => return o,
-        };
-        let mut plan = Plan::initial(self, req, peer, routing, caller.as_deref());
-        plan.parties
-            .extend(callee.filter(|c| !plan.parties.contains(c)));
-        self.start_forwarding(req, peer, plan, groups, t)
-    }
-
-    /// SIP presence and IM are refused when the domain's policy says so (RFC 7081 §3.3,
-    /// SS-09): MESSAGE → 405 with Allow, SUBSCRIBE/PUBLISH for presence → 489.
-    fn refuse_simple(&self, req: &Request, peer: &Peer, ruri: &Uri<'_>) -> Option<Outcome> {
-        let domain = ruri
-            .host()
-            .and_then(|h| self.served(h.as_bytes()))
-            .or_else(|| {
-                let from = req.from_addr().ok()?;
-                let host = from.uri().host()?;
-                self.served(host.as_bytes())
-            });
-        let policy = match domain {
-            Some(d) => self.cfg.proxy.policy(d.as_str()),
-            None => self.cfg.proxy.default_policy,
-        };
-        if !policy.refuse_simple {
-            return None;
-        }
-        let is = |m: &[u8]| req.method_bytes() == m;
-        if is(b"MESSAGE") {
-            return Some(self.local_response(
-                req,
-                peer,
-                405,
-                "Method Not Allowed",
-                &[("Allow", crate::ALLOW)],
-            ));
-        }
-        if is(b"SUBSCRIBE") || is(b"PUBLISH") {
-            let presence = match req.event() {
-                Ok(Some(e)) => {
-                    e.package.eq_ignore_ascii_case(b"presence")
-                        || e.package.eq_ignore_ascii_case(b"presence.winfo")
-                }
-                _ => false,
-            };
-            if presence {
-                return Some(self.local_response(req, peer, 489, "Bad Event", &[]));
-            }
-        }
-        None
-    }
-
+impl Finder<'_> {
     /// The account owning the Request-URI (own AOR, SIP alias or number alias) and its
     /// bindings as serial groups of parallel targets (§16.5, RFC 3261 §16.6 with q-values).
     /// `Ok(None)`: not a served domain.
-    fn local_targets(
+    pub(super) fn local_targets(
         &self,
         now: i64,
         req: &Request,
         peer: &Peer,
         ruri: &Uri<'_>,
     ) -> Result<Option<Targets>, Outcome> {
-        let (user, realm) = match ruri.scheme() {
-            Scheme::Tel => {
-                // tel:+4930123 reaches the number alias in the first served domain.
-                let text = std::str::from_utf8(ruri.as_bytes()).unwrap_or_default();
-                let num = text
-                    .get(4..)
-                    .unwrap_or_default()
-                    .split(';')
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned();
-                let Some(d) = self.cfg.domains.first() else {
-                    return Ok(None);
-                };
-                (num, d.clone())
-            }
-            _ => {
-                let Some(host) = ruri.host() else {
-                    return Ok(None);
-                };
-                let Some(realm) = self.served(host.as_bytes()) else {
-                    return Ok(None);
-                };
-                let text = std::str::from_utf8(ruri.as_bytes()).unwrap_or_default();
-                let Ok(aor) = Aor::parse(text) else {
-                    return Err(self.simple(req, peer, 404, "Not Found"));
-                };
-                let Some(user) = aor.user() else {
-                    return Err(self.simple(req, peer, 404, "Not Found"));
-                };
-                (user, realm.clone())
-            }
+        let Some((user, realm)) = self.callee_user(req, peer, ruri)? else {
+            return Ok(None);
         };
+        let unavailable = || self.ctx.simple(req, peer, 480, "Temporarily Unavailable");
+        let policy = self.ctx.cfg.proxy.nat_traversal;
         let gr = ruri.gr().map(|g| String::from_utf8_lossy(g).into_owned());
         if gr.is_some()
-            && let Some((aor, instance)) = self.gruus.resolve(&user)
+            && let Some((aor, instance)) = self.reg.resolve_temp_gruu(&user)
         {
             // A temporary GRUU: exactly the device that registered the instance (RFC 5627 §5.1).
-            let mut found = Vec::new();
-            self.location.read(&aor, |list| {
-                found.extend(
-                    list.iter()
-                        .filter(|b| b.expires_at > now && b.instance.as_deref() == Some(&instance))
-                        .filter_map(|b| binding_target(b, self.cfg.proxy.nat_traversal)),
-                );
-            });
+            let found = instance_targets(self.reg, now, &aor, &instance, policy);
             if found.is_empty() {
-                return Err(self.simple(req, peer, 480, "Temporarily Unavailable"));
+                return Err(unavailable());
             }
             return Ok(Some((VecDeque::from([found]), aor.account_id())));
         }
         let acct = self.callee_account(req, peer, &user, &realm)?;
         if acct.locked {
-            return Err(self.simple(req, peer, 480, "Temporarily Unavailable"));
+            return Err(unavailable());
         }
-        let mut bindings = Vec::new();
-        let domain = acct.id.domain().as_str().to_owned();
-        let mut aors: Vec<Aor> = acct.aors.clone();
-        for n in &acct.numbers {
-            if let Ok(a) = Aor::parse(&format!("sip:{n}@{domain}")) {
-                aors.push(a);
-            }
-        }
-        for aor in &aors {
-            self.location.read(aor, |list| {
-                for b in list.iter().filter(|b| b.expires_at > now) {
-                    bindings.push(b.clone());
-                }
-            });
-        }
+        let mut bindings = account_bindings(self.reg, &acct, now);
         if let Some(gr) = gr.filter(|g| !g.is_empty()) {
             // RFC 5627 §5.1: a GRUU reaches exactly the device of that instance.
             bindings.retain(|b| b.instance.as_deref().is_some_and(|i| gr_matches(i, &gr)));
-            if bindings.is_empty() {
-                return Err(self.simple(req, peer, 480, "Temporarily Unavailable"));
-            }
         }
         if bindings.is_empty() {
-            return Err(self.simple(req, peer, 480, "Temporarily Unavailable"));
+            return Err(unavailable());
         }
-        // Highest q first; equal q in parallel (RFC 3261 §16.6, "q-value" serial search).
-        bindings.sort_by_key(|b| std::cmp::Reverse(b.q.unwrap_or(1000)));
-        let mut groups: VecDeque<Vec<Target>> = VecDeque::new();
-        let mut last_q = None;
-        for b in bindings {
-            let q = b.q.unwrap_or(1000);
-            let Some(target) = binding_target(&b, self.cfg.proxy.nat_traversal) else {
-                continue;
-            };
-            if last_q == Some(q)
-                && let Some(g) = groups.back_mut()
-            {
-                g.push(target);
-            } else {
-                groups.push_back(vec![target]);
-            }
-            last_q = Some(q);
-        }
+        let groups = q_groups(bindings, policy);
         if groups.is_empty() {
-            return Err(self.simple(req, peer, 480, "Temporarily Unavailable"));
+            return Err(unavailable());
         }
         Ok(Some((groups, Some(acct.id.clone()))))
+    }
+
+    /// The user part and served domain the Request-URI names: `tel:+4930123` is the number
+    /// alias in the first served domain. `Ok(None)`: not a served domain.
+    fn callee_user(
+        &self,
+        req: &Request,
+        peer: &Peer,
+        ruri: &Uri<'_>,
+    ) -> Result<Option<(String, Domain)>, Outcome> {
+        if ruri.scheme() == Scheme::Tel {
+            let text = std::str::from_utf8(ruri.as_bytes()).unwrap_or_default();
+            let num = text
+                .get(4..)
+                .unwrap_or_default()
+                .split(';')
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            return Ok(self.ctx.cfg.domains.first().map(|d| (num, d.clone())));
+        }
+        let Some(host) = ruri.host() else {
+            return Ok(None);
+        };
+        let Some(realm) = self.ctx.served(host.as_bytes()) else {
+            return Ok(None);
+        };
+        let text = std::str::from_utf8(ruri.as_bytes()).unwrap_or_default();
+        let Ok(aor) = Aor::parse(text) else {
+            return Err(self.ctx.simple(req, peer, 404, "Not Found"));
+        };
+        let Some(user) = aor.user() else {
+            return Err(self.ctx.simple(req, peer, 404, "Not Found"));
+        };
+        Ok(Some((user, realm.clone())))
     }
 
     /// Finds the account a user part names: the account itself, or an alias of one.
@@ -617,24 +147,84 @@ impl SipCore {
                 .map(Alias::Sip)
         };
         let Some(alias) = alias else {
-            return Err(self.simple(req, peer, 404, "Not Found"));
+            return Err(self.ctx.simple(req, peer, 404, "Not Found"));
         };
-        match self.aliases.get(alias.as_str(), realm.as_str()) {
+        match self.accounts.alias(alias.as_str(), realm.as_str()) {
             None => Err(Outcome::NeedAlias {
                 alias,
                 realm: realm.clone(),
             }),
-            Some(None) => Err(self.simple(req, peer, 404, "Not Found")),
+            Some(None) => Err(self.ctx.simple(req, peer, 404, "Not Found")),
             Some(Some(owner)) => match self.accounts.get(&owner, realm.as_str()) {
                 Lookup::Hit(a) => Ok(a),
                 Lookup::Miss => Err(Outcome::NeedAccount {
                     user: owner,
                     realm: realm.clone(),
                 }),
-                Lookup::Unknown => Err(self.simple(req, peer, 404, "Not Found")),
+                Lookup::Unknown => Err(self.ctx.simple(req, peer, 404, "Not Found")),
             },
         }
     }
+}
+
+/// The unexpired bindings of `aor` registered by device `instance`, as parallel targets.
+fn instance_targets(
+    reg: &Registrar,
+    now: i64,
+    aor: &Aor,
+    instance: &str,
+    policy: NatTraversal,
+) -> Vec<Target> {
+    reg.location().read(aor, |list| {
+        list.iter()
+            .filter(|b| b.expires_at > now && b.instance.as_deref() == Some(instance))
+            .filter_map(|b| binding_target(b, policy))
+            .collect()
+    })
+}
+
+/// The unexpired bindings of every AOR of `acct`: its own, its SIP aliases and its numbers.
+fn account_bindings(reg: &Registrar, acct: &CachedAccount, now: i64) -> Vec<cusax_store::Binding> {
+    let domain = acct.id.domain().as_str();
+    let mut aors: Vec<Aor> = acct.aors.clone();
+    for n in &acct.numbers {
+        if let Ok(a) = Aor::parse(&format!("sip:{n}@{domain}")) {
+            aors.push(a);
+        }
+    }
+    let mut bindings = Vec::new();
+    for aor in &aors {
+        reg.location().read(aor, |list| {
+            bindings.extend(list.iter().filter(|b| b.expires_at > now).cloned());
+        });
+    }
+    bindings
+}
+
+/// Highest q first; equal q in parallel (RFC 3261 §16.6, "q-value" serial search). Bindings
+/// that cannot be reached are left out.
+fn q_groups(
+    mut bindings: Vec<cusax_store::Binding>,
+    policy: NatTraversal,
+) -> VecDeque<Vec<Target>> {
+    bindings.sort_by_key(|b| std::cmp::Reverse(b.q.unwrap_or(1000)));
+    let mut groups: VecDeque<Vec<Target>> = VecDeque::new();
+    let mut last_q = None;
+    for b in bindings {
+        let q = b.q.unwrap_or(1000);
+        let Some(target) = binding_target(&b, policy) else {
+            continue;
+        };
+        if last_q == Some(q)
+            && let Some(g) = groups.back_mut()
+        {
+            g.push(target);
+        } else {
+            groups.push_back(vec![target]);
+        }
+        last_q = Some(q);
+    }
+    groups
 }
 
 /// Where a binding is reached: its Path; else, when `policy` says so for this binding (see
@@ -663,89 +253,6 @@ fn binding_target(b: &cusax_store::Binding, policy: NatTraversal) -> Option<Targ
         dest,
         routes: Vec::new(),
     })
-}
-
-/// Renders one forwarded copy; `None` when the request cannot be edited.
-impl SipCore {
-    pub(crate) fn render_branch(
-        &self,
-        req: &Request,
-        peer: &Peer,
-        plan: &Plan,
-        target: &Target,
-        branch: &str,
-    ) -> Option<Bytes> {
-        let mut e = Edits::new(req);
-        let ip = super::peer_ip(&peer.addr);
-        if peer.transport == Transport::Udp || req.top_via().is_ok_and(|v| v.rport().is_some()) {
-            let _ = e.set_top_via_received(&ip, peer.addr.port());
-        }
-        if !target.ruri.is_empty() {
-            e.set_request_uri(target.ruri.as_bytes());
-        }
-        e.remove_routes(plan.our_routes);
-        if !target.routes.is_empty() {
-            let routes: Vec<&[u8]> = target.routes.iter().map(String::as_bytes).collect();
-            e.insert_routes(&routes);
-        }
-        e.decrement_max_forwards().ok()?;
-        let adv = &self.cfg.proxy.advertised;
-        let port_of = |t: Transport| match t {
-            Transport::Tls => adv.tls_port.unwrap_or(5061),
-            _ => adv.port,
-        };
-        let host = bracket(&adv.host);
-        let out_t = target.dest.transport;
-        let rr_values: Vec<String> = if plan.record_route {
-            let mut params = String::new();
-            if let Some(f) = &plan.ftag {
-                params.push_str(";ftag=");
-                params.push_str(&String::from_utf8_lossy(f));
-            }
-            if let Some(c) = &plan.caller_flow {
-                params.push_str(";cxc=");
-                params.push_str(c);
-            }
-            if let Some(c) = target.dest.flow_token() {
-                params.push_str(";cxe=");
-                params.push_str(&c);
-            }
-            let rr = |t: Transport| {
-                format!(
-                    "<sip:{host}:{};transport={};lr{params}>",
-                    port_of(t),
-                    t.as_str()
-                )
-            };
-            // RFC 5658: record-route twice when the two legs use different transports.
-            if out_t == peer.transport {
-                vec![rr(out_t)]
-            } else {
-                vec![rr(out_t), rr(peer.transport)]
-            }
-        } else {
-            Vec::new()
-        };
-        for v in &rr_values {
-            e.insert_record_route(v.as_bytes());
-        }
-        let via = format!(
-            "SIP/2.0/{} {host}:{};branch={branch}",
-            out_t.via_name(),
-            port_of(out_t)
-        );
-        e.insert_via(via.as_bytes());
-        forward::apply_identity(&mut e, req, plan);
-        Some(e.render().freeze())
-    }
-}
-
-fn bracket(host: &str) -> String {
-    if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]")
-    } else {
-        host.to_owned()
-    }
 }
 
 /// `gr` names the instance as `urn:uuid:…` (RFC 5627 §3.2); compare without quoting.

@@ -2,9 +2,9 @@
 //! request goes, what the forwarded copy carries, and how responses are chosen.
 
 use crate::config::NatTraversal;
-use crate::core::{Outcome, Peer, Transport};
 use crate::proxy::{NextHop, Send};
 use crate::registrar::tests::{C1, Harness, T0, harness, harness_with, header, request, response};
+use crate::types::{Outcome, Peer, Transport};
 use cusax_sip_proto::digest::{Algorithm, expected_response};
 use cusax_sip_proto::message::headers::Challenge;
 use cusax_sip_proto::{Limits, Request, Response, SipMessage, parse_datagram};

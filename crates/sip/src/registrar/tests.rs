@@ -1,7 +1,8 @@
 //! RFC 3261 §10.3 registrar behaviour against the memory store, with a fake clock (`now`).
 
 use crate::RegistrarConfig;
-use crate::core::{Outcome, Peer, SipCore, Transport};
+use crate::SipCore;
+use crate::types::{Outcome, Peer, Transport};
 use bytes::Bytes;
 use cusax_account::{AccountId, Alias, Credentials, Domain, Password};
 use cusax_sip_proto::digest::{Algorithm, expected_response};

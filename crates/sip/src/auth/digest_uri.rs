@@ -11,15 +11,16 @@
 //! user or another host is refused with 400 and counted in
 //! `cusax_sip_digest_uri_refused_total{role}`.
 
-use crate::core::{Outcome, Peer, SipCore};
+use super::Auth;
+use crate::types::{Outcome, Peer};
 use cusax_sip_proto::Request;
 use cusax_sip_proto::message::headers::Credentials;
 use cusax_sip_proto::message::uri::{Scheme, Uri};
 use std::net::IpAddr;
 
-impl SipCore {
+impl Auth {
     /// Whether the credentials' `uri` identifies the resource of the Request-URI.
-    pub(crate) fn digest_uri_ok(&self, req: &Request, creds: &Credentials<'_>) -> bool {
+    pub(super) fn digest_uri_ok(&self, req: &Request, creds: &Credentials<'_>) -> bool {
         let Some(du) = creds.uri else { return false };
         if du == req.uri_bytes() {
             return true;
@@ -40,7 +41,7 @@ impl SipCore {
             return false;
         };
         let h = host.as_bytes();
-        let adv = &self.cfg.proxy.advertised;
+        let adv = &self.ctx.cfg.proxy.advertised;
         let ip = std::str::from_utf8(h)
             .ok()
             .and_then(|t| t.parse::<IpAddr>().ok())
@@ -49,12 +50,13 @@ impl SipCore {
             adv.host.parse::<IpAddr>().ok().map(|ip| ip.to_canonical()) == Some(ip)
                 || adv.local_ips.iter().any(|l| l.to_canonical() == ip)
         });
-        let ours = by_ip || h.eq_ignore_ascii_case(adv.host.as_bytes()) || self.served(h).is_some();
-        ours && self.our_port(uri.port())
+        let ours =
+            by_ip || h.eq_ignore_ascii_case(adv.host.as_bytes()) || self.ctx.served(h).is_some();
+        ours && self.ctx.our_port(uri.port())
     }
 
     /// 400 for a digest `uri` that names another resource, logged and counted.
-    pub(crate) fn refuse_digest_uri(
+    pub(super) fn refuse_digest_uri(
         &self,
         req: &Request,
         peer: &Peer,
@@ -62,6 +64,7 @@ impl SipCore {
     ) -> Outcome {
         tracing::info!(protocol = "sip", peer = %peer.addr, method = %String::from_utf8_lossy(req.method_bytes()), role, reason = "digest uri names another resource", "authentication refused");
         metrics::counter!("cusax_sip_digest_uri_refused_total", "role" => role).increment(1);
-        self.simple(req, peer, 400, "Digest URI Does Not Match Request-URI")
+        self.ctx
+            .simple(req, peer, 400, "Digest URI Does Not Match Request-URI")
     }
 }
