@@ -6,6 +6,7 @@ pub mod blocking;
 pub mod carbons;
 pub mod disco;
 pub mod ping;
+pub mod register;
 pub mod roster;
 pub mod version;
 
@@ -21,6 +22,9 @@ pub enum PayloadError {
     /// A JID attribute that is missing or not a JID (`jid-malformed`).
     #[error("malformed JID in payload")]
     JidMalformed,
+    /// Well-formed but what the protocol refuses, e.g. an empty query (`not-acceptable`).
+    #[error("payload not acceptable")]
+    NotAcceptable,
 }
 
 /// Sets an unqualified attribute (names here are constants).
