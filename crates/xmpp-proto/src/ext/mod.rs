@@ -6,6 +6,7 @@ pub mod blocking;
 pub mod carbons;
 pub mod disco;
 pub mod ping;
+pub mod private;
 pub mod register;
 pub mod roster;
 pub mod version;
