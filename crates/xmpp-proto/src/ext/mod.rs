@@ -9,6 +9,7 @@ pub mod ping;
 pub mod private;
 pub mod register;
 pub mod roster;
+pub mod vcard;
 pub mod version;
 
 use minidom::Element;
