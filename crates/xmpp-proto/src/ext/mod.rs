@@ -3,6 +3,7 @@
 //! the handlers in `cusax-xmpp` do not pick strings out of elements.
 
 pub mod blocking;
+pub mod caps;
 pub mod carbons;
 pub mod disco;
 pub mod ping;
