@@ -27,13 +27,6 @@ pub(crate) fn stanza(name: &str, attrs: &[(&str, &str)]) -> Element {
     el
 }
 
-/// An element with text content.
-pub(crate) fn text_el(name: &str, ns: &str, text: &str) -> Element {
-    let mut el = Element::bare(name, ns);
-    el.append_text(text.to_owned());
-    el
-}
-
 /// The `type` attribute, or the default given.
 pub(crate) fn kind<'a>(el: &'a Element, default: &'a str) -> &'a str {
     el.attr("type").unwrap_or(default)

@@ -33,6 +33,17 @@ impl TryFrom<&Element> for DiscoQuery {
     }
 }
 
+impl From<&DiscoQuery> for Element {
+    /// The request (e.g. the server's question to a client, for XEP-0115).
+    fn from(q: &DiscoQuery) -> Element {
+        let mut el = Element::bare("query", if q.info { NS_INFO } else { NS_ITEMS });
+        if let Some(n) = &q.node {
+            set_attr(&mut el, "node", n.as_str());
+        }
+        el
+    }
+}
+
 /// A XEP-0030 §3.1 identity.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
@@ -155,5 +166,12 @@ mod tests {
             })
         );
         assert!(DiscoQuery::try_from(&Element::bare("query", "urn:other")).is_err());
+        let asked = DiscoQuery {
+            info: true,
+            node: Some("n#v".into()),
+        };
+        let el = Element::from(&asked);
+        assert!(el.is("query", NS_INFO));
+        assert_eq!(DiscoQuery::try_from(&el), Ok(asked));
     }
 }

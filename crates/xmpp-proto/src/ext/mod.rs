@@ -3,9 +3,14 @@
 //! the handlers in `cusax-xmpp` do not pick strings out of elements.
 
 pub mod blocking;
+pub mod caps;
 pub mod carbons;
 pub mod disco;
 pub mod ping;
+pub mod private;
+pub mod register;
+pub mod roster;
+pub mod vcard;
 pub mod version;
 
 use minidom::Element;
@@ -20,6 +25,9 @@ pub enum PayloadError {
     /// A JID attribute that is missing or not a JID (`jid-malformed`).
     #[error("malformed JID in payload")]
     JidMalformed,
+    /// Well-formed but what the protocol refuses, e.g. an empty query (`not-acceptable`).
+    #[error("payload not acceptable")]
+    NotAcceptable,
 }
 
 /// Sets an unqualified attribute (names here are constants).

@@ -15,16 +15,16 @@
 
 use super::Session;
 use crate::service::XmppService;
-use crate::stanza::{self, set_attr};
-use cusax_xmpp_proto::ext::disco::DiscoInfo;
+use crate::stanza;
+use cusax_xmpp_proto::ext::caps::EntityCaps;
+use cusax_xmpp_proto::ext::disco::{DiscoInfo, DiscoQuery};
 use cusax_xmpp_proto::ns;
 use minidom::Element;
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// The entity capabilities namespace.
-pub const NS: &str = "http://jabber.org/protocol/caps";
+pub use cusax_xmpp_proto::ext::caps::NS;
 /// Prefix of the ids of the server's disco#info questions.
 const ID_PREFIX: &str = "cusax-caps-";
 
@@ -98,20 +98,21 @@ pub(crate) fn on_presence(
     presence: &Element,
     initial: bool,
 ) -> Announce {
+    // Caps without node or ver are as none.
     let caps = presence
         .get_child("c", NS)
-        .and_then(|c| Some((c.attr("node")?, c.attr("ver")?)));
+        .and_then(|c| EntityCaps::try_from(c).ok());
     let caps_state = &super::pep::state(svc).caps;
     let mut map = caps_state.lock();
-    let Some((node, ver)) = caps else {
+    let Some(caps) = caps else {
         map.insert(session.id, Interest::Unfiltered);
         return Announce::Ready;
     };
     match map.get_mut(&session.id) {
-        Some(Interest::Known { ver: v, .. }) if v == ver => return Announce::Ready,
+        Some(Interest::Known { ver: v, .. }) if *v == caps.ver => return Announce::Ready,
         Some(Interest::Asking {
             ver: v, deferred, ..
-        }) if v == ver => {
+        }) if *v == caps.ver => {
             *deferred |= initial;
             return Announce::Waiting;
         }
@@ -122,7 +123,7 @@ pub(crate) fn on_presence(
     map.insert(
         session.id,
         Interest::Asking {
-            ver: ver.to_owned(),
+            ver: caps.ver.clone(),
             iq_id: iq_id.clone(),
             deferred: initial,
         },
@@ -138,9 +139,10 @@ pub(crate) fn on_presence(
             ("to", session.full.as_str()),
         ],
     );
-    let mut q = Element::bare("query", super::disco::NS_INFO);
-    set_attr(&mut q, "node", format!("{node}#{ver}"));
-    iq.append_child(q);
+    iq.append_child(Element::from(&DiscoQuery {
+        info: true,
+        node: Some(caps.disco_node()),
+    }));
     svc.reply(session, iq);
     Announce::Waiting
 }

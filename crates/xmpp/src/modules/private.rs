@@ -8,26 +8,21 @@ use super::{Destination, IqReply, Session};
 use crate::registry::{Dests, IqHandler, IqKind, IqRequest, Module, Registry, Scope};
 use crate::service::XmppService;
 use async_trait::async_trait;
+use cusax_xmpp_proto::ext::PayloadError;
+use cusax_xmpp_proto::ext::private::PrivateQuery;
 use cusax_xmpp_proto::stanza::StanzaErrorCondition as E;
 use minidom::Element;
 use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::sync::Arc;
 
-/// The private storage namespace.
-pub const NS: &str = "jabber:iq:private";
+pub use cusax_xmpp_proto::ext::private::NS;
+#[cfg(test)]
+use cusax_xmpp_proto::ext::private::reserved;
 /// Largest fragment per namespace, in bytes of XML.
 const MAX_FRAGMENT: usize = 64 * 1024;
 /// Most namespaces per account.
 const MAX_NAMESPACES: u32 = 64;
-
-/// §3 (error conditions): namespaces reserved by the protocol cannot be stored.
-fn reserved(ns: &str) -> bool {
-    ns.is_empty()
-        || ns.starts_with("jabber:")
-        || ns.starts_with("http://jabber.org/")
-        || ns == "vcard-temp"
-}
 
 /// The private XML storage module.
 #[derive(Debug)]
@@ -54,23 +49,20 @@ impl IqHandler for Private {
 
 async fn handle(req: &IqRequest<'_>) -> IqReply {
     let (svc, session, iq, payload) = (req.svc, req.session, req.iq, req.payload);
-    if payload.name() != "query" {
+    let query = PrivateQuery::try_from(payload);
+    if query == Err(PayloadError::Unexpected) {
         return IqReply::Error(E::BadRequest);
     }
     if !matches!(req.dest, Destination::OwnAccount) {
         return IqReply::Error(E::Forbidden);
     }
-    let children: Vec<&Element> = payload.children().collect();
-    if children.is_empty() {
-        return IqReply::Error(E::NotAcceptable);
-    }
-    if children.iter().any(|c| reserved(&c.ns())) {
-        return IqReply::Error(E::NotAcceptable);
-    }
+    let Ok(query) = query else {
+        return IqReply::Error(E::NotAcceptable); // empty, or a reserved namespace
+    };
     if iq.attr("type") == Some("set") {
-        return set(svc, session, &children).await;
+        return set(svc, session, &query.fragments).await;
     }
-    let [asked] = children.as_slice() else {
+    let [asked] = query.fragments.as_slice() else {
         return IqReply::Error(E::BadRequest); // one namespace per get
     };
     get(svc, session, asked).await
@@ -82,22 +74,22 @@ async fn get(svc: &XmppService, session: &Session, asked: &Element) -> IqReply {
         Ok(s) => s,
         Err(_) => return IqReply::Error(E::InternalServerError),
     };
-    let mut out = match stored {
+    let mut fragments = match stored {
         Some(fragment) => {
             match Element::from_str(&format!("<query xmlns='{NS}'>{fragment}</query>")) {
-                Ok(q) => q,
+                Ok(q) => q.children().cloned().collect(),
                 Err(_) => return IqReply::Error(E::InternalServerError),
             }
         }
-        None => Element::bare("query", NS),
+        None => Vec::new(),
     };
-    if out.children().next().is_none() {
-        out.append_child(Element::bare(asked.name(), ns.as_str())); // nothing stored: echo
+    if fragments.is_empty() {
+        fragments.push(Element::bare(asked.name(), ns.as_str())); // nothing stored: echo
     }
-    IqReply::Result(Some(out))
+    IqReply::Result(Some(Element::from(&PrivateQuery { fragments })))
 }
 
-async fn set(svc: &XmppService, session: &Session, children: &[&Element]) -> IqReply {
+async fn set(svc: &XmppService, session: &Session, children: &[Element]) -> IqReply {
     let mut by_ns: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     for c in children {
         let xml = by_ns.entry(c.ns()).or_default();

@@ -7,15 +7,14 @@
 use super::{IqReply, Session};
 use crate::registry::{Dests, IqHandler, IqKind, IqRequest, Module, Registry, Scope};
 use crate::service::XmppService;
-use crate::stanza::text_el;
 use async_trait::async_trait;
 use cusax_account::{Credentials, Password};
+use cusax_xmpp_proto::ext::register::RegisterQuery;
 use cusax_xmpp_proto::stanza::StanzaErrorCondition as E;
 use minidom::Element;
 use std::sync::Arc;
 
-/// The registration namespace.
-pub const NS: &str = "jabber:iq:register";
+pub use cusax_xmpp_proto::ext::register::NS;
 /// Longest password accepted, in bytes.
 const MAX_PASSWORD: usize = 1024;
 
@@ -44,25 +43,27 @@ impl IqHandler for Register {
 
 /// Handles the registration form request and the password change.
 pub async fn handle(svc: &XmppService, session: &Session, iq: &Element, q: &Element) -> IqReply {
-    if q.name() != "query" {
+    let Ok(q) = RegisterQuery::try_from(q) else {
         return IqReply::Error(E::BadRequest);
-    }
+    };
     if iq.attr("type") == Some("get") {
-        let mut out = Element::bare("query", NS);
-        out.append_child(Element::bare("registered", NS));
-        out.append_child(text_el("username", NS, session.account.user()));
-        out.append_child(Element::bare("password", NS));
-        return IqReply::Result(Some(out));
+        let form = RegisterQuery {
+            registered: true,
+            username: Some(session.account.user().to_owned()),
+            password: Some(String::new()),
+            remove: false,
+        };
+        return IqReply::Result(Some(Element::from(&form)));
     }
-    if q.get_child("remove", NS).is_some() {
+    if q.remove {
         return IqReply::Error(E::NotAllowed);
     }
-    if let Some(u) = q.get_child("username", NS)
-        && u.text().trim() != session.account.user()
+    if let Some(u) = &q.username
+        && u.trim() != session.account.user()
     {
         return IqReply::Error(E::NotAllowed);
     }
-    let Some(pw) = q.get_child("password", NS).map(Element::text) else {
+    let Some(pw) = q.password else {
         return IqReply::Error(E::BadRequest);
     };
     if pw.is_empty() || pw.len() > MAX_PASSWORD || pw.chars().any(char::is_control) {

@@ -3,16 +3,17 @@
 use super::{IqReply, Session};
 use crate::registry::{Dests, IqHandler, IqKind, IqRequest, Module, Registry, Scope};
 use crate::service::XmppService;
-use crate::stanza::{set_attr, stanza, text_el};
+use crate::stanza::stanza;
 use async_trait::async_trait;
 use cusax_account::AccountId;
-use cusax_store::RosterItem;
+use cusax_store::{RosterItem, Subscription};
+use cusax_xmpp_proto::ext::roster::{self as proto, Item, RosterQuery};
 use cusax_xmpp_proto::stanza::StanzaErrorCondition as E;
+use jid::BareJid;
 use minidom::Element;
 use std::sync::Arc;
 
-/// The roster namespace.
-pub const NS: &str = "jabber:iq:roster";
+pub use cusax_xmpp_proto::ext::roster::NS;
 /// Longest roster item name or group name accepted, in bytes.
 const MAX_NAME: usize = 1024;
 /// Most groups per item.
@@ -41,34 +42,40 @@ impl IqHandler for Roster {
     }
 }
 
-/// The `<item/>` a client sees (the pending-in flag stays on the server).
-pub fn item_element(item: &RosterItem) -> Element {
-    let mut el = Element::bare("item", NS);
-    set_attr(&mut el, "jid", item.jid.clone());
-    if let Some(n) = &item.name {
-        set_attr(&mut el, "name", n.clone());
-    }
-    set_attr(&mut el, "subscription", item.subscription.as_str());
-    if item.ask {
-        set_attr(&mut el, "ask", "subscribe");
-    }
-    for g in &item.groups {
-        el.append_child(text_el("group", NS, g));
-    }
-    el
+/// The item a client sees (the pending-in flag stays on the server); `None` for a stored JID
+/// that is not a bare JID (stored ones were parsed as bare JIDs before).
+pub fn client_item(item: &RosterItem) -> Option<Item> {
+    let Ok(jid) = BareJid::new(&item.jid) else {
+        tracing::warn!(jid = %item.jid, "stored roster item with an unparsable JID skipped");
+        return None;
+    };
+    let subscription = match item.subscription {
+        Subscription::None => proto::Subscription::None,
+        Subscription::To => proto::Subscription::To,
+        Subscription::From => proto::Subscription::From,
+        Subscription::Both => proto::Subscription::Both,
+    };
+    Some(Item {
+        jid,
+        name: item.name.clone(),
+        subscription: Some(subscription),
+        ask: item.ask,
+        groups: item.groups.clone(),
+    })
 }
 
 /// §2.1.6: sends a roster push for one item (or its removal) to every session of `owner`.
-pub fn push(svc: &XmppService, owner: &AccountId, item: Element, ver: u64) {
+pub fn push(svc: &XmppService, owner: &AccountId, item: Item, ver: u64) {
     let bare = owner.to_string();
+    let q = Element::from(&RosterQuery {
+        ver: Some(ver.to_string()),
+        items: vec![item],
+    });
     for s in svc.router().sessions(&bare) {
         let to = format!("{bare}/{}", s.resource);
         let id = format!("push{ver}");
         let mut iq = stanza("iq", &[("type", "set"), ("id", &id), ("to", &to)]);
-        let mut q = Element::bare("query", NS);
-        set_attr(&mut q, "ver", ver.to_string());
-        q.append_child(item.clone());
-        iq.append_child(q);
+        iq.append_child(q.clone());
         s.send(iq);
     }
 }
@@ -76,36 +83,33 @@ pub fn push(svc: &XmppService, owner: &AccountId, item: Element, ver: u64) {
 /// Stores an item and pushes it; store errors are logged (the caller cannot do better).
 pub async fn save(svc: &XmppService, owner: &AccountId, item: &RosterItem) {
     match svc.store().put_roster_item(owner, item).await {
-        Ok(ver) => push(svc, owner, item_element(item), ver),
+        Ok(ver) => {
+            if let Some(i) = client_item(item) {
+                push(svc, owner, i, ver);
+            }
+        }
         Err(e) => tracing::warn!(error = %e, %owner, "storing a roster item failed"),
     }
 }
 
 /// Handles a roster get or set from the account itself.
 pub async fn handle(svc: &XmppService, session: &Session, iq: &Element, q: &Element) -> IqReply {
+    // §2.3.3: a malformed or missing JID, or another payload, is `bad-request`.
+    let Ok(query) = RosterQuery::try_from(q) else {
+        return IqReply::Error(E::BadRequest);
+    };
     if iq.attr("type") == Some("get") {
-        return get(svc, session, q).await;
+        return get(svc, session, &query).await;
     }
-    let items: Vec<&Element> = q.children().filter(|c| c.is("item", NS)).collect();
-    let [item] = items.as_slice() else {
+    let [item] = query.items.as_slice() else {
         return IqReply::Error(E::BadRequest);
     };
-    let Some(jid) = item.attr("jid").and_then(|j| jid::BareJid::new(j).ok()) else {
-        return IqReply::Error(E::BadRequest);
-    };
-    let contact = jid.to_string();
-    if item.attr("subscription") == Some("remove") {
-        return remove(svc, session, &contact).await;
+    let contact = item.jid.to_string();
+    if item.subscription == Some(proto::Subscription::Remove) {
+        return remove(svc, session, &item.jid).await;
     }
-    let name = item
-        .attr("name")
-        .filter(|n| !n.is_empty())
-        .map(str::to_owned);
-    let mut groups: Vec<String> = item
-        .children()
-        .filter(|c| c.is("group", NS))
-        .map(Element::text)
-        .collect();
+    let name = item.name.clone().filter(|n| !n.is_empty());
+    let mut groups = item.groups.clone();
     if groups.iter().any(|g| g.is_empty() || g.len() > MAX_NAME)
         || groups.len() > MAX_GROUPS
         || name.as_ref().is_some_and(|n| n.len() > MAX_NAME)
@@ -128,23 +132,28 @@ pub async fn handle(svc: &XmppService, session: &Session, iq: &Element, q: &Elem
     IqReply::Result(None)
 }
 
-async fn get(svc: &XmppService, session: &Session, q: &Element) -> IqReply {
+async fn get(svc: &XmppService, session: &Session, q: &RosterQuery) -> IqReply {
     let Ok((ver, items)) = svc.store().roster(&session.account).await else {
         return IqReply::Error(E::InternalServerError);
     };
-    if q.attr("ver") == Some(ver.to_string().as_str()) {
+    let ver = ver.to_string();
+    if q.ver.as_deref() == Some(ver.as_str()) {
         return IqReply::Result(None); // §2.6.3: up to date, pushes follow
     }
-    let mut out = Element::bare("query", NS);
-    set_attr(&mut out, "ver", ver.to_string());
-    for i in items.iter().filter(|i| !super::presence::is_hidden(i)) {
-        out.append_child(item_element(i));
-    }
-    IqReply::Result(Some(out))
+    let out = RosterQuery {
+        ver: Some(ver),
+        items: items
+            .iter()
+            .filter(|i| !super::presence::is_hidden(i))
+            .filter_map(client_item)
+            .collect(),
+    };
+    IqReply::Result(Some(Element::from(&out)))
 }
 
 /// §2.5: removing an item also cancels both subscription directions.
-async fn remove(svc: &XmppService, session: &Session, contact: &str) -> IqReply {
+async fn remove(svc: &XmppService, session: &Session, jid: &BareJid) -> IqReply {
+    let contact = jid.as_str();
     let Ok(Some(item)) = svc.store().roster_item(&session.account, contact).await else {
         return IqReply::Error(E::ItemNotFound);
     };
@@ -160,9 +169,8 @@ async fn remove(svc: &XmppService, session: &Session, contact: &str) -> IqReply 
         .await
     {
         Ok(Some(ver)) => {
-            let mut el = Element::bare("item", NS);
-            set_attr(&mut el, "jid", contact);
-            set_attr(&mut el, "subscription", "remove");
+            let mut el = Item::new(jid.clone());
+            el.subscription = Some(proto::Subscription::Remove);
             push(svc, &session.account, el, ver);
             IqReply::Result(None)
         }

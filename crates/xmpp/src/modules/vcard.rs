@@ -18,16 +18,15 @@
 use super::{Destination, IqReply};
 use crate::registry::{Dests, IqHandler, IqKind, IqRequest, Module, Registry, Scope};
 use crate::service::XmppService;
-use crate::stanza::text_el;
 use async_trait::async_trait;
 use cusax_account::{AccountId, Alias, Aor};
+use cusax_xmpp_proto::ext::vcard::{Tel, VCard as VCardPayload};
 use cusax_xmpp_proto::stanza::StanzaErrorCondition as E;
 use minidom::Element;
 use std::str::FromStr;
 use std::sync::Arc;
 
-/// The vcard-temp namespace.
-pub const NS: &str = "vcard-temp";
+pub use cusax_xmpp_proto::ext::vcard::NS;
 /// Largest stored vCard, in bytes of XML.
 const MAX_VCARD: usize = 64 * 1024;
 
@@ -56,9 +55,9 @@ impl IqHandler for VCard {
 
 async fn handle(req: &IqRequest<'_>) -> IqReply {
     let (svc, session, iq, payload, target) = (req.svc, req.session, req.iq, req.payload, req.dest);
-    if payload.name() != "vCard" {
+    let Ok(vcard) = VCardPayload::try_from(payload) else {
         return IqReply::Error(E::BadRequest);
-    }
+    };
     let owner = match target {
         Destination::OwnAccount => session.account.clone(),
         Destination::LocalBare(id) if svc.account_exists(id).await => id.clone(),
@@ -69,7 +68,7 @@ async fn handle(req: &IqRequest<'_>) -> IqReply {
         if owner != session.account {
             return IqReply::Error(E::Forbidden);
         }
-        return set(svc, &owner, payload).await;
+        return set(svc, &owner, &vcard).await;
     }
     match get(svc, &owner).await {
         Some(v) => IqReply::Result(Some(v)),
@@ -87,13 +86,11 @@ async fn pinned(svc: &XmppService, owner: &AccountId) -> Option<Vec<(String, boo
 }
 
 fn pinned_tel(uri: &str, video: bool) -> Element {
-    let mut tel = Element::bare("TEL", NS);
-    tel.append_child(Element::bare("VOICE", NS));
-    if video {
-        tel.append_child(Element::bare("VIDEO", NS));
-    }
-    tel.append_child(text_el("NUMBER", NS, uri));
-    tel
+    Element::from(&Tel {
+        voice: true,
+        video,
+        number: uri.to_owned(),
+    })
 }
 
 /// What a TEL's NUMBER means for the owner.
@@ -146,46 +143,48 @@ fn sip_number(svc: &XmppService, aor: &Aor) -> Option<Alias> {
     }
 }
 
-fn tel_number(tel: &Element) -> Option<String> {
-    tel.get_child("NUMBER", NS)
-        .map(|n| n.text().trim().to_owned())
+/// The number of a field that is a TEL with a NUMBER.
+fn tel_number(field: &Element) -> Option<String> {
+    Tel::try_from(field).ok().map(|t| t.number)
 }
 
 /// The vCard of `owner` as served: stored fields plus the pinned TELs.
 async fn get(svc: &XmppService, owner: &AccountId) -> Option<Element> {
     let stored = svc.store().vcard(owner).await.ok()?;
-    let stored = stored.and_then(|x| Element::from_str(&x).ok());
-    let mut out = Element::bare("vCard", NS);
+    let stored = stored
+        .and_then(|x| Element::from_str(&x).ok())
+        .and_then(|v| VCardPayload::try_from(&v).ok());
+    let mut out = VCardPayload::default();
     if let Some(v) = stored {
-        for c in v.children() {
-            if let Some(n) = tel_number(c).filter(|_| c.is("TEL", NS))
+        for c in v.fields {
+            if let Some(n) = tel_number(&c)
                 && !matches!(classify(svc, owner, &n).await, Claim::Free)
             {
                 continue;
             }
-            out.append_child(c.clone());
+            out.fields.push(c);
         }
     }
     for (uri, video) in pinned(svc, owner).await? {
-        out.append_child(pinned_tel(&uri, video));
+        out.fields.push(pinned_tel(&uri, video));
     }
-    Some(out)
+    Some(Element::from(&out))
 }
 
-async fn set(svc: &XmppService, owner: &AccountId, vcard: &Element) -> IqReply {
-    let mut keep = Element::bare("vCard", NS);
-    for c in vcard.children() {
-        if let Some(n) = tel_number(c).filter(|_| c.is("TEL", NS)) {
+async fn set(svc: &XmppService, owner: &AccountId, vcard: &VCardPayload) -> IqReply {
+    let mut keep = VCardPayload::default();
+    for c in &vcard.fields {
+        if let Some(n) = tel_number(c) {
             match classify(svc, owner, &n).await {
                 Claim::Own => continue,
                 Claim::Foreign => return IqReply::Error(E::NotAcceptable),
                 Claim::Free => {}
             }
         }
-        keep.append_child(c.clone());
+        keep.fields.push(c.clone());
     }
     let mut xml = Vec::new();
-    if cusax_xmpp_proto::xml::write_element(&keep, "", &mut xml).is_err() {
+    if cusax_xmpp_proto::xml::write_element(&Element::from(&keep), "", &mut xml).is_err() {
         return IqReply::Error(E::BadRequest);
     }
     if xml.len() > MAX_VCARD {
