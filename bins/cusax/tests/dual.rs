@@ -37,21 +37,7 @@ fn cert(s: &Cusaxd) -> PathBuf {
 
 /// Runs one `cusax` command to completion, with `stdin` as its input.
 fn cusax(home: &Path, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cusax"))
-        .args(args)
-        .env("XDG_CONFIG_HOME", home)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("cusax starts");
-    child
-        .stdin
-        .take()
-        .expect("piped stdin")
-        .write_all(stdin.as_bytes())
-        .expect("stdin");
-    child.wait_with_output().expect("cusax runs")
+    common::run_once(home, args, stdin)
 }
 
 fn json_lines(o: &Output) -> Vec<Value> {

@@ -10,6 +10,38 @@ use cusax_sip_proto::transaction::{
 use cusax_sip_proto::{Method, Request, Response};
 use std::time::Instant;
 
+/// The sans-IO driving methods both kinds of a side share (timers, output), for an enum with
+/// the variants `Invite(x)` and `NonInvite(x)`.
+macro_rules! drive_either {
+    ($txn:ty) => {
+        impl $txn {
+            pub(super) fn handle_timeout(&mut self, now: Instant) {
+                match self {
+                    Self::Invite(x) => x.handle_timeout(now),
+                    Self::NonInvite(x) => x.handle_timeout(now),
+                }
+            }
+
+            pub(super) fn poll_output(&mut self) -> Option<Output> {
+                match self {
+                    Self::Invite(x) => x.poll_output(),
+                    Self::NonInvite(x) => x.poll_output(),
+                }
+            }
+
+            pub(super) fn poll_timeout(&self) -> Option<Instant> {
+                match self {
+                    Self::Invite(x) => x.poll_timeout(),
+                    Self::NonInvite(x) => x.poll_timeout(),
+                }
+            }
+        }
+    };
+}
+
+drive_either!(ServerTxn);
+drive_either!(ClientTxn);
+
 /// The server transaction of a proxied request.
 #[derive(Debug)]
 pub(super) enum ServerTxn {
@@ -60,27 +92,6 @@ impl ServerTxn {
             x.send_response(t, code, bytes);
         }
     }
-
-    pub(super) fn handle_timeout(&mut self, now: Instant) {
-        match self {
-            Self::Invite(x) => x.handle_timeout(now),
-            Self::NonInvite(x) => x.handle_timeout(now),
-        }
-    }
-
-    pub(super) fn poll_output(&mut self) -> Option<Output> {
-        match self {
-            Self::Invite(x) => x.poll_output(),
-            Self::NonInvite(x) => x.poll_output(),
-        }
-    }
-
-    pub(super) fn poll_timeout(&self) -> Option<Instant> {
-        match self {
-            Self::Invite(x) => x.poll_timeout(),
-            Self::NonInvite(x) => x.poll_timeout(),
-        }
-    }
 }
 
 /// The client transaction of one branch (or of a CANCEL).
@@ -122,27 +133,6 @@ impl ClientTxn {
                 ClientInviteState::Calling | ClientInviteState::Proceeding
             ),
             Self::NonInvite(_) => false,
-        }
-    }
-
-    pub(super) fn handle_timeout(&mut self, now: Instant) {
-        match self {
-            Self::Invite(x) => x.handle_timeout(now),
-            Self::NonInvite(x) => x.handle_timeout(now),
-        }
-    }
-
-    pub(super) fn poll_output(&mut self) -> Option<Output> {
-        match self {
-            Self::Invite(x) => x.poll_output(),
-            Self::NonInvite(x) => x.poll_output(),
-        }
-    }
-
-    pub(super) fn poll_timeout(&self) -> Option<Instant> {
-        match self {
-            Self::Invite(x) => x.poll_timeout(),
-            Self::NonInvite(x) => x.poll_timeout(),
         }
     }
 }
