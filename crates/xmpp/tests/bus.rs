@@ -1,16 +1,17 @@
 //! RFC 6120 §7 (resource binding) on the cluster bus: a session bound over a real c2s stream
 //! is announced as `SessionUp`, and its end as `SessionDown`.
 
+mod common;
+
 use cusax_account::{AccountId, Credentials, Domain, Password};
 use cusax_bus::{Bus, Event, LocalBus, SessionChanged, Subscription};
 use cusax_store::memory::MemoryStore;
 use cusax_store::{AccountStore, DomainStore};
 use cusax_xmpp::{Connection, XmppConfig, XmppService};
-use cusax_xmpp_proto::stream::{ClientConfig, ClientEvent, ClientNegotiation, TlsPolicy};
-use cusax_xmpp_proto::xml::XmlLimits;
+use cusax_xmpp_proto::stream::TlsPolicy;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
 /// A bounded wait: a test that hangs is a failing test.
@@ -28,39 +29,13 @@ async fn next_session_event(sub: &mut Subscription) -> Event {
     }
 }
 
-/// Logs in over `tcp` with SCRAM (no TLS) and binds `resource`; returns the bound JID.
+/// Logs in over `tcp` and binds `resource`; returns the bound JID.
 async fn login(tcp: &mut TcpStream, user: &str, resource: &str) -> String {
-    let mut neg = ClientNegotiation::new(ClientConfig {
-        domain: "x.test".into(),
-        username: user.into(),
-        password: "pw".into(),
-        cached: None,
-        resource: Some(resource.into()),
-        tls: TlsPolicy::Disabled,
-        allow_plain: false,
-        limits: XmlLimits::default(),
-    });
-    let mut buf = vec![0u8; 16 * 1024];
-    for _ in 0..100 {
-        let out = neg.take_output();
-        if !out.is_empty() {
-            tcp.write_all(&out).await.expect("write");
-        }
-        while let Some(ev) = neg.poll_event() {
-            match ev {
-                ClientEvent::Bound(jid) => return jid.to_string(),
-                ClientEvent::Failed(e) => panic!("login failed: {e}"),
-                _ => {}
-            }
-        }
-        let n = tokio::time::timeout(WAIT, tcp.read(&mut buf))
-            .await
-            .expect("the server answers within the bounded wait")
-            .expect("read");
-        assert!(n > 0, "the server closed the stream during negotiation");
-        neg.feed(&buf[..n]);
-    }
-    panic!("not bound after 100 exchanges");
+    common::stream_login(tcp, user, resource)
+        .await
+        .0
+        .jid()
+        .to_string()
 }
 
 #[tokio::test]

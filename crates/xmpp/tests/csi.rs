@@ -11,10 +11,7 @@ use cusax_store::memory::MemoryStore;
 use cusax_store::{AccountStore, DomainStore};
 use cusax_xmpp::modules::{self, Session};
 use cusax_xmpp::{Connection, XmppConfig, XmppService};
-use cusax_xmpp_proto::stream::{
-    BoundEvent, BoundStream, ClientConfig, ClientEvent, ClientNegotiation, TlsPolicy,
-};
-use cusax_xmpp_proto::xml::XmlLimits;
+use cusax_xmpp_proto::stream::{BoundEvent, BoundStream, TlsPolicy};
 use minidom::Element;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,47 +21,6 @@ use tokio::net::{TcpListener, TcpStream};
 /// A bounded wait: a test that hangs is a failing test.
 const WAIT: Duration = Duration::from_secs(10);
 const CSI: &str = "urn:xmpp:csi:0";
-
-/// Logs in as `user` over `tcp` (SCRAM, no TLS); returns the bound stream and everything the
-/// server sent during negotiation.
-async fn login(tcp: &mut TcpStream, user: &str) -> (BoundStream, String) {
-    let mut neg = ClientNegotiation::new(ClientConfig {
-        domain: DOMAIN.into(),
-        username: user.into(),
-        password: "pw".into(),
-        cached: None,
-        resource: Some("phone".into()),
-        tls: TlsPolicy::Disabled,
-        allow_plain: false,
-        limits: XmlLimits::default(),
-    });
-    let mut heard = Vec::new();
-    let mut buf = vec![0u8; 16 * 1024];
-    for _ in 0..100 {
-        let out = neg.take_output();
-        if !out.is_empty() {
-            tcp.write_all(&out).await.expect("write");
-        }
-        while let Some(ev) = neg.poll_event() {
-            match ev {
-                ClientEvent::Bound(_) => {
-                    let stream = neg.into_bound().expect("bound");
-                    return (stream, String::from_utf8_lossy(&heard).into_owned());
-                }
-                ClientEvent::Failed(e) => panic!("login failed: {e}"),
-                _ => {}
-            }
-        }
-        let n = tokio::time::timeout(WAIT, tcp.read(&mut buf))
-            .await
-            .expect("the server answers within the bounded wait")
-            .expect("read");
-        assert!(n > 0, "the server closed the stream during negotiation");
-        heard.extend_from_slice(&buf[..n]);
-        neg.feed(&buf[..n]);
-    }
-    panic!("not bound after 100 exchanges");
-}
 
 /// The next stanza the server sends on `stream`.
 async fn next(tcp: &mut TcpStream, stream: &mut BoundStream) -> Element {
@@ -149,7 +105,7 @@ async fn inactive_holds_presence_delivers_messages_and_active_flushes() {
         serving.serve(Connection::Plain(tcp, None), peer).await;
     });
     let mut tcp = TcpStream::connect(addr).await.expect("connect");
-    let (mut alice, heard) = login(&mut tcp, "alice").await;
+    let (mut alice, heard) = common::stream_login(&mut tcp, "alice", "phone").await;
     let feature = heard.find(CSI).expect("csi stream feature advertised");
     let success = heard.find("<success").expect("SASL success");
     assert!(success < feature, "§3: after authentication:\n{heard}");

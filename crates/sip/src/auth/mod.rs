@@ -116,12 +116,14 @@ impl Auth {
         // Before the account lookup, so that the answer does not depend on the user existing.
         // The AOR being registered identifies the registration itself (some phones put it
         // there); another user's AOR does not.
-        let own_aor = creds
-            .uri
-            .and_then(|u| std::str::from_utf8(u).ok())
-            .and_then(|u| Aor::parse(u).ok())
-            .is_some_and(|a| &a == to_aor);
-        if !own_aor && !self.digest_uri_ok(req, &creds) {
+        let own_aor = || {
+            creds
+                .uri
+                .and_then(|u| std::str::from_utf8(u).ok())
+                .and_then(|u| Aor::parse(u).ok())
+                .is_some_and(|a| &a == to_aor)
+        };
+        if !self.digest_uri_ok(req, &creds) && !own_aor() {
             return Err(self.refuse_digest_uri(req, peer, role.name()));
         }
         let acct = self.account(now, req, peer, &creds, realm, role)?;

@@ -53,6 +53,19 @@ fn proxy_auth(r: &Response, user: &str, pw: &str, method: &str, uri: &str) -> St
     )
 }
 
+/// alice (the callee of `call-1`) hangs up along the route set `rr`.
+fn callee_bye(rr: &str) -> Request {
+    request(&format!(
+        "BYE sip:caller@192.0.2.10:5062 SIP/2.0\n\
+         Via: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bKbye1\n\
+         Route: {rr}\n\
+         Max-Forwards: 70\n\
+         From: <sip:alice@example.org>;tag=callee\n\
+         To: <sip:bob@example.org>;tag=ft1\n\
+         Call-ID: call-1\nCSeq: 1 BYE\nContent-Length: 0\n\n"
+    ))
+}
+
 fn sends(o: Outcome) -> Vec<Send> {
     match o {
         Outcome::Send(v) => v,
@@ -540,15 +553,7 @@ async fn a_confirmed_call_is_an_event_until_bye() {
     parties.sort();
     assert_eq!(parties, vec!["alice@example.org", "bob@example.org"]);
     // The callee hangs up along the route set.
-    let bye = request(&format!(
-        "BYE sip:caller@192.0.2.10:5062 SIP/2.0\n\
-         Via: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bKbye1\n\
-         Route: {rr}\n\
-         Max-Forwards: 70\n\
-         From: <sip:alice@example.org>;tag=callee\n\
-         To: <sip:bob@example.org>;tag=ft1\n\
-         Call-ID: call-1\nCSeq: 1 BYE\nContent-Length: 0\n\n"
-    ));
+    let bye = callee_bye(&rr);
     let out = sends(h.outcome(T0, &bye).await);
     assert!(
         out.iter()
@@ -596,15 +601,7 @@ async fn call_states_are_published_on_the_bus() {
         .collect();
     parties.sort();
     assert_eq!(parties, ["alice@example.org", "bob@example.org"]);
-    let bye = request(&format!(
-        "BYE sip:caller@192.0.2.10:5062 SIP/2.0\n\
-         Via: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bKbye1\n\
-         Route: {rr}\n\
-         Max-Forwards: 70\n\
-         From: <sip:alice@example.org>;tag=callee\n\
-         To: <sip:bob@example.org>;tag=ft1\n\
-         Call-ID: call-1\nCSeq: 1 BYE\nContent-Length: 0\n\n"
-    ));
+    let bye = callee_bye(&rr);
     let out = sends(h.outcome(T0, &bye).await);
     assert!(
         out.iter()

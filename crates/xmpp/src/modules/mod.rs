@@ -261,3 +261,16 @@ fn answer(iq: &Element, reply: IqReply) -> Element {
         }
     }
 }
+
+/// The account's roster items for a fan-out (presence, PEP notifications); a store failure
+/// reaches nobody rather than failing the stanza that caused it.
+pub(crate) async fn roster_items(
+    svc: &XmppService,
+    account: &cusax_account::AccountId,
+) -> Vec<cusax_store::RosterItem> {
+    svc.store()
+        .roster(account)
+        .await
+        .map(|r| r.1)
+        .unwrap_or_default()
+}

@@ -383,12 +383,7 @@ pub(crate) async fn on_server_answer(svc: &XmppService, session: &Session, iq: &
         .update(session.bare.as_str(), session.id, |s| s.presence.is_some())
         .unwrap_or(false);
     if available {
-        let roster = svc
-            .store()
-            .roster(&session.account)
-            .await
-            .map(|r| r.1)
-            .unwrap_or_default();
+        let roster = super::roster_items(svc, &session.account).await;
         send_last_items(svc, session, &roster).await;
     }
 }

@@ -154,12 +154,7 @@ async fn broadcast(svc: &XmppService, session: &Session, mut el: Element) {
         return;
     }
     stanza::remove_attr(&mut el, "to");
-    let roster = svc
-        .store()
-        .roster(&session.account)
-        .await
-        .map(|r| r.1)
-        .unwrap_or_default();
+    let roster = super::roster_items(svc, &session.account).await;
     let sent = send_to_subscribers(svc, session, &roster, &el);
     if !available {
         for j in directed.difference(&sent) {
@@ -312,12 +307,7 @@ pub(crate) async fn after_block_change(
         return;
     }
     let changed = |j: &str| list_blocks(before, j) != list_blocks(after, j);
-    let roster = svc
-        .store()
-        .roster(&session.account)
-        .await
-        .map(|r| r.1)
-        .unwrap_or_default();
+    let roster = super::roster_items(svc, &session.account).await;
     let subscribers: HashSet<&str> = roster
         .iter()
         .filter(|i| i.subscription.has_from() && i.jid != session.bare.as_str())
@@ -538,12 +528,7 @@ async fn on_disconnect(svc: &XmppService, session: &Session, handle: &SessionHan
         "presence",
         &[("type", "unavailable"), ("from", session.full.as_str())],
     );
-    let roster = svc
-        .store()
-        .roster(&session.account)
-        .await
-        .map(|r| r.1)
-        .unwrap_or_default();
+    let roster = super::roster_items(svc, &session.account).await;
     let sent = send_to_subscribers(svc, session, &roster, &el);
     for j in handle.directed.difference(&sent) {
         send_directed_unavailable(svc, j, &el);

@@ -10,9 +10,18 @@ use cusax_store::memory::MemoryStore;
 use cusax_store::{AccountStore, DomainStore, RosterItem, RosterStore, Subscription};
 use cusax_xmpp::modules::{self, Session, caps};
 use cusax_xmpp::{Delivery, Inbox, XmppConfig, XmppService};
+use cusax_xmpp_proto::stream::{
+    BoundStream, ClientConfig, ClientEvent, ClientNegotiation, TlsPolicy,
+};
+use cusax_xmpp_proto::xml::XmlLimits;
 use minidom::Element;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A bounded wait for the server over a real stream.
+const STREAM_WAIT: Duration = Duration::from_secs(10);
 
 pub const DOMAIN: &str = "x.test";
 
@@ -156,4 +165,49 @@ pub async fn drain(inbox: &Inbox) -> Vec<Element> {
             Err(_) => return out,
         }
     }
+}
+
+/// Logs in as `user` (password `pw`) over `tcp` with SCRAM, no TLS, and binds `resource`;
+/// returns the bound stream and everything the server sent during negotiation.
+pub async fn stream_login(
+    tcp: &mut TcpStream,
+    user: &str,
+    resource: &str,
+) -> (BoundStream, String) {
+    let mut neg = ClientNegotiation::new(ClientConfig {
+        domain: DOMAIN.into(),
+        username: user.into(),
+        password: "pw".into(),
+        cached: None,
+        resource: Some(resource.into()),
+        tls: TlsPolicy::Disabled,
+        allow_plain: false,
+        limits: XmlLimits::default(),
+    });
+    let mut heard = Vec::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    for _ in 0..100 {
+        let out = neg.take_output();
+        if !out.is_empty() {
+            tcp.write_all(&out).await.expect("write");
+        }
+        while let Some(ev) = neg.poll_event() {
+            match ev {
+                ClientEvent::Bound(_) => {
+                    let stream = neg.into_bound().expect("bound");
+                    return (stream, String::from_utf8_lossy(&heard).into_owned());
+                }
+                ClientEvent::Failed(e) => panic!("login failed: {e}"),
+                _ => {}
+            }
+        }
+        let n = tokio::time::timeout(STREAM_WAIT, tcp.read(&mut buf))
+            .await
+            .expect("the server answers within the bounded wait")
+            .expect("read");
+        assert!(n > 0, "the server closed the stream during negotiation");
+        heard.extend_from_slice(&buf[..n]);
+        neg.feed(&buf[..n]);
+    }
+    panic!("not bound after 100 exchanges");
 }
